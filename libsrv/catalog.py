@@ -1,0 +1,153 @@
+"""The catalog in memory: books in the class's seven-field format, and look-ups. No I/O.
+
+A book is a dict with exactly the class's fields, in the class's order::
+
+    {"ISBN": "9788437604947", "titulo": "Don Quijote de la Mancha",
+     "autores": ["Miguel de Cervantes"], "estado": "no prestado",
+     "prestatario": None, "fecha_prestamo": None, "fecha_devolucion": None}
+
+A catalog document is the class's ``{"libros": [...]}`` or a bare list; it is written back in the
+shape it was read in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from libsrv.protocol import fold, has_surrogates, isbn13_is_valid, normalize_isbn
+
+BOOK_FIELDS = ("ISBN", "titulo", "autores", "estado", "prestatario", "fecha_prestamo",
+               "fecha_devolucion")
+LENT = "prestado"
+AVAILABLE = "no prestado"
+DOCUMENT_KEY = "libros"
+
+Book = dict[str, Any]
+
+
+class CatalogError(ValueError):
+    """The catalog document cannot be used; the message says where and why."""
+
+
+def _check_text(value: object, where: str, field: str, *, nullable: bool) -> None:
+    if value is None and nullable:
+        return
+    if not isinstance(value, str):
+        raise CatalogError(f"{where}: '{field}' must be text, not {type(value).__name__}")
+    if has_surrogates(value):
+        raise CatalogError(f"{where}: '{field}' holds invalid Unicode")
+
+
+def validate_book(raw: object, position: int) -> Book:
+    """A clean copy of one stored book, or CatalogError naming the book and field."""
+    where = f"book #{position + 1}"
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where}: expected an object, got {type(raw).__name__}")
+    missing = [f for f in BOOK_FIELDS if f not in raw]
+    if missing:
+        raise CatalogError(f"{where}: missing field(s) {', '.join(missing)}")
+    _check_text(raw["ISBN"], where, "ISBN", nullable=False)
+    where = f"book #{position + 1} (ISBN {raw['ISBN']})"
+    _check_text(raw["titulo"], where, "titulo", nullable=False)
+    autores = raw["autores"]
+    if not isinstance(autores, list):
+        raise CatalogError(f"{where}: 'autores' must be a list of names")
+    for name in autores:
+        _check_text(name, where, "autores", nullable=False)
+    if raw["estado"] not in (LENT, AVAILABLE):
+        raise CatalogError(f"{where}: 'estado' must be '{LENT}' or '{AVAILABLE}'")
+    for field in ("prestatario", "fecha_prestamo", "fecha_devolucion"):
+        _check_text(raw[field], where, field, nullable=True)
+    if not normalize_isbn(raw["ISBN"]):
+        raise CatalogError(f"{where}: empty ISBN")
+    return {field: raw[field] for field in BOOK_FIELDS}
+
+
+class Catalog:
+    """Books by normalised ISBN, in file order, with a title index.
+
+    Titles never change, so the title index is built once. `replace` swaps a book's record
+    (after a loan or return); it must be a book already in the catalog.
+    """
+
+    def __init__(self, books: list[Book], *, shape: str = "object") -> None:
+        self.shape = shape
+        self._books: dict[str, Book] = {}
+        self._titles: dict[str, list[str]] = {}
+        self._folded: list[tuple[str, str]] = []
+        self._order: list[str] = []
+        self.warnings: list[str] = []
+        for position, raw in enumerate(books):
+            book = validate_book(raw, position)
+            key = normalize_isbn(book["ISBN"])
+            if key in self._books:
+                raise CatalogError(f"book #{position + 1}: ISBN {book['ISBN']} appears twice")
+            if not isbn13_is_valid(key):
+                self.warnings.append(
+                    f"book #{position + 1}: ISBN {book['ISBN']} is not a valid ISBN-13 "
+                    "(wrong length or check digit); it is served under that ISBN anyway")
+            self._books[key] = book
+            self._order.append(key)
+            folded = fold(book["titulo"])
+            self._titles.setdefault(folded, []).append(key)
+            self._folded.append((folded, key))
+
+    @classmethod
+    def from_document(cls, document: object) -> Catalog:
+        """Build from a parsed catalog file: ``{"libros": [...]}`` or a bare list."""
+        if isinstance(document, dict):
+            if not isinstance(document.get(DOCUMENT_KEY), list):
+                raise CatalogError(f"the catalog object needs a '{DOCUMENT_KEY}' list")
+            return cls(document[DOCUMENT_KEY], shape="object")
+        if isinstance(document, list):
+            return cls(document, shape="list")
+        raise CatalogError("a catalog is {\"libros\": [...]} or a list of books")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Catalog:
+        try:
+            document = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise CatalogError(f"the catalog file is not valid JSON: {exc}") from None
+        return cls.from_document(document)
+
+    def to_document(self) -> object:
+        books = list(self._books.values())
+        return {DOCUMENT_KEY: books} if self.shape == "object" else books
+
+    def to_bytes(self) -> bytes:
+        """The document as the class wrote it: UTF-8, two-space indent, accents kept."""
+        text = json.dumps(self.to_document(), ensure_ascii=False, indent=2)
+        return (text + "\n").encode("utf-8")
+
+    def __len__(self) -> int:
+        return len(self._books)
+
+    def __iter__(self) -> Iterator[Book]:
+        return iter(self._books.values())
+
+    def get(self, isbn: str) -> Book | None:
+        """The book with this ISBN (hyphens and spaces ignored), or None."""
+        return self._books.get(normalize_isbn(isbn))
+
+    def replace(self, book: Book) -> None:
+        key = normalize_isbn(book["ISBN"])
+        if key not in self._books:
+            raise KeyError(key)
+        self._books[key] = book
+
+    def with_title(self, title: str) -> list[Book]:
+        """Books whose title equals `title`, ignoring case, accents and extra spaces."""
+        return [self._books[key] for key in self._titles.get(fold(title), ())]
+
+    def search_title(self, text: str, offset: int, limit: int) -> tuple[list[Book], int]:
+        """Books whose folded title contains the folded `text`: one page, and the total."""
+        needle = fold(text)
+        keys = [key for folded, key in self._folded if needle in folded]
+        return [self._books[k] for k in keys[offset:offset + limit]], len(keys)
+
+    def page(self, offset: int, limit: int) -> list[Book]:
+        """Books `offset` to `offset + limit` in file order."""
+        return [self._books[key] for key in self._order[offset:offset + limit]]

@@ -1,0 +1,228 @@
+"""Command line: ``python -m libsrv serve | call | generate | demo``.
+
+A thin shell over the library: it parses flags, sets up logging, and turns library errors into
+one clear line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from libsrv import __version__
+from libsrv.catalog import CatalogError
+from libsrv.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT, LibraryClient, ServerUnreachable
+from libsrv.config import (
+    DEFAULT_DB,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_WORKERS,
+    ConfigError,
+    ServerConfig,
+    client_endpoint,
+    read_config_file,
+    server_settings,
+)
+from libsrv.library import DEFAULT_LOAN_DAYS
+from libsrv.messages import LANGUAGES
+from libsrv.protocol import Action
+from libsrv.server import StopFlag, run_broker, run_single, worker_main
+from libsrv.storage import DEFAULT_ENGINE, ENGINES, StorageError, open_storage, prepare_files
+from libsrv.storage.files import DEFAULT_LOCK_TIMEOUT
+
+log = logging.getLogger("libsrv")
+
+UNSAFE_BANNER = """
+!!! --unsafe-no-lock: the catalog FileLock is OFF. Concurrent writes WILL be lost or doubled.
+!!! This is a teaching switch for watching a race happen; never use it for real data.
+"""
+
+
+def configure_logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if quiet:
+        logging.getLogger("libsrv.requests").setLevel(logging.WARNING)
+
+
+def _worker_entry(config: ServerConfig, *args: Any) -> None:
+    """Worker process entry: logging is set up here, by the program, not by the library."""
+    configure_logging(config.quiet)
+    worker_main(config, *args)
+
+
+# ---------------------------------------------------------------- serve
+
+
+def _server_config(args: argparse.Namespace) -> ServerConfig:
+    settings: dict[str, Any] = {}
+    if args.config:
+        settings.update(server_settings(read_config_file(args.config)))
+    flags = {"host": args.host, "port": args.port, "workers": args.workers, "db": args.db,
+             "storage": args.storage, "loan_days": args.loan_days, "lang": args.lang}
+    settings.update({k: v for k, v in flags.items() if v is not None})  # flags win
+    config = replace(ServerConfig(), **settings)
+    config = replace(config, lock_timeout=args.lock_timeout, locking=not args.unsafe_no_lock,
+                     fsync=args.fsync, quiet=args.quiet)
+    if config.workers < 0:
+        raise ConfigError("--workers cannot be negative")
+    if not 0 <= int(config.port) <= 65535:
+        raise ConfigError("--port must be between 0 and 65535")
+    if config.storage not in ENGINES:
+        raise ConfigError(f"--storage must be one of {', '.join(ENGINES)}")
+    if config.lang not in LANGUAGES:
+        raise ConfigError(f"--lang must be one of {', '.join(LANGUAGES)}")
+    if config.loan_days < 1:
+        raise ConfigError("--loan-days must be at least 1")
+    return config
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _server_config(args)
+    configure_logging(config.quiet)
+    if not config.locking:
+        log.warning(UNSAFE_BANNER)
+    for leftover in prepare_files(config.db, lock_timeout=config.lock_timeout):
+        log.warning("removed a temporary file left by a crashed writer: %s", leftover)
+    storage = open_storage(config.storage, config.db, lock_timeout=config.lock_timeout,
+                           locking=config.locking, fsync=config.fsync)
+    for warning in getattr(storage, "warnings", []):
+        log.warning("catalog: %s", warning)
+    books = len(storage.read())
+    if config.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: other machines on the network can reach this server",
+                    config.host)
+
+    def on_ready(endpoint: str) -> None:
+        shape = f"{config.workers} worker(s) behind a broker" if config.workers else "single REP"
+        print(f"libsrv serving on {endpoint} ({shape}, {config.storage} storage, {books} books, "
+              f"catalog {config.db}). Ctrl-C stops it.", flush=True)
+
+    stop = StopFlag().install()
+    if config.workers == 0:
+        run_single(config, storage, stop, on_ready)
+    else:
+        storage.close()
+        run_broker(config, stop, on_ready, worker_entry=_worker_entry)
+    print(f"libsrv stopped; {config.db} is up to date.", flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------- call
+
+_CALLS: dict[str, tuple[Action, tuple[str, ...]]] = {
+    "ping": (Action.PING, ()),
+    "query-isbn": (Action.QUERY_ISBN, ("isbn",)),
+    "query-title": (Action.QUERY_TITLE, ("title",)),
+    "loan-isbn": (Action.LOAN_ISBN, ("isbn", "borrower")),
+    "loan-title": (Action.LOAN_TITLE, ("title", "borrower")),
+    "return-isbn": (Action.RETURN_ISBN, ("isbn",)),
+    "catalog": (Action.CATALOG, ()),
+    "stats": (Action.STATS, ()),
+}
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    action, names = _CALLS[args.action]
+    if len(args.values) != len(names):
+        raise ConfigError(f"{args.action} takes {len(names)} value(s): {' '.join(names) or '-'}")
+    endpoint = args.endpoint or (client_endpoint(read_config_file(args.config))
+                                 if args.config else f"tcp://{DEFAULT_HOST}:{DEFAULT_PORT}")
+    with LibraryClient(endpoint, timeout=args.timeout, retries=args.retries) as client:
+        reply = client.request(action, **dict(zip(names, args.values, strict=True)))
+    print(json.dumps(reply.raw, ensure_ascii=False, indent=2))
+    return 0 if reply.success else 1
+
+
+# ---------------------------------------------------------------- generate
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from libsrv.generate import write_catalog
+
+    path = write_catalog(args.out, args.books, seed=args.seed)
+    print(f"wrote {args.books} books to {path}")
+    return 0
+
+
+# ---------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m libsrv",
+                                     description="A ZeroMQ library-catalog service.")
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the catalog server")
+    serve.add_argument("--host", help=f"address to bind (default {DEFAULT_HOST}; 0.0.0.0 opens "
+                       "the server to the network)")
+    serve.add_argument("--port", type=int, help=f"TCP port (default {DEFAULT_PORT}; 0 picks a "
+                       "free one)")
+    serve.add_argument("--workers", type=int, help=f"worker processes behind a broker (default "
+                       f"{DEFAULT_WORKERS}); 0 is a single REP socket")
+    serve.add_argument("--db", help=f"catalog file (default {DEFAULT_DB})")
+    serve.add_argument("--storage", choices=sorted(ENGINES),
+                       help=f"storage engine (default {DEFAULT_ENGINE})")
+    serve.add_argument("--loan-days", type=int,
+                       help=f"loan period for both kinds of loan (default {DEFAULT_LOAN_DAYS})")
+    serve.add_argument("--lang", choices=LANGUAGES, help="language of reply messages (default en)")
+    serve.add_argument("--config", help="a class-style config.json; flags override it")
+    serve.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
+                       help="seconds to wait for the catalog lock before failing a write")
+    serve.add_argument("--fsync", action=argparse.BooleanOptionalAction, default=None,
+                       help="fsync every write (json: on by default; journal: off by default)")
+    serve.add_argument("--unsafe-no-lock", action="store_true",
+                       help="TEACHING ONLY: turn the file lock off to watch lost updates happen")
+    serve.add_argument("--quiet", action="store_true", help="do not log every request")
+    serve.set_defaults(func=cmd_serve)
+
+    call = sub.add_parser("call", help="send one request and print the reply")
+    call.add_argument("action", choices=sorted(_CALLS))
+    call.add_argument("values", nargs="*", help="isbn / title / borrower, as the action needs")
+    call.add_argument("--endpoint", help="server endpoint (default tcp://127.0.0.1:5555)")
+    call.add_argument("--config", help="a class-style config.json (its 'client' section)")
+    call.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
+    call.add_argument("--retries", type=int, default=DEFAULT_RETRIES)
+    call.set_defaults(func=cmd_call)
+
+    gen = sub.add_parser("generate", help="write a synthetic catalog of any size")
+    gen.add_argument("--books", type=int, required=True)
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--seed", type=int, default=1)
+    gen.set_defaults(func=cmd_generate)
+
+    demo = sub.add_parser("demo", help="start a server on a copy of the catalog, run every "
+                          "operation against it, print the replies, stop it")
+    demo.add_argument("--db", default=DEFAULT_DB, help="catalog to copy")
+    demo.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
+    demo.add_argument("--storage", choices=sorted(ENGINES), default=DEFAULT_ENGINE)
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from libsrv.demo import run_demo
+
+    return run_demo(Path(args.db), workers=args.workers, storage=args.storage)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigError, CatalogError, StorageError, ServerUnreachable, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except zmq.ZMQError as error:
+        print(f"error: {error} (is another server already using that port?)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,128 @@
+"""The library's rules: what each query, loan and return answers and changes. No I/O.
+
+`answer_read` answers the read-only actions from a catalog; `plan_write` decides a loan or
+return and returns the reply together with the book's new record, which the storage engine
+persists before the reply is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from libsrv.catalog import AVAILABLE, LENT, Book, Catalog
+from libsrv.messages import render
+from libsrv.protocol import Action, Code, Request, isbn13_is_valid, make_reply
+
+DEFAULT_LOAN_DAYS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Settings that shape replies: the loan period in days and the message language."""
+
+    loan_days: int = DEFAULT_LOAN_DAYS
+    lang: str = "en"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A write's reply, and the book's new record when the catalog changes (else None)."""
+
+    reply: dict[str, Any]
+    change: Book | None = None
+
+
+def _reply(policy: Policy, request: Request, code: Code, key: str, *,
+           book: Book | None = None, **params: Any) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if request.action in (Action.QUERY_ISBN, Action.QUERY_TITLE):
+        extra["found"] = book is not None
+    return make_reply(code, render(key, policy.lang, **params), book=book,
+                      request_id=request.id, **extra)
+
+
+def _unknown_isbn(policy: Policy, request: Request) -> dict[str, Any]:
+    isbn = request.isbn or ""
+    if isbn13_is_valid(isbn):
+        return _reply(policy, request, Code.NOT_FOUND, "isbn_not_found", isbn=isbn)
+    return _reply(policy, request, Code.BAD_REQUEST, "bad_isbn", isbn=isbn)
+
+
+def answer_read(request: Request, catalog: Catalog, policy: Policy) -> dict[str, Any]:
+    """Reply to query_isbn, query_title or catalog."""
+    if request.action == Action.QUERY_ISBN:
+        book = catalog.get(request.isbn or "")
+        if book is None:
+            return _unknown_isbn(policy, request)
+        return _reply(policy, request, Code.OK, "found", book=book, title=book["titulo"])
+    if request.action == Action.QUERY_TITLE:
+        text = request.title or ""
+        books, total = catalog.search_title(text, request.offset, request.limit)
+        if total == 0:
+            return _reply(policy, request, Code.NOT_FOUND, "title_not_found", text=text)
+        reply = _reply(policy, request, Code.OK, "found_many", book=books[0] if books else None,
+                       count=total, text=text)
+        reply["found"] = True
+        reply["books"] = books
+        reply["total"] = total
+        return reply
+    if request.action == Action.CATALOG:
+        books = catalog.page(request.offset, request.limit)
+        total = len(catalog)
+        first = request.offset + 1 if books else 0
+        message = render("catalog_page", policy.lang, first=first,
+                         last=request.offset + len(books), total=total)
+        return make_reply(Code.OK, message, books=books, request_id=request.id, total=total,
+                          offset=request.offset)
+    raise ValueError(f"{request.action} is not a read action")
+
+
+def _lend(policy: Policy, request: Request, book: Book, today: date) -> Outcome:
+    borrower = request.borrower or ""
+    due = (today + timedelta(days=policy.loan_days)).isoformat()
+    lent = dict(book, estado=LENT, prestatario=borrower, fecha_prestamo=today.isoformat(),
+                fecha_devolucion=due)
+    reply = _reply(policy, request, Code.OK, "loaned", book=lent, title=book["titulo"],
+                   borrower=borrower, due=due)
+    return Outcome(reply, lent)
+
+
+def _refuse_taken(policy: Policy, request: Request, book: Book) -> Outcome:
+    due = book["fecha_devolucion"] or "?"
+    return Outcome(_reply(policy, request, Code.UNAVAILABLE, "unavailable", book=book,
+                          title=book["titulo"], due=due))
+
+
+def plan_write(request: Request, catalog: Catalog, policy: Policy, today: date) -> Outcome:
+    """Decide a loan or return against the current catalog, without changing it."""
+    if request.action == Action.LOAN_ISBN:
+        book = catalog.get(request.isbn or "")
+        if book is None:
+            return Outcome(_unknown_isbn(policy, request))
+        if book["estado"] != AVAILABLE:
+            return _refuse_taken(policy, request, book)
+        return _lend(policy, request, book, today)
+    if request.action == Action.LOAN_TITLE:
+        copies = catalog.with_title(request.title or "")
+        if not copies:
+            return Outcome(_reply(policy, request, Code.NOT_FOUND, "title_not_found",
+                                  text=request.title))
+        for book in copies:
+            if book["estado"] == AVAILABLE:
+                return _lend(policy, request, book, today)
+        soonest = min(copies, key=lambda b: b["fecha_devolucion"] or "9999")
+        return _refuse_taken(policy, request, soonest)
+    if request.action == Action.RETURN_ISBN:
+        book = catalog.get(request.isbn or "")
+        if book is None:
+            return Outcome(_unknown_isbn(policy, request))
+        if book["estado"] != LENT:
+            return Outcome(_reply(policy, request, Code.NOT_LOANED, "not_loaned", book=book,
+                                  title=book["titulo"]))
+        back = dict(book, estado=AVAILABLE, prestatario=None, fecha_prestamo=None,
+                    fecha_devolucion=None)
+        return Outcome(_reply(policy, request, Code.OK, "returned", book=back,
+                              title=book["titulo"]), back)
+    raise ValueError(f"{request.action} is not a write action")

@@ -1,0 +1,135 @@
+"""Human-readable reply messages, in English and Spanish.
+
+Replies carry a machine-readable `code`; `message` is the sentence a person reads. The server
+picks the language once (``--lang``); Spanish matches the class's original page.
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("en", "es")
+
+_MESSAGES: dict[str, dict[str, str]] = {
+    # protocol errors
+    "frames": {
+        "en": "A request is exactly one frame; this one had {count}.",
+        "es": "Una petición es exactamente un frame; esta tenía {count}.",
+    },
+    "too_big": {
+        "en": "The request is larger than {limit} bytes.",
+        "es": "La petición supera los {limit} bytes.",
+    },
+    "bad_utf8": {
+        "en": "The request is not valid UTF-8 text.",
+        "es": "La petición no es texto UTF-8 válido.",
+    },
+    "bad_json": {
+        "en": "The request is not valid JSON.",
+        "es": "La petición no es JSON válido.",
+    },
+    "not_object": {
+        "en": "The request must be a JSON object.",
+        "es": "La petición debe ser un objeto JSON.",
+    },
+    "bad_version": {
+        "en": "Unsupported protocol version; this server speaks v={version}.",
+        "es": "Versión de protocolo no soportada; este servidor habla v={version}.",
+    },
+    "bad_id": {
+        "en": "The request id must be a non-empty string of at most {limit} characters.",
+        "es": "El id de la petición debe ser un texto no vacío de como mucho {limit} caracteres.",
+    },
+    "unknown_action": {
+        "en": "Unknown action.",
+        "es": "Acción desconocida.",
+    },
+    "missing_field": {
+        "en": "The field '{field}' is missing.",
+        "es": "Falta el campo '{field}'.",
+    },
+    "wrong_type": {
+        "en": "The field '{field}' must be a {expected}.",
+        "es": "El campo '{field}' debe ser de tipo {expected}.",
+    },
+    "blank_field": {
+        "en": "The field '{field}' is empty.",
+        "es": "El campo '{field}' está vacío.",
+    },
+    "too_long": {
+        "en": "The field '{field}' is longer than {limit} characters.",
+        "es": "El campo '{field}' tiene más de {limit} caracteres.",
+    },
+    "bad_text": {
+        "en": "The field '{field}' holds characters that are not valid Unicode.",
+        "es": "El campo '{field}' contiene caracteres Unicode no válidos.",
+    },
+    "control_chars": {
+        "en": "The field '{field}' holds control characters.",
+        "es": "El campo '{field}' contiene caracteres de control.",
+    },
+    "out_of_range": {
+        "en": "The field '{field}' must be between {low} and {high}.",
+        "es": "El campo '{field}' debe estar entre {low} y {high}.",
+    },
+    "bad_isbn": {
+        "en": "'{isbn}' is not a valid ISBN-13.",
+        "es": "'{isbn}' no es un ISBN-13 válido.",
+    },
+    "id_reused": {
+        "en": "The request id '{id}' was already used for a different request.",
+        "es": "El id de petición '{id}' ya se usó para otra petición.",
+    },
+    # outcomes
+    "pong": {"en": "pong", "es": "pong"},
+    "found": {
+        "en": "Book found: '{title}'.",
+        "es": "Libro encontrado: '{title}'.",
+    },
+    "found_many": {
+        "en": "{count} book(s) match '{text}'.",
+        "es": "{count} libro(s) coinciden con '{text}'.",
+    },
+    "isbn_not_found": {
+        "en": "No book has ISBN {isbn}.",
+        "es": "No existe ningún libro con ISBN {isbn}.",
+    },
+    "title_not_found": {
+        "en": "No book has the title '{text}'.",
+        "es": "No existe ningún libro con el título '{text}'.",
+    },
+    "loaned": {
+        "en": "Loan done: '{title}' lent to {borrower} until {due}.",
+        "es": "Préstamo exitoso: '{title}' prestado a {borrower} hasta el {due}.",
+    },
+    "unavailable": {
+        "en": "'{title}' is not available; it is due back on {due}.",
+        "es": "El libro '{title}' no está disponible. Fecha de devolución: {due}",
+    },
+    "returned": {
+        "en": "Return done: '{title}' is available again.",
+        "es": "Devolución exitosa: '{title}' ha sido devuelto.",
+    },
+    "not_loaned": {
+        "en": "'{title}' is not on loan, so it cannot be returned.",
+        "es": "El libro '{title}' no está prestado, así que no se puede devolver.",
+    },
+    "catalog_page": {
+        "en": "Books {first} to {last} of {total}.",
+        "es": "Libros {first} a {last} de {total}.",
+    },
+    "stats": {"en": "Server statistics.", "es": "Estadísticas del servidor."},
+    "internal": {
+        "en": "The server could not complete the request: {reason}",
+        "es": "El servidor no pudo completar la petición: {reason}",
+    },
+}
+
+
+def render(key: str, lang: str = "en", **params: object) -> str:
+    """The message `key` in `lang` (English when unknown), filled with `params`."""
+    texts = _MESSAGES[key]
+    template = texts.get(lang, texts["en"])
+    return template.format(**params)
+
+
+def keys() -> frozenset[str]:
+    return frozenset(_MESSAGES)

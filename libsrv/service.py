@@ -1,0 +1,112 @@
+"""Turns request frames into reply frames: parse, dispatch to the library rules and the storage
+engine, count, and never raise. The sockets around it live in `libsrv.server`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from libsrv.library import Policy, answer_read, plan_write
+from libsrv.messages import render
+from libsrv.protocol import (
+    Action,
+    Code,
+    ProtocolError,
+    Request,
+    encode_reply,
+    make_reply,
+    parse_request,
+    peek_request_id,
+)
+from libsrv.stats import StatsBoard
+from libsrv.storage import IdReused, Storage, StorageError
+
+log = logging.getLogger("libsrv.service")
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """A reply ready to send, and what to log about it."""
+
+    frame: bytes
+    action: str  # the action as the client named it ("Prestamo por ISBN" for the class's client)
+    code: str
+
+
+class Service:
+    """One process's request handler. `worker` is the worker's number, from 1, or 0 for the
+    single REP server."""
+
+    def __init__(self, storage: Storage, policy: Policy, board: StatsBoard, worker: int = 0,
+                 today: Callable[[], date] = date.today) -> None:
+        self.storage = storage
+        self.policy = policy
+        self.board = board
+        self.worker = worker
+        self.row = max(0, worker - 1)
+        self.today = today
+
+    def handle(self, frames: list[bytes]) -> Handled:
+        """The reply to one request message. Never raises."""
+        try:
+            request = parse_request(frames)
+        except ProtocolError as error:
+            message = render(error.key, self.policy.lang, **error.params)
+            reply = make_reply(Code.BAD_REQUEST, message, request_id=error.request_id)
+            return self._finish(reply, "invalid", "invalid")
+        label = str(request.action)
+        try:
+            reply = self._dispatch(request)
+        except IdReused as error:
+            reply = make_reply(Code.BAD_REQUEST,
+                               render("id_reused", self.policy.lang, id=error.request_id),
+                               request_id=request.id)
+        except StorageError as error:
+            log.error("storage failed on %s: %s", label, error)
+            reply = self.internal(str(error), request.id)
+        except Exception as error:  # the last line of defence: a REQ client must get a reply
+            log.exception("unexpected error on %s", label)
+            reply = self.internal(f"unexpected {type(error).__name__}", request.id)
+        shown = f"{label} (class client)" if request.legacy else label
+        return self._finish(reply, shown, label)
+
+    def internal(self, reason: str, request_id: str | None) -> dict[str, Any]:
+        return make_reply(Code.INTERNAL, render("internal", self.policy.lang, reason=reason),
+                          request_id=request_id)
+
+    def _dispatch(self, request: Request) -> dict[str, Any]:
+        action = request.action
+        if action == Action.PING:
+            return make_reply(Code.OK, render("pong", self.policy.lang), request_id=request.id,
+                              worker=self.worker, pid=os.getpid())
+        if action == Action.STATS:
+            stats = self.board.snapshot()
+            stats["books"] = len(self.storage.read())
+            return make_reply(Code.OK, render("stats", self.policy.lang), request_id=request.id,
+                              stats=stats)
+        if request.is_write:
+            today = self.today()
+            return self.storage.write(
+                request, lambda catalog: plan_write(request, catalog, self.policy, today))
+        return answer_read(request, self.storage.read(), self.policy)
+
+    def _finish(self, reply: dict[str, Any], action: str, counted_as: str) -> Handled:
+        try:
+            frame = encode_reply(reply)
+        except (UnicodeEncodeError, TypeError, ValueError) as error:
+            reply = self.internal(f"reply could not be encoded ({type(error).__name__})",
+                                  reply.get("id"))
+            frame = encode_reply(reply)
+        self.board.count(self.row, counted_as, reply["code"])
+        return Handled(frame, action, reply["code"])
+
+
+def bad_envelope_reply(frames: list[bytes], lang: str, reason: str) -> bytes:
+    """An INTERNAL reply built without a Service (used by the broker)."""
+    reply = make_reply(Code.INTERNAL, render("internal", lang, reason=reason),
+                       request_id=peek_request_id(frames))
+    return encode_reply(reply)

@@ -1,0 +1,38 @@
+"""Storage engines behind one small interface (`Storage`), chosen by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from libsrv.storage.base import IdReused, Storage
+from libsrv.storage.files import DEFAULT_LOCK_TIMEOUT, CatalogLock, StorageError, sweep_temp_files
+from libsrv.storage.journal import JournalStorage
+from libsrv.storage.jsonfile import JsonStorage
+
+ENGINES: dict[str, type[Storage]] = {"journal": JournalStorage, "json": JsonStorage}
+DEFAULT_ENGINE = "journal"
+
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "IdReused", "Storage", "StorageError", "open_storage",
+           "prepare_files"]
+
+
+def open_storage(engine: str, path: Path | str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+                 locking: bool = True, fsync: bool | None = None) -> Storage:
+    """Open the catalog at `path` with the named engine. `fsync=None` takes the engine's
+    default (json: on, as the class's design; journal: off, see docs/storage.md)."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown storage engine {engine!r}; choose from {', '.join(ENGINES)}")
+    cls = ENGINES[engine]
+    if fsync is None:
+        return cls(path, lock_timeout=lock_timeout, locking=locking)
+    return cls(path, lock_timeout=lock_timeout, locking=locking, fsync=fsync)
+
+
+def prepare_files(path: Path | str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> list[Path]:
+    """Start-up housekeeping, once per server: delete temporary files a crashed writer left
+    beside the catalog. Returns what it removed."""
+    path = Path(path)
+    if not path.exists():
+        raise StorageError(f"the catalog file {path} does not exist")
+    with CatalogLock(path, timeout=lock_timeout):
+        return sweep_temp_files(path)

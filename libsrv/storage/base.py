@@ -1,0 +1,87 @@
+"""What every storage engine offers the server, and the memory of applied request ids."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from libsrv.catalog import Catalog
+from libsrv.library import Outcome
+from libsrv.protocol import Request
+
+DEDUP_WINDOW = 100_000  # request ids remembered, across workers and restarts
+
+Decide = Callable[[Catalog], Outcome]
+
+
+class IdReused(Exception):
+    """A write came with an id that an earlier, different write already used."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id
+
+
+class AppliedRequests:
+    """The replies of the last `window` applied writes, by request id."""
+
+    def __init__(self, window: int = DEDUP_WINDOW) -> None:
+        self.window = window
+        self._replies: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
+
+    def remember(self, request_id: str, fingerprint: str, reply: dict[str, Any]) -> None:
+        self._replies[request_id] = (fingerprint, reply)
+        self._replies.move_to_end(request_id)
+        while len(self._replies) > self.window:
+            self._replies.popitem(last=False)
+
+    def forget(self, request_id: str) -> None:
+        self._replies.pop(request_id, None)
+
+    def replay(self, request: Request) -> dict[str, Any] | None:
+        """The original reply if this write was applied already; IdReused if the id was used
+        for a different write; None if the id is new (or has no id)."""
+        if request.id is None or request.id not in self._replies:
+            return None
+        fingerprint, reply = self._replies[request.id]
+        if fingerprint != request.fingerprint():
+            raise IdReused(request.id)
+        return reply
+
+    def records(self) -> list[dict[str, Any]]:
+        """The window as log records, oldest first, for carrying into a new generation."""
+        return [{"id": rid, "fp": fp, "reply": reply}
+                for rid, (fp, reply) in self._replies.items()]
+
+    def __len__(self) -> int:
+        return len(self._replies)
+
+
+class Storage(ABC):
+    """A catalog file and the process's view of it.
+
+    `read` returns a catalog at least as new as every write acknowledged before the call;
+    `write` runs `decide` on the current catalog with the lock held and persists its change
+    before returning the reply. Both raise StorageError when the files fail them.
+    """
+
+    name: str
+    path: Path
+
+    @abstractmethod
+    def read(self) -> Catalog: ...
+
+    @abstractmethod
+    def write(self, request: Request, decide: Decide) -> dict[str, Any]: ...
+
+    def flush(self) -> None:  # noqa: B027 - optional hook
+        """Bring the catalog file itself up to date (journal engine); cheap when it is."""
+
+    def idle(self) -> None:  # noqa: B027 - optional hook
+        """Called when the server has been idle a while: a chance for housekeeping."""
+
+    @abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,153 @@
+"""An append-only file of JSON lines that several processes write (under the catalog lock) and
+read (without it), with generations so that it can be rewritten while others read it.
+
+The first line of each generation is ``{"gen": N}``. A record is visible once its line,
+newline included, is in the file; a line without its newline is a torn write from a process
+that died and is never read. Writers truncate such a tail before appending.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from libsrv.storage.files import StorageError, atomic_write
+
+Record = dict[str, Any]
+
+
+def encode_line(record: Record) -> bytes:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+class LineLog:
+    """One process's view of the log: an open descriptor, the offset read up to, the generation.
+
+    Call `open` with the lock held before anything else. `catch_up` needs no lock; `append` and
+    `rewrite` need the lock and a view that has just caught up.
+    """
+
+    def __init__(self, path: Path, *, fsync: bool = False, exclusive: bool = True) -> None:
+        self.path = path
+        self.fsync = fsync
+        # Without the lock (the unsafe teaching mode) another writer's fresh line may look
+        # like a torn tail, so tails are only cut when writers exclude each other.
+        self.exclusive = exclusive
+        self.gen = 0
+        self.count = 0  # records in this generation read or written by this process
+        self._fd = -1
+        self._ino = -1
+        self._offset = 0
+
+    # -- reading
+
+    def open(self) -> list[Record]:
+        """(Lock held.) Open the log, creating it if missing; all records of the generation."""
+        self.close()
+        if not self.path.exists():
+            atomic_write(self.path, encode_line({"gen": 1}), fsync=self.fsync)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        self._ino = os.fstat(self._fd).st_ino
+        self._offset = 0
+        self.count = 0
+        header, records = self._read_lines(first=True)
+        if header is None:
+            raise StorageError(f"{self.path} has no generation header")
+        self.gen = header
+        self._repair_tail()
+        return records[1:]
+
+    def catch_up(self) -> list[Record] | None:
+        """New records since the last call, or None when the log was rewritten more than once
+        meanwhile (the caller must reload everything with the lock held). Where a new
+        generation starts, its header ``{"gen": N}`` is among the records."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        if st.st_ino == self._ino:
+            if st.st_size <= self._offset:
+                return []
+            return self._read_lines(first=False)[1]
+        # Rewritten: the old file is final (rewrites happen under the lock, after all appends),
+        # so finish it, then continue in the new generation if it is the next one.
+        records = self._read_lines(first=False)[1]
+        old_gen = self.gen
+        self.close()
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        self._ino = os.fstat(self._fd).st_ino
+        self._offset = 0
+        self.count = 0
+        header, more = self._read_lines(first=True)
+        if header != old_gen + 1:
+            return None
+        self.gen = header
+        return records + more
+
+    def _read_lines(self, *, first: bool) -> tuple[int | None, list[Record]]:
+        size = os.fstat(self._fd).st_size
+        data = os.pread(self._fd, size - self._offset, self._offset) if size > self._offset else b""
+        end = data.rfind(b"\n") + 1
+        header: int | None = None
+        records: list[Record] = []
+        for number, line in enumerate(data[:end].splitlines()):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise StorageError(
+                    f"{self.path}: unreadable line at byte {self._offset}; the file is "
+                    "damaged") from None
+            if first and number == 0:
+                header = record.get("gen") if isinstance(record, dict) else None
+            records.append(record)
+        self._offset += end
+        self.count += len(records) - (1 if first and records else 0)
+        return header, records
+
+    # -- writing (lock held)
+
+    def _repair_tail(self) -> None:
+        """Cut off a torn last line left by a writer that died mid-append."""
+        if self.exclusive and os.fstat(self._fd).st_size > self._offset:
+            os.ftruncate(self._fd, self._offset)
+
+    def append(self, record: Record) -> None:
+        """(Lock held, just caught up.) Append one record; on failure the file is unchanged."""
+        line = encode_line(record)
+        self._repair_tail()
+        try:
+            written = os.write(self._fd, line)
+            if written != len(line):
+                raise OSError(28, "short write (disk full?)")
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError as exc:
+            if self.exclusive:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self._offset)
+            raise StorageError(f"could not append to {self.path}: {exc.strerror or exc}") from exc
+        if self.exclusive:
+            self._offset += len(line)
+            self.count += 1
+        # else: other writers' lines may precede ours; the next catch_up reads them all in
+        # file order, ours included (records are whole states, so applying ours twice is fine)
+
+    def rewrite(self, records: list[Record]) -> None:
+        """(Lock held, just caught up.) Start the next generation holding `records`."""
+        data = encode_line({"gen": self.gen + 1}) + b"".join(encode_line(r) for r in records)
+        atomic_write(self.path, data, fsync=True)
+        self.close()
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        self._ino = os.fstat(self._fd).st_ino
+        self._offset = len(data)
+        self.gen += 1
+        self.count = len(records)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+            self._ino = -1
