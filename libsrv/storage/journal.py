@@ -42,8 +42,10 @@ class JournalStorage(Storage):
     name = "journal"
 
     def __init__(self, path: Path | str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-                 locking: bool = True, fsync: bool = False) -> None:
+                 locking: bool = True, fsync: bool = False,
+                 compact_min: int = MIN_COMPACT_RECORDS) -> None:
         self.path = Path(path)
+        self.compact_min = compact_min
         self._lock = CatalogLock(self.path, timeout=lock_timeout, enabled=locking)
         self._log = LineLog(Path(f"{self.path}.journal"), fsync=fsync,
                            exclusive=locking)
@@ -106,7 +108,7 @@ class JournalStorage(Storage):
                 record.update(id=request.id, fp=request.fingerprint(), reply=outcome.reply)
             self._log.append(record)
             self._apply([record])
-            if self._pending >= max(MIN_COMPACT_RECORDS, len(self._catalog)):
+            if self._pending >= max(self.compact_min, len(self._catalog)):
                 self._compact()
         return outcome.reply
 

@@ -1,0 +1,84 @@
+"""Shared fixtures: catalog copies, real servers on random loopback ports, raw sockets."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+
+from libsrv.client import LibraryClient
+from libsrv.process import ServerProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_CATALOG = ROOT / "data" / "catalog.json"
+CLASS_DB = Path(__file__).resolve().parent / "data" / "class_db.json"
+
+SHAPES = [0, 2]  # --workers 0 (single REP) and the broker with two workers
+ENGINES = ["journal", "json"]
+RECV_TIMEOUT_MS = 5000
+
+
+@pytest.fixture
+def catalog_file(tmp_path: Path) -> Path:
+    """A private copy of the shipped catalog."""
+    path = tmp_path / "catalog.json"
+    shutil.copy(SHIPPED_CATALOG, path)
+    return path
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start real servers (``python -m libsrv serve --port 0``); all are stopped afterwards."""
+    started: list[ServerProcess] = []
+
+    def start(db: Path, **kwargs: object) -> ServerProcess:
+        server = ServerProcess(db, **kwargs)  # type: ignore[arg-type]
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def ctx() -> Iterator[zmq.Context]:
+    context = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+def client_for(server: ServerProcess, *, timeout: float = 5.0, retries: int = 0) -> LibraryClient:
+    return LibraryClient(server.endpoint, timeout=timeout, retries=retries)
+
+
+def raw_exchange(ctx: zmq.Context, endpoint: str, frames: list[bytes],
+                 timeout_ms: int = RECV_TIMEOUT_MS) -> bytes:
+    """Send raw frames on a fresh REQ socket; the reply frame, or fail instead of hanging."""
+    sock = ctx.socket(zmq.REQ)
+    sock.linger = 0
+    try:
+        sock.connect(endpoint)
+        sock.send_multipart(frames)
+        if not sock.poll(timeout_ms, zmq.POLLIN):
+            pytest.fail(f"no reply within {timeout_ms} ms to {frames!r:.200}")
+        return sock.recv()
+    finally:
+        sock.close()
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 20.0,
+               message: str = "condition") -> object:
+    """Poll `predicate` until it is truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {message}")
+        time.sleep(0.02)

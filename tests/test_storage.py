@@ -1,0 +1,192 @@
+"""Storage engines against real files. Two Storage objects on one file stand for two worker
+processes: each has its own descriptors and flock, exactly as separate processes do."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import resource
+import signal
+from datetime import date
+from pathlib import Path
+
+import filelock
+import pytest
+
+from libsrv.catalog import LENT, Catalog
+from libsrv.generate import isbn_for, write_catalog
+from libsrv.library import Policy, plan_write
+from libsrv.protocol import Code, parse_request
+from libsrv.storage import IdReused, StorageError, open_storage, prepare_files
+from libsrv.storage.journal import JournalStorage
+from libsrv.storage.jsonfile import JsonStorage
+from tests.conftest import ENGINES
+
+DON_QUIJOTE = "9788437604947"
+TODAY = date(2026, 2, 23)
+
+
+def write(storage, action: str, isbn: str = DON_QUIJOTE, borrower: str = "Ana",
+          rid: str | None = None) -> dict:
+    fields = {"action": action, "isbn": isbn}
+    if action.startswith("loan"):
+        fields["borrower"] = borrower
+    if rid:
+        fields["id"] = rid
+    request = parse_request([json.dumps(fields).encode()])
+    return storage.write(request, lambda c: plan_write(request, c, Policy(), TODAY))
+
+
+def on_disk(path: Path) -> Catalog:
+    return Catalog.from_bytes(path.read_bytes())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_write_in_one_process_is_seen_by_the_next_read_of_another(engine: str,
+                                                                     catalog_file: Path) -> None:
+    a = open_storage(engine, catalog_file)
+    b = open_storage(engine, catalog_file)
+    assert b.read().get(DON_QUIJOTE)["estado"] != LENT
+    assert write(a, "loan_isbn")["code"] == Code.OK
+    assert b.read().get(DON_QUIJOTE)["estado"] == LENT
+    assert write(b, "loan_isbn")["code"] == Code.UNAVAILABLE
+    assert write(b, "return_isbn")["code"] == Code.OK
+    assert a.read().get(DON_QUIJOTE)["estado"] != LENT
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_repeated_write_id_gets_the_original_reply_from_any_process(engine: str,
+                                                                      catalog_file: Path) -> None:
+    a = open_storage(engine, catalog_file)
+    b = open_storage(engine, catalog_file)
+    first = write(a, "loan_isbn", rid="req-1")
+    write(a, "return_isbn", rid="req-2")
+    assert write(b, "loan_isbn", rid="req-1") == first  # not lent again
+    assert b.read().get(DON_QUIJOTE)["estado"] != LENT
+    with pytest.raises(IdReused):
+        write(b, "loan_isbn", borrower="Eva", rid="req-1")
+    # after a restart too
+    a.close()
+    b.close()
+    c = open_storage(engine, catalog_file)
+    assert write(c, "loan_isbn", rid="req-1") == first
+    assert c.read().get(DON_QUIJOTE)["estado"] != LENT
+
+
+def test_journal_compaction_keeps_ids_and_other_processes_follow(tmp_path: Path) -> None:
+    path = write_catalog(tmp_path / "small.json", 3)
+    isbn = isbn_for(0)
+    a = JournalStorage(path, compact_min=4)
+    b = JournalStorage(path, compact_min=4)
+    first = write(a, "loan_isbn", isbn_for(1), borrower="Zoe", rid="keep-me")
+    for n in range(3):  # the 4th change: snapshot rewritten, new journal generation started
+        write(a, "loan_isbn" if n % 2 == 0 else "return_isbn", isbn)
+    assert on_disk(path).get(isbn_for(1))["prestatario"] == "Zoe"
+    assert on_disk(path).get(isbn)["estado"] == LENT
+    assert json.loads(Path(f"{path}.journal").read_bytes().splitlines()[0]) == {"gen": 2}
+    assert b.read().get(isbn)["estado"] == LENT
+    for n in range(10):  # two more generations while b looks away
+        write(a, "return_isbn" if n % 2 == 0 else "loan_isbn", isbn)
+    assert b.read().get(isbn) == a.read().get(isbn)
+    assert json.loads(Path(f"{path}.journal").read_bytes().splitlines()[0])["gen"] >= 4
+    assert write(b, "loan_isbn", isbn_for(1), borrower="Zoe", rid="keep-me") == first
+
+
+def test_journal_ignores_and_repairs_a_torn_last_line(catalog_file: Path) -> None:
+    a = JournalStorage(catalog_file)
+    write(a, "loan_isbn")
+    journal = Path(f"{catalog_file}.journal")
+    with open(journal, "ab") as out:  # a writer died halfway through a line
+        out.write(b'{"book": {"ISBN": "97884')
+    b = JournalStorage(catalog_file)
+    assert b.read().get(DON_QUIJOTE)["estado"] == LENT
+    assert write(b, "return_isbn")["code"] == Code.OK
+    c = JournalStorage(catalog_file)
+    assert c.read().get(DON_QUIJOTE)["estado"] != LENT
+    assert all(json.loads(line) for line in journal.read_bytes().splitlines())
+
+
+def test_journal_flush_makes_the_catalog_file_current(catalog_file: Path) -> None:
+    a = JournalStorage(catalog_file)
+    write(a, "loan_isbn", borrower="Guillermo")
+    assert on_disk(catalog_file).get(DON_QUIJOTE)["estado"] != LENT
+    a.flush()
+    assert on_disk(catalog_file).get(DON_QUIJOTE)["prestatario"] == "Guillermo"
+    assert json.loads(catalog_file.read_text())["libros"]  # still the class's shape
+
+
+def test_json_engine_voids_the_intent_of_a_writer_that_died_before_its_rename(
+        catalog_file: Path) -> None:
+    a = JsonStorage(catalog_file)
+    reply = write(a, "loan_isbn", rid="ok-1")
+    requests = Path(f"{catalog_file}.requests")
+    dead = {"book": dict(reply["book"], ISBN="9780140449266", prestatario="Ghost"),
+            "id": "dead-1", "fp": "x", "reply": {"code": "OK"}}
+    with open(requests, "ab") as out:  # intent written, then the process died: no rename
+        out.write(json.dumps(dead).encode() + b"\n")
+    b = JsonStorage(catalog_file)
+    retried = write(b, "loan_isbn", isbn="9780140449266", rid="dead-1")
+    assert retried["code"] == Code.OK and retried["book"]["prestatario"] == "Ana"
+    assert on_disk(catalog_file).get("9780140449266")["prestatario"] == "Ana"
+    assert write(b, "loan_isbn", rid="ok-1") == reply
+
+
+def _hold_lock(path: str, ready: multiprocessing.synchronize.Event,
+               release: multiprocessing.synchronize.Event) -> None:
+    with filelock.FileLock(path):
+        ready.set()
+        release.wait(30)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_held_lock_gives_a_clear_error_not_a_hang(engine: str, catalog_file: Path) -> None:
+    storage = open_storage(engine, catalog_file, lock_timeout=0.3)
+    mp = multiprocessing.get_context("spawn")
+    ready, release = mp.Event(), mp.Event()
+    holder = mp.Process(target=_hold_lock, args=(f"{catalog_file}.lock", ready, release))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        with pytest.raises(StorageError, match="held by another process"):
+            write(storage, "loan_isbn")
+        assert storage.read().get(DON_QUIJOTE)["estado"] != LENT  # reads do not need it
+    finally:
+        release.set()
+        holder.join(30)
+    assert write(storage, "loan_isbn")["code"] == Code.OK
+
+
+def test_startup_sweeps_temporary_files_left_by_a_crash(catalog_file: Path) -> None:
+    leftover = catalog_file.with_name(f"{catalog_file.name}.tmp-123-abcd")
+    leftover.write_bytes(b'{"libros": [')
+    assert prepare_files(catalog_file) == [leftover]
+    assert not leftover.exists()
+
+
+def test_missing_catalog_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="does not exist"):
+        open_storage("journal", tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_failed_write_changes_nothing(engine: str, catalog_file: Path) -> None:
+    storage = open_storage(engine, catalog_file)
+    before = catalog_file.read_bytes()
+    # No file may grow past 16 bytes: every append and every rewrite fails with EFBIG, as on a
+    # full disk (RLIMIT_FSIZE binds root too, unlike file permissions).
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16, limits[1]))
+    try:
+        with pytest.raises(StorageError):
+            write(storage, "loan_isbn", rid="fails-1")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert catalog_file.read_bytes() == before
+    assert storage.read().get(DON_QUIJOTE)["estado"] != LENT
+    assert not list(catalog_file.parent.glob("*.tmp-*"))
+    other = open_storage(engine, catalog_file)
+    assert other.read().get(DON_QUIJOTE)["estado"] != LENT
+    retried = write(other, "loan_isbn", rid="fails-1")  # not remembered as applied
+    assert retried["code"] == Code.OK and retried["book"]["estado"] == LENT
