@@ -1,0 +1,84 @@
+"""The Lazy Pirate client against real sockets."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+import zmq
+
+from libsrv.client import LibraryClient, ServerUnreachable
+from libsrv.process import ServerProcess
+from libsrv.protocol import Code, encode_reply, make_reply
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_no_server_raises_one_clear_error_and_the_client_recovers(catalog_file: Path) -> None:
+    port = free_port()
+    lib = LibraryClient(f"tcp://127.0.0.1:{port}", timeout=0.2, retries=2)
+    with pytest.raises(ServerUnreachable, match="after 3 attempt"):
+        lib.ping()
+    with ServerProcess(catalog_file, workers=0, port=port):
+        lib.timeout = 5.0
+        assert lib.ping().code == Code.OK  # the same object works once the server is up
+        assert lib.query_isbn("9788437604947").found
+    lib.close()
+
+
+def test_a_lost_reply_is_retried_with_the_same_id(ctx: zmq.Context) -> None:
+    rep = ctx.socket(zmq.ROUTER)  # a peer that ignores the first request and answers the second
+    rep.linger = 0
+    port = rep.bind_to_random_port("tcp://127.0.0.1")
+    seen: list[dict] = []
+
+    def peer() -> None:
+        for attempt in range(2):
+            if not rep.poll(10_000):
+                return
+            envelope = rep.recv_multipart()
+            request = json.loads(envelope[-1])
+            seen.append(request)
+            if attempt == 1:
+                reply = make_reply(Code.OK, "pong", request_id=request["id"])
+                rep.send_multipart([*envelope[:-1], encode_reply(reply)])
+
+    thread = threading.Thread(target=peer)
+    thread.start()
+    with LibraryClient(f"tcp://127.0.0.1:{port}", timeout=0.5, retries=3, context=ctx) as lib:
+        reply = lib.loan_isbn("9788437604947", "Ana")
+    thread.join(15)
+    assert reply.success and len(seen) == 2
+    assert seen[0] == seen[1] and seen[0]["id"] == reply.id
+
+
+def test_config_file_points_the_client_at_the_server(tmp_path: Path, catalog_file: Path) -> None:
+    with ServerProcess(catalog_file, workers=0) as server:
+        port = int(server.endpoint.rsplit(":", 1)[1])
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps({"server": {"host": "0.0.0.0", "port": port},
+                                      "client": {"server_host": "127.0.0.1",
+                                                 "server_port": port}}))
+        with LibraryClient.from_config(config, timeout=5) as lib:
+            assert lib.ping().success
+
+
+def test_cli_call_prints_the_reply_and_sets_the_exit_status(catalog_file: Path) -> None:
+    import subprocess
+    import sys
+    with ServerProcess(catalog_file, workers=0) as server:
+        def call(*words: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "libsrv", "call", *words,
+                                   "--endpoint", server.endpoint], capture_output=True,
+                                  text=True, timeout=60)
+        ok = call("loan-isbn", "9788437604947", "Ana López")
+        assert ok.returncode == 0 and json.loads(ok.stdout)["book"]["prestatario"] == "Ana López"
+        refused = call("loan-isbn", "9788437604947", "Eva")
+        assert refused.returncode == 1 and json.loads(refused.stdout)["code"] == "UNAVAILABLE"

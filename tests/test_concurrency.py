@@ -1,0 +1,119 @@
+"""Many client processes racing, SIGKILLs of the whole server and of single workers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+from pathlib import Path
+
+import pytest
+
+from libsrv.catalog import LENT, Catalog
+from libsrv.generate import isbn_for, write_catalog
+from libsrv.protocol import Code
+from tests.conftest import ENGINES, client_for, wait_until
+from tests.workload import expected_states, own_books, race
+
+MP = multiprocessing.get_context("spawn")
+
+
+def collect(results: MP.Queue, count: int, processes: list) -> dict:
+    out = {}
+    for _ in range(count):
+        try:
+            name, history = results.get(timeout=120)
+        except queue.Empty:
+            pytest.fail("a client process did not report back")
+        out[name] = history
+    for process in processes:
+        process.join(30)
+    return out
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_racing_clients_never_lose_or_double_a_loan(start_server, tmp_path: Path,
+                                                    engine: str) -> None:
+    db = write_catalog(tmp_path / "race.json", 50)
+    books = [isbn_for(n) for n in range(3)]
+    server = start_server(db, workers=3, storage=engine)
+    results = MP.Queue()
+    clients = [MP.Process(target=race, args=(server.endpoint, books, 120, seed, f"c{seed}",
+                                             results)) for seed in range(8)]
+    for process in clients:
+        process.start()
+    histories = collect(results, len(clients), clients)
+    with client_for(server) as lib:
+        served = {isbn: lib.query_isbn(isbn).book for isbn in books}
+    assert server.stop() == 0
+    on_disk = Catalog.from_bytes(db.read_bytes())
+    for isbn in books:
+        ops = [(name, op, code) for name, h in histories.items() for op, i, code in h
+               if i == isbn]
+        loans = [name for name, op, code in ops if op == "loan" and code == Code.OK]
+        returns = sum(1 for _, op, code in ops if op == "return" and code == Code.OK)
+        final = served[isbn]
+        assert len(loans) - returns == (1 if final["estado"] == LENT else 0), isbn
+        assert {code for _, _, code in ops} <= {Code.OK, Code.UNAVAILABLE, Code.NOT_LOANED}
+        if final["estado"] == LENT:
+            assert final["prestatario"] in loans
+        assert on_disk.get(isbn) == final
+        assert len(loans) > 5 and returns > 5  # the race really happened
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sigkill_of_the_whole_server_loses_no_acknowledged_write(start_server, tmp_path: Path,
+                                                                  engine: str) -> None:
+    db = write_catalog(tmp_path / "crash.json", 40)
+    server = start_server(db, workers=2, storage=engine)
+    progress = MP.Value("i", 0)
+    results = MP.Queue()
+    clients = [MP.Process(target=own_books, args=(
+        server.endpoint, [isbn_for(4 * c + k) for k in range(4)], 10_000, f"c{c}", 1.0, 0,
+        progress, results)) for c in range(4)]
+    for process in clients:
+        process.start()
+    wait_until(lambda: progress.value >= 300, message="writes under way")
+    server.kill()  # SIGKILL to broker and workers at once, mid-write
+    histories = collect(results, len(clients), clients)
+    Catalog.from_bytes(db.read_bytes())  # the file is whole and valid right after the kill
+    restarted = start_server(db, workers=2, storage=engine)
+    with client_for(restarted) as lib:
+        for name, history in histories.items():
+            assert history, name
+            for isbn, allowed in expected_states(history).items():
+                book = lib.query_isbn(isbn).book
+                state = "lent" if book["estado"] == LENT else "available"
+                assert state in allowed, (name, isbn, history[-3:])
+                if state == "lent":
+                    assert book["prestatario"] == name
+    assert restarted.stop() == 0
+
+
+def test_killed_workers_are_replaced_and_retrying_clients_see_exactly_once(
+        start_server, tmp_path: Path) -> None:
+    db = write_catalog(tmp_path / "workers.json", 40)
+    server = start_server(db, workers=2)
+    progress = MP.Value("i", 0)
+    results = MP.Queue()
+    ops = 150
+    clients = [MP.Process(target=own_books, args=(
+        server.endpoint, [isbn_for(3 * c + k) for k in range(3)], ops, f"c{c}", 1.0, 10,
+        progress, results)) for c in range(5)]
+    for process in clients:
+        process.start()
+    killed = 0
+    with client_for(server, timeout=5, retries=3) as lib:
+        for target in (200, 600, 1000):
+            wait_until(lambda t=target: progress.value >= t, message="progress")
+            pids = [p for p in lib.stats().raw["stats"]["worker_pids"] if p]
+            os.kill(pids[killed % len(pids)], signal.SIGKILL)
+            killed += 1
+        histories = collect(results, len(clients), clients)
+        stats = lib.stats().raw["stats"]
+    assert stats["worker_restarts"] >= killed
+    for name, history in histories.items():
+        assert len(history) == ops * 3, name  # every request answered
+        assert {code for _, _, code in history} == {Code.OK}, name  # each applied exactly once
+    assert server.stop() == 0

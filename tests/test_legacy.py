@@ -1,0 +1,60 @@
+"""The class's own client messages and DB.json, unchanged, against our server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import zmq
+
+from libsrv.catalog import LENT
+from tests.conftest import CLASS_DB, raw_exchange
+
+
+def send(ctx: zmq.Context, endpoint: str, message: dict) -> dict:
+    # The class's client: one JSON frame on a REQ socket, Spanish action names, no id, no v.
+    return json.loads(raw_exchange(ctx, endpoint, [json.dumps(message).encode()]))
+
+
+def test_class_client_and_db_work_unchanged(start_server, tmp_path: Path,
+                                            ctx: zmq.Context) -> None:
+    db = tmp_path / "DB.json"
+    shutil.copy(CLASS_DB, db)
+    original = json.loads(db.read_text(encoding="utf-8"))
+    server = start_server(db, workers=2)
+    moby = "9780142437230"  # available in the class's data
+    lent = next(b for b in original["libros"] if b["estado"] == LENT)
+    bad_check = "9788491050297"  # stored with a wrong check digit
+
+    q = send(ctx, server.endpoint, {"action": "Consulta por ISBN", "isbn": moby})
+    assert q["success"] and q["found"] and q["book"]["titulo"] == "Moby Dick"
+    assert send(ctx, server.endpoint, {"action": "Consulta por ISBN",
+                                       "isbn": bad_check})["found"]
+    missing = send(ctx, server.endpoint, {"action": "Consulta por ISBN",
+                                          "isbn": "9780000000002"})
+    assert (missing["success"], missing["found"]) == (False, False)
+
+    loan = send(ctx, server.endpoint, {"action": "Prestamo por ISBN", "isbn": moby,
+                                       "borrower": "Samuel"})
+    assert loan["success"] and loan["book"]["prestatario"] == "Samuel" and loan["message"]
+    again = send(ctx, server.endpoint, {"action": "Prestamo por Titulo", "title": "Moby Dick",
+                                        "borrower": "Guillermo"})
+    assert not again["success"] and loan["book"]["fecha_devolucion"] in again["message"]
+    taken = send(ctx, server.endpoint, {"action": "Prestamo por Titulo",
+                                        "title": lent["titulo"], "borrower": "Ana"})
+    assert not taken["success"] and taken["book"]["prestatario"] == lent["prestatario"]
+    back = send(ctx, server.endpoint, {"action": "Devolucion por ISBN", "isbn": lent["ISBN"]})
+    assert back["success"] and back["book"]["estado"] == "no prestado"
+    by_title = send(ctx, server.endpoint, {"action": "Consulta por Titulo", "title": "moby"})
+    assert by_title["found"] and by_title["book"]["ISBN"] == moby
+    assert server.stop() == 0
+
+    saved = json.loads(db.read_text(encoding="utf-8"))
+    assert list(saved) == ["libros"] and len(saved["libros"]) == len(original["libros"])
+    changed = {b["ISBN"] for b, o in zip(saved["libros"], original["libros"], strict=True)
+               if b != o}
+    assert changed == {moby, lent["ISBN"]}
+    for book in saved["libros"]:
+        assert list(book) == ["ISBN", "titulo", "autores", "estado", "prestatario",
+                              "fecha_prestamo", "fecha_devolucion"]
