@@ -14,6 +14,7 @@ from libsrv.protocol import Code, Request, parse_request
 from tests.conftest import CLASS_DB, SHIPPED_CATALOG
 
 TODAY = date(2026, 2, 23)
+DEFAULT_POLICY = Policy()
 
 
 def req(**fields: object) -> Request:
@@ -24,7 +25,7 @@ def shipped() -> Catalog:
     return Catalog.from_bytes(SHIPPED_CATALOG.read_bytes())
 
 
-def write(catalog: Catalog, policy: Policy = Policy(), **fields: object) -> dict:
+def write(catalog: Catalog, policy: Policy = DEFAULT_POLICY, **fields: object) -> dict:
     outcome = plan_write(req(**fields), catalog, policy, TODAY)
     if outcome.change is not None:
         catalog.replace(outcome.change)

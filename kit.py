@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Set up the kit and run its jobs, with nothing installed but Python 3.11+.
+
+    python3 kit.py demo     # set up, start a server, run the experiment, write the report
+    python3 kit.py test     # set up, lint, run the whole test suite
+
+The first run creates .venv/ and installs the project with its test tools; later runs reuse it
+(and reinstall when pyproject.toml changes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".kit-installed"
+
+
+def run(*args: str | Path) -> None:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    result = subprocess.run([str(a) for a in args], cwd=ROOT)
+    if result.returncode:
+        sys.exit(result.returncode)
+
+
+def setup() -> None:
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted and PY.exists():
+        return
+    if not PY.exists():
+        print(f"creating {VENV}", flush=True)
+        venv.create(VENV, with_pip=True)
+    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[test]")
+    STAMP.write_text(wanted)
+
+
+def main(argv: list[str]) -> None:
+    jobs = {
+        "setup": [],
+        "demo": [[PY, "-m", "libsrv", "demo"]],
+        "test": [[PY, "-m", "ruff", "check", "."], [PY, "-m", "pytest", *argv[1:]]],
+        "serve": [[PY, "-m", "libsrv", "serve", *argv[1:]]],
+    }
+    if not argv or argv[0] not in jobs:
+        sys.exit(f"usage: python3 kit.py {{{'|'.join(jobs)}}} [args]")
+    setup()
+    for command in jobs[argv[0]]:
+        run(*command)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
