@@ -34,10 +34,14 @@ class ServerProcess:
 
     def __init__(self, db: Path | str, *, workers: int = 2, storage: str = "journal",
                  args: Sequence[str] = (), host: str = "127.0.0.1", port: int = 0,
-                 quiet: bool = True, ready_timeout: float = 60.0) -> None:
-        self.command = [sys.executable, "-m", "libsrv", "serve", "--host", host,
-                        "--port", str(port), "--workers", str(workers), "--db", str(db),
-                        "--storage", storage, *(["--quiet"] if quiet else []), *args]
+                 quiet: bool = True, ready_timeout: float = 60.0,
+                 command: Sequence[str] | None = None) -> None:
+        """`command` replaces the whole command line (for other programs that print the same
+        ready line, such as the echo baseline)."""
+        self.command = list(command) if command is not None else [
+            sys.executable, "-m", "libsrv", "serve", "--host", host, "--port", str(port),
+            "--workers", str(workers), "--db", str(db), "--storage", storage,
+            *(["--quiet"] if quiet else []), *args]
         self.ready_timeout = ready_timeout
         self.endpoint = ""
         self._proc: subprocess.Popen[str] | None = None

@@ -136,14 +136,13 @@ def _bounded_float(text: str) -> float:
     return value
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_bounded_int,
+                            parse_float=_bounded_float)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _decode_json(frame: bytes) -> Any:
-    text = frame.decode("utf-8")  # strict: bad UTF-8 raises
-    return json.loads(
-        text,
-        parse_constant=_reject_constant,
-        parse_int=_bounded_int,
-        parse_float=_bounded_float,
-    )
+    return _DECODER.decode(frame.decode("utf-8"))  # strict UTF-8: bad bytes raise
 
 
 def has_surrogates(text: str) -> bool:
@@ -156,12 +155,16 @@ def has_surrogates(text: str) -> bool:
 
 
 def _has_control(text: str) -> bool:
+    if text.isprintable():  # the common case: no Cc, Cf, Zl, Zp (nor other unprintables)
+        return False
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text)
 
 
 def normalize_isbn(raw: str) -> str:
     """Drop the hyphens and spaces people type inside ISBNs; upper-case a trailing x."""
-    return "".join(ch for ch in raw if ch not in "- \t").upper()
+    if raw.isdigit():
+        return raw
+    return raw.replace("-", "").replace(" ", "").replace("\t", "").upper()
 
 
 def isbn13_is_valid(isbn: str) -> bool:
@@ -307,14 +310,14 @@ def make_reply(code: Code, message: str, *, book: dict[str, Any] | None = None,
 
 
 def encode_reply(reply: dict[str, Any]) -> bytes:
-    return json.dumps(reply, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(reply).encode("utf-8")
 
 
 def encode_request(action: Action | str, **fields: Any) -> bytes:
     """Encode a request frame (used by clients). Fields that are None are left out."""
     body: dict[str, Any] = {"action": str(action), "v": PROTOCOL_VERSION}
     body.update({k: v for k, v in fields.items() if v is not None})
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(body).encode("utf-8")
 
 
 def decode_reply(frame: bytes) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import secrets
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -21,7 +22,16 @@ class StorageError(RuntimeError):
 
 
 class CatalogLock:
-    """The inter-process FileLock on ``<catalog>.lock``, taken with a timeout.
+    """The inter-process lock on ``<catalog>.lock``, taken with a timeout; reentrant.
+
+    It is filelock's lock: the same primitive as `filelock.FileLock` (``flock`` of the whole
+    file on Unix, ``LockFileEx`` on Windows) on the same file, taken through filelock's
+    descriptor API on a descriptor this process keeps open. A `FileLock` held on the same path
+    by any other program excludes us and we exclude it. `FileLock.acquire` itself costs about
+    0.2 ms here (hundreds of Python calls and a dozen system calls per acquire), which would
+    dominate every write; the descriptor API costs a few microseconds. Polling every 0.2 ms
+    (not FileLock's default 50 ms) keeps a waiter from setting the pace under contention,
+    since the lock is held for microseconds.
 
     With ``enabled=False`` (the ``--unsafe-no-lock`` teaching switch) it does nothing, so that
     a class can watch lost updates happen.
@@ -32,22 +42,61 @@ class CatalogLock:
         self.path = Path(f"{catalog_path}.lock")
         self.timeout = timeout
         self.enabled = enabled
-        self._lock = filelock.FileLock(str(self.path)) if enabled else None
+        self._fd = -1
+        self._depth = 0
+
+    def _open(self) -> int:
+        if self._fd < 0:
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise StorageError(f"cannot open the lock file {self.path}: "
+                                   f"{exc.strerror}") from exc
+        return self._fd
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _still_the_lock_file(self, fd: int) -> bool:
+        # Someone may have deleted and recreated the lock file; a lock on the old inode would
+        # exclude nobody.
+        try:
+            return os.fstat(fd).st_ino == os.stat(self.path).st_ino
+        except FileNotFoundError:
+            return False
 
     def __enter__(self) -> CatalogLock:
-        if self._lock is not None:
-            try:
-                self._lock.acquire(timeout=self.timeout, poll_interval=LOCK_POLL_SECONDS)
-            except filelock.Timeout:
+        if not self.enabled:
+            return self
+        if self._depth:
+            self._depth += 1
+            return self
+        deadline = time.monotonic() + self.timeout
+        while True:
+            fd = self._open()
+            if filelock.lock_descriptor(fd, blocking=False):
+                if self._still_the_lock_file(fd):
+                    break
+                filelock.unlock_descriptor(fd)
+                self._close()
+                continue
+            if time.monotonic() > deadline:
                 raise StorageError(
                     f"the catalog lock {self.path} has been held by another process for more "
-                    f"than {self.timeout:g} s") from None
+                    f"than {self.timeout:g} s")
+            time.sleep(LOCK_POLL_SECONDS)
+        self._depth = 1
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._lock is not None:
-            self._lock.release()
+        if not self.enabled:
+            return
+        self._depth -= 1
+        if self._depth == 0:
+            filelock.unlock_descriptor(self._fd)
 
 
 def temp_name(path: Path) -> Path:

@@ -1,0 +1,206 @@
+"""``python -m bench run | baseline | sweep | report | echo``.
+
+Exit status of ``run``: 0 when the run completed and the verifier found nothing, 1 when the
+verifier found violations, 2 when the run itself failed, 3 when it missed a threshold
+(``--max-p99-ms``, ``--min-throughput``, ``--max-timeouts``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench.runner import RunConfig, run_experiment, sweep
+from bench.workloads import WORKLOADS
+from libsrv.storage import ENGINES
+
+EXIT_OK, EXIT_VIOLATIONS, EXIT_FAILED, EXIT_THRESHOLD = 0, 1, 2, 3
+
+
+def _load_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint", help="load an existing server (tcp://HOST:PORT) instead "
+                        "of starting one")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--storage", choices=sorted(ENGINES), default="journal")
+    parser.add_argument("--unsafe-no-lock", action="store_true",
+                        help="start the server without its file lock (to watch lost updates)")
+    parser.add_argument("--books", type=int, default=10_000, help="size of the generated catalog")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--processes", type=int, default=0,
+                        help="load processes (default: one per 250 clients)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--duration", type=float, default=None, help="seconds (default 10)")
+    length.add_argument("--requests", type=int, default=None, help="or a number of requests")
+    parser.add_argument("--rate", type=float, help="open loop: total requests per second")
+    parser.add_argument("--think", type=float, default=0.0, help="closed loop think time, s")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds left out of results")
+    parser.add_argument("--timeout", type=float, default=5.0, help="per request, seconds")
+    parser.add_argument("--workload", default="read-mostly",
+                        help=f"{', '.join(WORKLOADS)}, or mix:action=weight,...")
+    parser.add_argument("--hot", type=int, help="restrict the workload to this many books")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", default="report/runs", help="folder for run folders")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _config(args: argparse.Namespace, **overrides: Any) -> RunConfig:
+    duration = args.duration if args.duration is not None or args.requests else 10.0
+    values = dict(endpoint=args.endpoint, workers=args.workers, storage=args.storage,
+                  unsafe_no_lock=args.unsafe_no_lock, books=args.books, clients=args.clients,
+                  processes=args.processes, duration=None if args.requests else duration,
+                  requests=args.requests, rate=args.rate, think=args.think,
+                  warmup=args.warmup, timeout=args.timeout, workload=args.workload,
+                  hot=args.hot, seed=args.seed)
+    values.update(overrides)
+    return RunConfig(**values)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    print(f"{summary['name']}: {summary['answered']:,} answered in "
+          f"{summary['measured_seconds']:.1f} s = {summary['throughput']:,.0f} req/s; "
+          f"latency ms p50 {summary['p50_ms']:.3f}  p90 {summary['p90_ms']:.3f}  "
+          f"p99 {summary['p99_ms']:.3f}  p99.9 {summary['p999_ms']:.3f}  "
+          f"max {summary['max_ms']:.3f}; timeouts {summary['timeouts']}, errors "
+          f"{summary['errors']}, violations {summary['violations']}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    outcome = run_experiment(_config(args, echo=args.echo), args.out,
+                             progress=not args.no_progress)
+    summary = outcome.summary
+    _print_summary(summary)
+    print(f"results in {outcome.folder}")
+    if summary["violations"]:
+        for detail in outcome.verdict["details"][:10]:
+            print(f"  VIOLATION {detail['kind']} on {detail['book']}: {detail['detail']}")
+        return EXIT_VIOLATIONS
+    missed = []
+    if args.max_p99_ms is not None and not summary["p99_ms"] <= args.max_p99_ms:
+        missed.append(f"p99 {summary['p99_ms']:.3f} ms > {args.max_p99_ms} ms")
+    if args.min_throughput is not None and summary["throughput"] < args.min_throughput:
+        missed.append(f"throughput {summary['throughput']:.0f}/s < {args.min_throughput}/s")
+    if args.max_timeouts is not None and summary["timeouts"] > args.max_timeouts:
+        missed.append(f"{summary['timeouts']} timeouts > {args.max_timeouts}")
+    if missed:
+        print("threshold missed: " + "; ".join(missed))
+        return EXIT_THRESHOLD
+    return EXIT_OK
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    outcome = run_experiment(_config(args, echo=True, workload="ping"), args.out,
+                             progress=not args.no_progress)
+    _print_summary(outcome.summary)
+    print(f"results in {outcome.folder}")
+    return EXIT_OK
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    grid: dict[str, list[Any]] = {}
+    if args.clients_list:
+        grid["clients"] = _int_list(args.clients_list)
+    if args.workers_list:
+        grid["workers"] = _int_list(args.workers_list)
+    if args.storage_list:
+        grid["storage"] = args.storage_list.split(",")
+    if args.workload_list:
+        grid["workload"] = args.workload_list.split(",")
+    table = sweep(_config(args), args.out, progress=not args.no_progress, **grid)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
+    return EXIT_VIOLATIONS if table["violations"].sum() else EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import write_report
+
+    path = write_report([Path(p) for p in args.runs], Path(args.out), title=args.title)
+    print(f"report written to {path}")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import compare, medians
+
+    base = _config(args)
+    reference = base if args.reference == "server" else replace(base, echo=True)
+    candidates: dict[str, RunConfig] = {}
+    for storage in filter(None, args.storages.split(",")):
+        candidates[storage] = replace(base, storage=storage, echo=False)
+    for books in _int_list(args.books_list or ""):
+        candidates[f"{base.storage}-{books}-books"] = replace(base, books=books, echo=False)
+    table = compare(reference, candidates, rounds=args.rounds, out=args.out,
+                    progress=not args.no_progress)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
+    print("\nmedians over rounds (ratios are to the reference of the same round):")
+    print(medians(table).to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
+    return EXIT_VIOLATIONS if table["violations"].sum() else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench",
+                                     description="Load, measure and verify a libsrv server.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="one experiment")
+    _load_flags(run)
+    run.add_argument("--echo", action="store_true", help="load the echo baseline instead")
+    run.add_argument("--max-p99-ms", type=float)
+    run.add_argument("--min-throughput", type=float)
+    run.add_argument("--max-timeouts", type=int)
+    run.set_defaults(func=cmd_run)
+    base = sub.add_parser("baseline", help="a bare pyzmq echo through the same topology")
+    _load_flags(base)
+    base.set_defaults(func=cmd_baseline)
+    grid = sub.add_parser("sweep", help="a grid of runs, printed as one table")
+    _load_flags(grid)
+    grid.add_argument("--clients-list", help="e.g. 1,4,16,64")
+    grid.add_argument("--workers-list", help="e.g. 0,1,2,4")
+    grid.add_argument("--storage-list", help="e.g. journal,json")
+    grid.add_argument("--workload-list", help="e.g. read-mostly,hot-spot")
+    grid.set_defaults(func=cmd_sweep)
+    comp = sub.add_parser("compare", help="candidates against a reference (default: the "
+                          "echo baseline), interleaved rounds, median ratios")
+    _load_flags(comp)
+    comp.add_argument("--rounds", type=int, default=3)
+    comp.add_argument("--reference", choices=["echo", "server"], default="echo",
+                      help="echo: the bare echo with the same workers; server: the base "
+                      "configuration itself (e.g. to compare catalog sizes)")
+    comp.add_argument("--storages", default="journal,json",
+                      help="storage engines to compare (comma-separated; empty for none)")
+    comp.add_argument("--books-list", help="also compare catalog sizes, e.g. 10,1000000")
+    comp.set_defaults(func=cmd_compare)
+    report = sub.add_parser("report", help="write report/ from run folders")
+    report.add_argument("runs", nargs="+", help="run folders (or folders holding them)")
+    report.add_argument("--out", default="report")
+    report.add_argument("--title", default="libsrv experiment report")
+    report.set_defaults(func=cmd_report)
+    echo = sub.add_parser("echo", help="serve the echo baseline (used by `baseline`)",
+                          add_help=False)
+    echo.set_defaults(func=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "echo":
+        from bench.echo import main as echo_main
+
+        return echo_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("interrupted; the server was stopped", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as error:  # a failed run must exit 2, with the reason
+        print(f"error: the run failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+

@@ -1,0 +1,224 @@
+"""``python -m bench report RUN...``: a Markdown report with PNG figures from run folders.
+
+Every figure carries, in small print, the machine and the commands that produced its runs.
+Figures that the given runs cannot support (say, no sweep over clients) are left out, and the
+report says so.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from bench.results import read_histogram
+from bench.runner import summary_row
+
+
+def find_runs(paths: Iterable[Path]) -> list[Path]:
+    """Run folders among `paths` (a folder holding run folders counts for each of them)."""
+    runs: list[Path] = []
+    for path in paths:
+        if (path / "summary.json").exists():
+            runs.append(path)
+        elif path.is_dir():
+            runs += sorted(p.parent for p in path.glob("*/summary.json"))
+    return runs
+
+
+def runs_table(runs: list[Path]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
+    table = pd.DataFrame([summary_row(s) for s in summaries])
+    table["folder"] = [str(r) for r in runs]
+    echo = table[table["target"] == "echo"]
+    ratios, p99_ratios = [], []
+    for _, row in table.iterrows():
+        match = echo[(echo["workers"] == row["workers"]) & (echo["clients"] == row["clients"])]
+        if row["target"] == "echo" or match.empty:
+            ratios.append(float("nan"))
+            p99_ratios.append(float("nan"))
+        else:
+            ratios.append(row["throughput"] / match["throughput"].median())
+            p99_ratios.append(row["p99_ms"] / match["p99_ms"].median())
+    table["throughput_vs_echo"] = ratios
+    table["p99_vs_echo"] = p99_ratios
+    return table, summaries
+
+
+def _footer(fig: plt.Figure, summaries: list[dict[str, Any]]) -> None:
+    machine = summaries[0]["machine"] if summaries else {}
+    commands = sorted({s["command"] for s in summaries})
+    text = (f"{machine.get('processor', '?')}, {machine.get('cpus', '?')} CPUs, "
+            f"{machine.get('platform', '?')}, Python {machine.get('python', '?')}, "
+            f"libzmq {machine.get('libzmq', '?')}\n" + "\n".join(commands[:6]) +
+            (f"\n(+{len(commands) - 6} more commands, see the table)" if len(commands) > 6
+             else ""))
+    lines = text.count("\n") + 1
+    fig.subplots_adjust(bottom=0.12 + 0.035 * lines)
+    fig.text(0.01, 0.01, text, fontsize=6, family="monospace", va="bottom", alpha=0.8)
+
+
+def _save(fig: plt.Figure, summaries: list[dict[str, Any]], path: Path) -> Path:
+    _footer(fig, summaries)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def fig_latency(runs: list[Path], table: pd.DataFrame, summaries: list[dict[str, Any]],
+                path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for run, (_, row) in zip(runs, table.iterrows(), strict=True):
+        hist = read_histogram(run)
+        if hist.get_total_count() == 0:
+            continue
+        points = [(1 / (1 - p / 100), hist.get_value_at_percentile(p) / 1e6)
+                  for p in (0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99)]
+        ax.plot([x for x, _ in points], [y for _, y in points], marker=".", label=row["name"])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks([1, 2, 10, 100, 1000, 10000])
+    ax.set_xticklabels(["0%", "50%", "90%", "99%", "99.9%", "99.99%"])
+    ax.set_xlabel("percentile")
+    ax.set_ylabel("latency (ms, from intended send)")
+    ax.set_title("Latency distribution per configuration")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, summaries, path)
+
+
+def fig_vs_clients(table: pd.DataFrame, summaries: list[dict[str, Any]], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for (target, workers, workload), group in table.groupby(["target", "workers", "workload"]):
+        group = group.sort_values("clients")
+        label = f"{target}, {workers} workers, {workload}"
+        ax.plot(group["clients"], group["p50_ms"], marker="o", label=f"p50 {label}")
+        ax.plot(group["clients"], group["p99_ms"], marker="^", ls="--", label=f"p99 {label}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent clients")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("p50 and p99 latency against the number of clients")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, summaries, path)
+
+
+def fig_bars(table: pd.DataFrame, column: str, title: str, ylabel: str,
+             summaries: list[dict[str, Any]], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    labels = table["name"].tolist()
+    colors = ["#c0392b" if v else "#2e86c1" for v in table.get("unsafe", [False] * len(table))]
+    ax.bar(range(len(labels)), table[column], color=colors)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=25, ha="right", fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    for i, value in enumerate(table[column]):
+        ax.annotate(f"{value:,.2f}" if value < 100 else f"{value:,.0f}", (i, value),
+                    ha="center", va="bottom", fontsize=7)
+    fig.subplots_adjust(top=0.92)
+    return _save(fig, summaries, path)
+
+
+def _markdown_table(table: pd.DataFrame) -> str:
+    columns = ["name", "target", "workers", "clients", "books", "requests", "throughput",
+               "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "timeouts", "errors",
+               "violations", "throughput_vs_echo", "p99_vs_echo"]
+    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+    rows = []
+    for _, row in table[columns].iterrows():
+        cells = []
+        for column in columns:
+            value = row[column]
+            if isinstance(value, float):
+                cells.append("–" if value != value else (f"{value:,.0f}" if column ==
+                                                          "throughput" else f"{value:.3f}"))
+            else:
+                cells.append(str(value))
+        rows.append("| " + " | ".join(cells) + " |")
+    return head + "\n".join(rows) + "\n"
+
+
+def write_report(paths: list[Path], out: Path, title: str = "libsrv experiment report") -> Path:
+    runs = find_runs(paths)
+    if not runs:
+        raise ValueError("no run folders (with summary.json) among the given paths")
+    out.mkdir(parents=True, exist_ok=True)
+    figures = out / "figures"
+    figures.mkdir(exist_ok=True)
+    table, summaries = runs_table(runs)
+    machine = summaries[0]["machine"]
+    parts = [f"# {title}\n",
+             f"Written {time.strftime('%Y-%m-%d %H:%M')} from {len(runs)} run(s) on "
+             f"{machine['processor']} ({machine['cpus']} CPUs), {machine['platform']}, "
+             f"Python {machine['python']}, pyzmq {machine['pyzmq']} / libzmq "
+             f"{machine['libzmq']}.\n",
+             "Latency is measured from each request's intended send time (corrected for "
+             "coordinated omission) and reported in milliseconds; warm-up requests are left "
+             "out. Ratios compare a run with the bare echo run of the same workers and "
+             "clients, measured on the same machine in the same session.\n",
+             "## Runs\n", _markdown_table(table),
+             "\nCommands:\n\n```\n" + "\n".join(s["command"] for s in summaries) + "\n```\n"]
+    made = [("Latency distribution", fig_latency(runs, table, summaries,
+                                                 figures / "latency.png"))]
+    skipped = []
+    if table["clients"].nunique() > 1:
+        made.append(("Latency against clients",
+                     fig_vs_clients(table, summaries, figures / "latency_vs_clients.png")))
+    else:
+        skipped.append("latency against clients (all runs have the same number of clients)")
+    if table["workers"].nunique() > 1:
+        made.append(("Throughput against workers", fig_bars(
+            table.sort_values("workers"), "throughput", "Throughput against workers",
+            "requests / s", summaries, figures / "throughput_vs_workers.png")))
+    else:
+        skipped.append("throughput against workers (all runs have the same workers)")
+    servers = table[table["target"] != "echo"]
+    if servers["target"].nunique() > 1:
+        made.append(("json vs journal storage", fig_bars(
+            servers, "throughput", "Storage engines: throughput", "requests / s", summaries,
+            figures / "storage.png")))
+    else:
+        skipped.append("json vs journal (only one storage engine among the runs)")
+    if not servers.empty:
+        made.append(("Verifier verdicts", fig_bars(
+            servers, "violations", "Lost-update verifier: violations found (red: no lock)",
+            "violations", summaries, figures / "verdicts.png")))
+    ratios = table[table["throughput_vs_echo"].notna()]
+    if not ratios.empty:
+        made.append(("Ratio to the echo baseline", fig_bars(
+            ratios, "throughput_vs_echo", "Throughput as a fraction of the bare echo",
+            "server / echo", summaries, figures / "vs_echo.png")))
+    else:
+        skipped.append("ratio to the echo baseline (no echo run with the same shape)")
+    violations = []
+    for run, summary in zip(runs, summaries, strict=True):
+        details = json.loads((run / "violations.json").read_text()).get("details", [])
+        violations += [(summary["name"], detail) for detail in details[:5]]
+    parts.append("\n## Figures\n")
+    for caption, png in made:
+        parts.append(f"### {caption}\n\n![{caption}](figures/{png.name})\n")
+    if skipped:
+        parts.append("Not drawn: " + "; ".join(skipped) + ".\n")
+    parts.append("\n## Verifier findings\n")
+    if violations:
+        for name, detail in violations:
+            parts.append(f"- **{name}**, book {detail['book']}: {detail['kind']} — "
+                         f"{detail['detail']}")
+        parts.append("")
+    else:
+        parts.append("No violations: every acknowledged loan and return adds up.\n")
+    report = out / "README.md"
+    report.write_text("\n".join(parts), encoding="utf-8")
+    table.to_csv(out / "runs.csv", index=False)
+    return report

@@ -1,0 +1,240 @@
+"""One experiment end to end: catalog, server, load, final state, verdict, run folder.
+
+`run_experiment` is the Python API the notebooks call; ``python -m bench run`` is its command
+line. A server it starts is always stopped, also on Ctrl-C or error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.load import FIELDS, LoadSpec, run_load
+from bench.results import machine_info, records_frame, summarize, write_run
+from bench.verifier import ops_from_records, verify
+from bench.workloads import KeySpace, needs_titles, workload_named
+from libsrv.catalog import LENT, Catalog
+from libsrv.client import LibraryClient
+from libsrv.generate import write_catalog
+from libsrv.process import ServerProcess
+
+CACHE = Path(tempfile.gettempdir()) / "libsrv-bench-catalogs"
+TITLE_SAMPLE = 1000
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run; stored whole in its summary so it can be repeated."""
+
+    endpoint: str | None = None  # an existing server; None starts one
+    workers: int = 2
+    storage: str = "journal"
+    unsafe_no_lock: bool = False
+    fsync: bool | None = None
+    books: int = 10_000
+    clients: int = 16
+    processes: int = 0
+    duration: float | None = 10.0
+    requests: int | None = None
+    rate: float | None = None
+    think: float = 0.0
+    warmup: float = 1.0
+    timeout: float = 5.0
+    workload: str = "read-mostly"
+    hot: int | None = None
+    seed: int = 1
+    echo: bool = False  # drive the bare echo baseline instead of the server
+    label: str = ""
+
+    def name(self) -> str:
+        if self.label:
+            return self.label
+        unsafe = "-unsafe" if self.unsafe_no_lock else ""
+        target = "echo" if self.echo else f"{self.storage}{unsafe}"
+        return f"{self.workload}-{target}-w{self.workers}-c{self.clients}-b{self.books}"
+
+
+@dataclass
+class RunOutcome:
+    folder: Path
+    summary: dict[str, Any]
+    samples: pd.DataFrame
+    verdict: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def violations(self) -> int:
+        return int(self.summary["violations"])
+
+
+def catalog_copy(books: int, seed: int, folder: Path) -> Path:
+    """A fresh copy of a generated catalog (generated once per size and seed, then cached)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cached = CACHE / f"catalog-{books}-s{seed}.json"
+    if not cached.exists():
+        partial = cached.with_suffix(".partial")
+        write_catalog(partial, books, seed=seed)
+        partial.replace(cached)
+    target = folder / "catalog.json"
+    shutil.copy(cached, target)
+    return target
+
+
+def server_command(config: RunConfig, db: Path) -> ServerProcess:
+    if config.echo:
+        return ServerProcess(db, command=[sys.executable, "-m", "bench", "echo", "--workers",
+                                          str(config.workers)])
+    args = ["--unsafe-no-lock"] if config.unsafe_no_lock else []
+    if config.fsync is not None:
+        args.append("--fsync" if config.fsync else "--no-fsync")
+    return ServerProcess(db, workers=config.workers, storage=config.storage, args=args)
+
+
+@contextmanager
+def target(config: RunConfig, scratch: Path) -> Iterator[tuple[str, Path | None]]:
+    """The endpoint to load, and the catalog file when the server is ours (stopped on exit)."""
+    if config.endpoint:
+        yield config.endpoint, None
+        return
+    db = catalog_copy(config.books, config.seed, scratch)
+    server = server_command(config, db)
+    try:
+        server.start()
+        yield server.endpoint, db
+    finally:
+        server.stop()
+
+
+def _fetch_books(endpoint: str, limit: int) -> list[dict[str, Any]]:
+    books: list[dict[str, Any]] = []
+    with LibraryClient(endpoint, timeout=10, retries=2) as lib:
+        while len(books) < limit:
+            page = lib.catalog(offset=len(books), limit=min(1000, limit - len(books)))
+            if not page.books:
+                break
+            books += page.books
+    return books
+
+
+def _progress_bar(config: RunConfig) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    from tqdm.auto import tqdm
+
+    total = config.requests
+    bar = tqdm(total=total, unit="req", desc=config.name(), leave=False,
+               disable=not sys.stderr.isatty() and "ipykernel" not in sys.modules)
+    started = time.monotonic()
+
+    def update(done: int, errors: int) -> None:
+        bar.n = done
+        elapsed = max(time.monotonic() - started, 1e-9)
+        bar.set_postfix(rate=f"{done / elapsed:,.0f}/s", errors=errors, refresh=False)
+        bar.refresh()
+
+    return update, bar.close
+
+
+def run_experiment(config: RunConfig, out: Path | str | None = None, *,
+                   progress: bool = True) -> RunOutcome:
+    """Run one experiment and write its folder (under `out`, default a temporary folder)."""
+    workload = workload_named(config.workload, config.hot)
+    out_root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="bench-"))
+    folder = out_root / config.name()
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    ops: list = []
+    served: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch:
+        with target(config, Path(scratch)) as (endpoint, db):
+            listed = _fetch_books(endpoint, TITLE_SAMPLE if db is not None else 100_000) \
+                if (needs_titles(workload) or db is None) and not config.echo else []
+            books = tuple((b["ISBN"], b["titulo"]) for b in listed)
+            keys = KeySpace(config.books, True, books) if db is not None else \
+                KeySpace(books=books)
+            initial = {b["ISBN"]: b["estado"] == LENT for b in listed}
+            spec = LoadSpec(endpoint, config.clients, workload, keys,
+                            duration=config.duration, requests=config.requests,
+                            rate=config.rate, think=config.think, warmup=config.warmup,
+                            timeout=config.timeout, seed=config.seed,
+                            processes=config.processes)
+            update, close = _progress_bar(config) if progress else (None, lambda: None)
+            try:
+                result = run_load(spec, update)
+            finally:
+                close()
+            frame = records_frame(result)
+            if not config.echo:
+                ops = ops_from_records(dict(zip(FIELDS, r, strict=True))
+                                       for r in result.records)
+                touched = sorted({op.isbn for op in ops if op.isbn is not None})
+                with LibraryClient(endpoint, timeout=10, retries=3) as lib:
+                    served = {isbn: lib.query_isbn(isbn).book for isbn in touched}
+        # our server has stopped here, so its catalog file is final
+        on_disk = None
+        if db is not None and not config.echo:
+            catalog = Catalog.from_bytes(db.read_bytes())
+            on_disk = {isbn: catalog.get(isbn) for isbn in served}
+    verdict: dict[str, Any] = {"ok": True, "violations": 0, "details": [], "skipped": True}
+    if not config.echo:
+        verdict = verify(ops, initial, served, on_disk).as_dict()
+    summary = summarize(result, frame)
+    summary.update(violations=verdict["violations"], verdict_ok=verdict["ok"],
+                   name=config.name(), config=asdict(config), machine=machine_info(),
+                   started_at=started_at, endpoint=endpoint,
+                   command=" ".join(["python -m bench run", *cli_flags(config)]))
+    write_run(folder, summary, frame, result, verdict)
+    return RunOutcome(folder, summary, frame, verdict)
+
+
+def cli_flags(config: RunConfig) -> list[str]:
+    """The `python -m bench run` flags that repeat this configuration."""
+    flags = []
+    if config.endpoint:
+        flags += ["--endpoint", config.endpoint]
+    else:
+        flags += ["--workers", str(config.workers), "--storage", config.storage,
+                  "--books", str(config.books)]
+        if config.unsafe_no_lock:
+            flags.append("--unsafe-no-lock")
+    flags += ["--clients", str(config.clients), "--workload", config.workload,
+              "--seed", str(config.seed)]
+    flags += ["--requests", str(config.requests)] if config.requests else \
+        ["--duration", f"{config.duration:g}"]
+    if config.rate:
+        flags += ["--rate", f"{config.rate:g}"]
+    if config.echo:
+        flags.append("--echo")
+    return flags
+
+
+def sweep(base: RunConfig, out: Path | str, *, progress: bool = True,
+          **grid: list[Any]) -> pd.DataFrame:
+    """Run every combination of `grid` (e.g. clients=[1, 16], workers=[1, 2]) over `base`;
+    one tidy row per run."""
+    names = list(grid)
+    rows = []
+    for values in itertools.product(*(grid[n] for n in names)):
+        config = replace(base, **dict(zip(names, values, strict=True)))
+        outcome = run_experiment(config, out, progress=progress)
+        rows.append(summary_row(outcome.summary))
+    return pd.DataFrame(rows)
+
+
+def summary_row(summary: dict[str, Any]) -> dict[str, Any]:
+    config = summary["config"]
+    return {"name": summary["name"], "workload": config["workload"],
+            "target": "echo" if config["echo"] else config["storage"],
+            "unsafe": config["unsafe_no_lock"], "workers": config["workers"],
+            "clients": config["clients"], "books": config["books"],
+            "throughput": summary["throughput"], "p50_ms": summary["p50_ms"],
+            "p90_ms": summary["p90_ms"], "p99_ms": summary["p99_ms"],
+            "p999_ms": summary["p999_ms"], "max_ms": summary["max_ms"],
+            "timeouts": summary["timeouts"], "errors": summary["errors"],
+            "violations": summary["violations"], "requests": summary["requests"]}
