@@ -45,7 +45,7 @@ def setup() -> None:
 def main(argv: list[str]) -> None:
     jobs = {
         "setup": [],
-        "demo": [[PY, "-m", "libsrv", "demo"]],
+        "demo": [[PY, "-m", "libsrv", "demo"], [PY, "-m", "bench", "demo", *argv[1:]]],
         "test": [[PY, "-m", "ruff", "check", "."], [PY, "-m", "pytest", *argv[1:]]],
         "serve": [[PY, "-m", "libsrv", "serve", *argv[1:]]],
     }

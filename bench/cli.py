@@ -144,6 +144,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_VIOLATIONS if table["violations"].sum() else EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bench.demo import run_demo
+
+    run_demo(Path(args.out), seconds=args.seconds)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench",
                                      description="Load, measure and verify a libsrv server.")
@@ -181,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="report")
     report.add_argument("--title", default="libsrv experiment report")
     report.set_defaults(func=cmd_report)
+    demo = sub.add_parser("demo", help="the default experiment and its report")
+    demo.add_argument("--out", default="report")
+    demo.add_argument("--seconds", type=float, default=3.0, help="measured seconds per run")
+    demo.set_defaults(func=cmd_demo)
     echo = sub.add_parser("echo", help="serve the echo baseline (used by `baseline`)",
                           add_help=False)
     echo.set_defaults(func=None)

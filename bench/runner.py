@@ -96,7 +96,9 @@ def server_command(config: RunConfig, db: Path) -> ServerProcess:
     args = ["--unsafe-no-lock"] if config.unsafe_no_lock else []
     if config.fsync is not None:
         args.append("--fsync" if config.fsync else "--no-fsync")
-    return ServerProcess(db, workers=config.workers, storage=config.storage, args=args)
+    # every process parses the whole catalog at start-up: about 15 s per million books here
+    return ServerProcess(db, workers=config.workers, storage=config.storage, args=args,
+                         ready_timeout=60 + config.books / 5_000)
 
 
 @contextmanager

@@ -6,12 +6,11 @@ titles made of Spanish words, and one or two authors. The same seed gives the sa
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
 
-from libsrv.catalog import AVAILABLE, DOCUMENT_KEY
+from libsrv.catalog import AVAILABLE, document_bytes
 from libsrv.protocol import isbn13_check_digit
 
 _NOUNS = (
@@ -63,6 +62,5 @@ def write_catalog(path: Path | str, count: int, *, seed: int = 1) -> Path:
     """Write a catalog of `count` books in the class's ``{"libros": [...]}`` format."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({DOCUMENT_KEY: make_books(count, seed=seed)}, ensure_ascii=False, indent=2)
-    path.write_text(text + "\n", encoding="utf-8")
+    path.write_bytes(document_bytes(make_books(count, seed=seed)))
     return path

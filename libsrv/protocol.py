@@ -171,12 +171,13 @@ def isbn13_is_valid(isbn: str) -> bool:
     """True for 13 digits whose check digit adds up (ISBN-13 / EAN-13)."""
     if len(isbn) != 13 or not isbn.isascii() or not isbn.isdigit():
         return False
-    total = sum(int(d) * (1 if i % 2 == 0 else 3) for i, d in enumerate(isbn[:12]))
-    return (10 - total % 10) % 10 == int(isbn[12])
+    return isbn13_check_digit(isbn[:12]) == isbn[12]
 
 
 def isbn13_check_digit(first12: str) -> str:
-    total = sum(int(d) * (1 if i % 2 == 0 else 3) for i, d in enumerate(first12))
+    """The check digit that completes 12 ASCII digits into an ISBN-13."""
+    digits = first12.encode("ascii")
+    total = sum(digits[0:12:2]) + 3 * sum(digits[1:12:2]) - 48 * 24  # 48 is ord("0")
     return str((10 - total % 10) % 10)
 
 

@@ -1,0 +1,227 @@
+"""bench: percentile maths, the verifier on hand-made histories, and real small runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.load import new_histogram
+from bench.report import write_report
+from bench.results import histogram_figures, read_histogram
+from bench.runner import RunConfig, run_experiment
+from bench.verifier import FAIL, OK, UNKNOWN, Op, verify
+from bench.workloads import KeySpace, workload_named
+
+MS = 1_000_000  # ns
+
+
+# ---------------------------------------------------------------- percentiles
+
+
+def test_percentiles_of_a_hand_made_distribution() -> None:
+    hist = new_histogram()
+    for value_us in range(1, 1001):  # 1 µs .. 1000 µs, once each
+        hist.record_value(value_us * 1000)
+    figures = histogram_figures(hist)
+    assert figures["p50_ms"] == pytest.approx(0.500, rel=0.002)
+    assert figures["p90_ms"] == pytest.approx(0.900, rel=0.002)
+    assert figures["p99_ms"] == pytest.approx(0.990, rel=0.002)
+    assert figures["p999_ms"] == pytest.approx(0.999, rel=0.002)
+    assert figures["max_ms"] == pytest.approx(1.000, rel=0.002)
+
+
+def test_histograms_from_several_processes_merge_exactly() -> None:
+    fast, slow, merged = new_histogram(), new_histogram(), new_histogram()
+    for _ in range(990):
+        fast.record_value(100_000)  # 0.1 ms
+    for _ in range(10):
+        slow.record_value(50 * MS)
+    for encoded in (fast.encode(), slow.encode()):
+        merged.decode_and_add(encoded)
+    figures = histogram_figures(merged)
+    assert merged.get_total_count() == 1000
+    assert figures["p50_ms"] == pytest.approx(0.1, rel=0.002)
+    assert figures["p99_ms"] == pytest.approx(0.1, rel=0.002)  # the 990th value
+    assert figures["p999_ms"] == pytest.approx(50, rel=0.002)
+
+
+def test_sub_millisecond_latencies_keep_their_resolution() -> None:
+    hist = new_histogram()
+    for value_ns in (23_400, 23_600, 87_100):
+        hist.record_value(value_ns)
+    assert hist.get_value_at_percentile(50) == pytest.approx(23_600, rel=0.001)
+    assert histogram_figures(hist)["max_ms"] == pytest.approx(0.0871, rel=0.001)
+
+
+# ---------------------------------------------------------------- verifier
+
+A = "9798000000007"
+
+
+def op(kind: str, start: int, end: int | None, status: str = OK, client: int = 1,
+       isbn: str = A, reply_borrower: str | None = "c1") -> Op:
+    return Op(client, kind, isbn, start * MS, None if end is None else end * MS, status,
+              "c1" if kind == "loan" else None, reply_borrower if kind == "loan" else None)
+
+
+def lent(flag: bool) -> dict:
+    return {A: {"ISBN": A, "estado": "prestado" if flag else "no prestado"}}
+
+
+def kinds(verdict) -> list[str]:
+    return [v.kind for v in verdict.violations]
+
+
+def test_a_clean_alternating_history_passes() -> None:
+    history = [op("loan", 0, 1), op("return", 2, 3), op("loan", 4, 5),
+               op("loan", 6, 7, FAIL), op("return", 8, 9), op("return", 10, 11, FAIL)]
+    assert verify(history, {A: False}, lent(False)).ok
+
+
+def test_concurrent_loan_and_return_may_linearize_either_way() -> None:
+    history = [op("loan", 0, 1), op("return", 2, 6), op("loan", 3, 5)]
+    assert verify(history, {A: False}, lent(True)).ok
+
+
+def test_two_loans_without_a_return_between_are_caught() -> None:
+    history = [op("loan", 0, 1), op("loan", 2, 3, client=2)]
+    verdict = verify(history, {A: False}, lent(True))
+    assert kinds(verdict) == ["double-loan", "final-state"]
+    assert len(verdict.violations[0].ops) == 2
+
+
+def test_overlapping_double_loan_is_caught_too() -> None:
+    history = [op("loan", 0, 5), op("loan", 1, 4, client=2)]
+    assert "double-loan" in kinds(verify(history, {A: False}, lent(True)))
+
+
+def test_a_return_nobody_could_have_needed_is_caught() -> None:
+    history = [op("loan", 0, 1), op("return", 2, 3), op("return", 4, 5, client=2)]
+    assert "double-return" in kinds(verify(history, {A: False}, lent(False)))
+
+
+def test_a_lost_update_shows_in_the_final_state() -> None:
+    history = [op("loan", 0, 1), op("return", 2, 3)]
+    assert kinds(verify(history, {A: False}, lent(True))) == ["final-state"]
+
+
+def test_unknown_operations_may_or_may_not_have_happened() -> None:
+    history = [op("loan", 0, 1), op("return", 2, None, UNKNOWN)]
+    assert verify(history, {A: False}, lent(True)).ok
+    assert verify(history, {A: False}, lent(False)).ok
+    after = [*history, op("loan", 5, 6, client=2)]  # only fine if the unknown return happened
+    assert verify(after, {A: False}, lent(True)).ok
+    assert not verify([op("loan", 0, 1), op("loan", 5, 6, client=2)], {A: False},
+                      lent(True)).ok
+
+
+def test_the_initial_state_counts() -> None:
+    assert verify([op("return", 0, 1)], {A: True}, lent(False)).ok
+    assert not verify([op("return", 0, 1)], {A: False}, lent(False)).ok
+
+
+def test_a_loan_acknowledged_to_someone_else_is_caught() -> None:
+    history = [op("loan", 0, 1, reply_borrower="c2")]
+    assert kinds(verify(history, {A: False}, lent(True))) == ["wrong-borrower"]
+
+
+def test_the_file_must_hold_what_was_served() -> None:
+    history = [op("loan", 0, 1)]
+    served = lent(True)
+    assert verify(history, {A: False}, served, on_disk=served).ok
+    verdict = verify(history, {A: False}, served, on_disk=lent(False))
+    assert kinds(verdict) == ["file-mismatch"]
+
+
+# ---------------------------------------------------------------- workloads
+
+
+def test_workloads_are_repeatable_and_respect_the_hot_set() -> None:
+    import random
+    keys = KeySpace(count=1000, generated=True)
+    hot = workload_named("hot-spot")
+    first = [hot.next(random.Random(7), 3, n, keys) for n in range(50)]
+    again = [hot.next(random.Random(7), 3, n, keys) for n in range(50)]
+    assert first == again
+    assert len({fields["isbn"] for _, fields in first}) <= 3
+    with pytest.raises(ValueError, match="unknown workload"):
+        workload_named("nope")
+    mix = workload_named("mix:ping=1")
+    assert mix.next(random.Random(1), 0, 0, keys)[0] == "ping"
+
+
+# ---------------------------------------------------------------- real runs
+
+
+def test_a_small_run_records_every_request(tmp_path: Path) -> None:
+    outcome = run_experiment(RunConfig(workers=0, books=200, clients=4, requests=400,
+                                       workload="write-heavy", warmup=0), tmp_path,
+                             progress=False)
+    samples, summary = outcome.samples, outcome.summary
+    assert len(samples) == 400 == summary["requests"]
+    assert set(samples["client"]) == {0, 1, 2, 3}
+    answered = samples.dropna(subset=["recv_ms"])
+    assert (answered["recv_ms"] >= answered["send_ms"]).all()
+    assert (answered["latency_ms"] > 0).all() and (answered["latency_ms"] < 5000).all()
+    for key in ("throughput", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "timeouts",
+                "errors", "violations", "config", "machine"):
+        assert key in summary
+    assert summary["violations"] == 0 and summary["timeouts"] == 0
+    assert summary["config"]["clients"] == 4
+    saved = json.loads((outcome.folder / "summary.json").read_text())
+    assert saved["requests"] == 400
+    assert read_histogram(outcome.folder).get_total_count() == 400
+
+
+def test_open_loop_counts_latency_from_the_intended_time(tmp_path: Path) -> None:
+    outcome = run_experiment(RunConfig(workers=1, books=100, clients=4, duration=2,
+                                       warmup=0.5, rate=200, workload="ping"), tmp_path,
+                             progress=False)
+    samples = outcome.samples.dropna(subset=["recv_ms"])
+    per_client = samples[samples["client"] == 0].sort_values("intended_ms")
+    gaps = per_client["intended_ms"].diff().dropna()
+    assert gaps.round(3).eq(20.0).all()  # 4 clients at 200/s: every 20 ms each
+    assert (samples["latency_ms"] >= samples["service_ms"] - 1e-6).all()
+    assert outcome.summary["uncorrected"]["p50_ms"] <= outcome.summary["p50_ms"] + 1e-6
+
+
+def test_the_verifier_catches_real_lost_updates_and_clears_the_safe_server(
+        tmp_path: Path) -> None:
+    common = dict(workers=2, books=50, clients=12, duration=3, warmup=0.2,
+                  workload="hot-spot", hot=1)
+    unsafe = run_experiment(RunConfig(unsafe_no_lock=True, **common), tmp_path,
+                            progress=False)
+    safe = run_experiment(RunConfig(**common), tmp_path, progress=False)
+    assert unsafe.violations > 0, unsafe.summary["codes"]
+    assert {d["kind"] for d in unsafe.verdict["details"]} & {"double-loan", "double-return",
+                                                             "final-state"}
+    assert safe.violations == 0
+    report = write_report([tmp_path], tmp_path / "report")
+    text = report.read_text()
+    assert "hot-spot-journal-unsafe" in text and "double-" in text
+    for png in (tmp_path / "report" / "figures").glob("*.png"):
+        assert png.stat().st_size > 10_000
+    assert (tmp_path / "report" / "figures" / "verdicts.png").exists()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True,
+                          text=True, timeout=180)
+
+
+def test_cli_exit_status(tmp_path: Path) -> None:
+    small = ["--books", "50", "--clients", "2", "--requests", "100", "--workers", "0",
+             "--out", str(tmp_path), "--no-progress"]
+    ok = run_cli("run", *small, "--workload", "ping")
+    assert ok.returncode == 0, ok.stderr
+    assert "p99" in ok.stdout and "violations 0" in ok.stdout
+    missed = run_cli("run", *small, "--workload", "ping", "--max-p99-ms", "0.0001")
+    assert missed.returncode == 3 and "threshold missed" in missed.stdout
+    failed = run_cli("run", *small, "--workload", "no-such-workload")
+    assert failed.returncode == 2 and "unknown workload" in failed.stderr
+    summary = json.loads(next(tmp_path.glob("ping-*/summary.json")).read_text())
+    assert summary["command"].startswith("python -m bench run")
