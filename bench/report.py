@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from bench import plots
 from bench.results import read_histogram
 from bench.runner import summary_row
 
@@ -75,59 +76,18 @@ def _save(fig: plt.Figure, summaries: list[dict[str, Any]], path: Path) -> Path:
 
 def fig_latency(runs: list[Path], table: pd.DataFrame, summaries: list[dict[str, Any]],
                 path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    for run, (_, row) in zip(runs, table.iterrows(), strict=True):
-        hist = read_histogram(run)
-        if hist.get_total_count() == 0:
-            continue
-        points = [(1 / (1 - p / 100), hist.get_value_at_percentile(p) / 1e6)
-                  for p in (0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99)]
-        ax.plot([x for x, _ in points], [y for _, y in points], marker=".", label=row["name"])
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xticks([1, 2, 10, 100, 1000, 10000])
-    ax.set_xticklabels(["0%", "50%", "90%", "99%", "99.9%", "99.99%"])
-    ax.set_xlabel("percentile")
-    ax.set_ylabel("latency (ms, from intended send)")
-    ax.set_title("Latency distribution per configuration")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(fig, summaries, path)
+    histograms = {row["name"]: read_histogram(run)
+                  for run, (_, row) in zip(runs, table.iterrows(), strict=True)}
+    return _save(plots.latency_percentiles(histograms), summaries, path)
 
 
 def fig_vs_clients(table: pd.DataFrame, summaries: list[dict[str, Any]], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    for (target, workers, workload), group in table.groupby(["target", "workers", "workload"]):
-        group = group.sort_values("clients")
-        label = f"{target}, {workers} workers, {workload}"
-        ax.plot(group["clients"], group["p50_ms"], marker="o", label=f"p50 {label}")
-        ax.plot(group["clients"], group["p99_ms"], marker="^", ls="--", label=f"p99 {label}")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("concurrent clients")
-    ax.set_ylabel("latency (ms)")
-    ax.set_title("p50 and p99 latency against the number of clients")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(fig, summaries, path)
+    return _save(plots.latency_vs_clients(table), summaries, path)
 
 
 def fig_bars(table: pd.DataFrame, column: str, title: str, ylabel: str,
              summaries: list[dict[str, Any]], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    labels = table["name"].tolist()
-    colors = ["#c0392b" if v else "#2e86c1" for v in table.get("unsafe", [False] * len(table))]
-    ax.bar(range(len(labels)), table[column], color=colors)
-    ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=25, ha="right", fontsize=7)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, axis="y", alpha=0.3)
-    for i, value in enumerate(table[column]):
-        ax.annotate(f"{value:,.2f}" if value < 100 else f"{value:,.0f}", (i, value),
-                    ha="center", va="bottom", fontsize=7)
-    fig.subplots_adjust(top=0.92)
-    return _save(fig, summaries, path)
+    return _save(plots.bars(table, column, title, ylabel), summaries, path)
 
 
 def _markdown_table(table: pd.DataFrame) -> str:

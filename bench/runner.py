@@ -75,6 +75,13 @@ class RunOutcome:
     def violations(self) -> int:
         return int(self.summary["violations"])
 
+    def violations_frame(self) -> pd.DataFrame:
+        """The verifier's findings, one row per violation (book, kind, detail, operations)."""
+        rows = [{"book": d["book"], "kind": d["kind"], "detail": d["detail"],
+                 "operations": len(d.get("ops", []))}
+                for d in self.verdict.get("details", [])]
+        return pd.DataFrame(rows, columns=["book", "kind", "detail", "operations"])
+
 
 def catalog_copy(books: int, seed: int, folder: Path) -> Path:
     """A fresh copy of a generated catalog (generated once per size and seed, then cached)."""

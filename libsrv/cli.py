@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -84,6 +85,12 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
     return config
 
 
+def _stop_on_eof(stop: StopFlag) -> None:
+    while sys.stdin.buffer.read(4096):
+        pass
+    stop.set()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _server_config(args)
     configure_logging(config.quiet)
@@ -106,6 +113,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f"catalog {config.db}). Ctrl-C stops it.", flush=True)
 
     stop = StopFlag().install()
+    if args.exit_with_parent:
+        threading.Thread(target=_stop_on_eof, args=(stop,), daemon=True).start()
     if config.workers == 0:
         run_single(config, storage, stop, on_ready)
     else:
@@ -182,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--unsafe-no-lock", action="store_true",
                        help="TEACHING ONLY: turn the file lock off to watch lost updates happen")
     serve.add_argument("--quiet", action="store_true", help="do not log every request")
+    serve.add_argument("--exit-with-parent", action="store_true",
+                       help="stop when standard input closes (used when a notebook starts the "
+                       "server, so it never outlives the kernel)")
     serve.set_defaults(func=cmd_serve)
 
     call = sub.add_parser("call", help="send one request and print the reply")
@@ -205,7 +217,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     demo.add_argument("--storage", choices=sorted(ENGINES), default=DEFAULT_ENGINE)
     demo.set_defaults(func=_cmd_demo)
+
+    forms = sub.add_parser("forms", help="the forms page (Voila), the class's web page as "
+                           "widgets")
+    forms.add_argument("--endpoint", help="an existing server; default: start one")
+    forms.add_argument("--db", help="catalog for the server started here (served in place); "
+                       "default: a copy of the shipped catalog")
+    forms.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
+    forms.add_argument("--host", default="127.0.0.1", help="0.0.0.0 opens the page to the LAN")
+    forms.add_argument("--port", type=int, default=8866)
+    forms.set_defaults(func=_cmd_forms)
     return parser
+
+
+def _cmd_forms(args: argparse.Namespace) -> int:
+    from libsrv.forms_page import serve_forms
+
+    return serve_forms(endpoint=args.endpoint, db=Path(args.db) if args.db else None,
+                       workers=args.workers, host=args.host, port=args.port)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -53,6 +53,11 @@ class Reply:
         """On queries: whether the book exists (the class's page reads this)."""
         return self.raw.get("found")
 
+    def _repr_html_(self) -> str:
+        from libsrv.ui import reply_card  # only notebooks need the widget module
+
+        return reply_card(self)
+
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> Reply:
         return cls(success=bool(obj.get("success")), code=str(obj.get("code")),

@@ -60,9 +60,11 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self._proc = subprocess.Popen(self.command, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True, env=env,
-                                      start_new_session=True)
+        # stdin stays an open pipe: a server started with --exit-with-parent stops when it
+        # closes, that is when this process ends, however it ends.
+        self._proc = subprocess.Popen(self.command, stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True, env=env, start_new_session=True)
         threading.Thread(target=self._pump, daemon=True).start()
         deadline = time.monotonic() + self.ready_timeout
         while not self._ready.wait(0.05):

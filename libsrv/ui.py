@@ -1,0 +1,245 @@
+"""Notebook widgets: the class's forms, result cards, a catalog table, and a local server.
+
+Everything a notebook shows is built here so that it is tested like any other code. Server
+values are escaped before they become HTML. Requests run on a background thread, so a slow or
+absent server never blocks the kernel; each form shows "waiting…" and then the reply, or a
+plain message once the client's timeout and retries are used up.
+"""
+
+from __future__ import annotations
+
+import atexit
+import html
+import shutil
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+
+from libsrv.client import BadReply, LibraryClient, Reply, ServerUnreachable
+from libsrv.process import ServerProcess
+
+SHIPPED_CATALOG = Path(__file__).resolve().parent.parent / "data" / "catalog.json"
+LENT_COLOUR, FREE_COLOUR, ERROR_COLOUR, OK_COLOUR = "#c0392b", "#1e8449", "#922b21", "#1e8449"
+FIELD_LABELS = (("ISBN", "ISBN"), ("titulo", "Title / Título"), ("autores", "Authors / Autores"),
+                ("estado", "Status / Estado"), ("prestatario", "Borrower / Prestatario"),
+                ("fecha_prestamo", "Loaned on / Fecha préstamo"),
+                ("fecha_devolucion", "Due / Fecha devolución"))
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        return html.escape(", ".join(str(v) for v in value))
+    return html.escape(str(value))
+
+
+def book_card(book: dict[str, Any] | None, message: str, *, success: bool,
+              code: str = "") -> str:
+    """HTML for one reply: the message (green or red) and the book's seven fields. Every
+    value is escaped."""
+    colour = OK_COLOUR if success else ERROR_COLOUR
+    mark = "✓" if success else "✗"
+    head = (f'<div class="libsrv-message" style="color:{colour};font-weight:bold">{mark} '
+            f'{html.escape(message)}'
+            + (f' <span style="opacity:.6">({html.escape(code)})</span>' if code else "")
+            + "</div>")
+    if not book:
+        return f'<div class="libsrv-card">{head}</div>'
+    rows = []
+    for field, label in FIELD_LABELS:
+        value = _text(book.get(field))
+        if field == "estado":
+            tint = LENT_COLOUR if book.get("estado") == "prestado" else FREE_COLOUR
+            value = (f'<span class="libsrv-estado" style="background:{tint};color:white;'
+                     f'padding:1px 8px;border-radius:8px">{value}</span>')
+        rows.append(f"<tr><th style='text-align:left;padding-right:1em'>{label}</th>"
+                    f"<td>{value}</td></tr>")
+    return (f'<div class="libsrv-card" style="border:1px solid #ccc;border-radius:6px;'
+            f'padding:8px;max-width:36em">{head}<table>{"".join(rows)}</table></div>')
+
+
+def reply_card(reply: Reply) -> str:
+    return book_card(reply.book, reply.message, success=reply.success, code=reply.code)
+
+
+def catalog_table(books: list[dict[str, Any]], text: str = "") -> str:
+    """An HTML table of books whose ISBN, title, authors or borrower contain `text`."""
+    needle = text.strip().casefold()
+    shown = [b for b in books if not needle or needle in " ".join(
+        _text(b.get(f)) for f in ("ISBN", "titulo", "autores", "prestatario")).casefold()]
+    head = "".join(f"<th style='text-align:left'>{label.split(' / ')[0]}</th>"
+                   for _, label in FIELD_LABELS)
+    rows = []
+    for book in shown:
+        tint = LENT_COLOUR if book.get("estado") == "prestado" else FREE_COLOUR
+        cells = "".join(
+            f"<td style='color:{tint}'>{_text(book.get(f))}</td>" if f == "estado"
+            else f"<td>{_text(book.get(f))}</td>" for f, _ in FIELD_LABELS)
+        rows.append(f"<tr>{cells}</tr>")
+    return (f"<div class='libsrv-count'>{len(shown)} of {len(books)} books</div>"
+            f"<table class='libsrv-catalog'><tr>{head}</tr>{''.join(rows)}</table>")
+
+
+def unreachable_message(endpoint: str, error: Exception) -> str:
+    return book_card(None, f"No answer from the server at {endpoint}: {error}", success=False,
+                     code="UNREACHABLE")
+
+
+class LocalServer:
+    """A server started from a notebook, in the background, on a copy of a catalog.
+
+    It stops when `stop()` is called, when the kernel exits normally, and also when the kernel
+    is killed (the server exits when the pipe to its parent closes).
+    """
+
+    def __init__(self, db: Path | str | None = None, *, workers: int = 2,
+                 storage: str = "journal", port: int = 0, copy: bool = True,
+                 args: tuple[str, ...] = ()) -> None:
+        source = Path(db) if db is not None else SHIPPED_CATALOG
+        if copy:
+            self._tmp = tempfile.mkdtemp(prefix="libsrv-notebook-")
+            self.db = Path(self._tmp) / source.name
+            shutil.copy(source, self.db)
+        else:
+            self._tmp = None
+            self.db = source
+        self._process = ServerProcess(self.db, workers=workers, storage=storage, port=port,
+                                      args=("--exit-with-parent", *args))
+        self._process.start()
+        self.endpoint = self._process.endpoint
+        self.workers, self.storage = workers, storage
+        atexit.register(self.stop)
+
+    @property
+    def running(self) -> bool:
+        return self._process.alive()
+
+    def stop(self) -> None:
+        """Stop the server cleanly (its catalog file is then complete and current)."""
+        self._process.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return (f"LocalServer({self.endpoint}, {self.workers} workers, {self.storage}, "
+                f"{state}, catalog {self.db})")
+
+
+class _Form:
+    """One form: text fields, a button, and the reply shown under it."""
+
+    def __init__(self, owner: LibraryForms, title: str, fields: dict[str, str],
+                 call: Callable[[LibraryClient, dict[str, str]], Reply]) -> None:
+        self.fields = {name: widgets.Text(description=label, placeholder=label,
+                                          layout=widgets.Layout(width="32em"))
+                       for name, label in fields.items()}
+        self.button = widgets.Button(description=title, button_style="primary")
+        self.result = widgets.HTML()
+        self.box = widgets.VBox([*self.fields.values(), self.button, self.result])
+        self._owner, self._call = owner, call
+        self.button.on_click(lambda _: self.submit())
+
+    def submit(self) -> Future[None]:
+        values = {name: box.value for name, box in self.fields.items()}
+        self.button.disabled = True
+        self.result.value = "<i>waiting for the server…</i>"
+        return self._owner.run(lambda client: self._call(client, values), self._show)
+
+    def _show(self, outcome: Reply | Exception) -> None:
+        if isinstance(outcome, Reply):
+            self.result.value = reply_card(outcome)
+        else:
+            self.result.value = unreachable_message(self._owner.endpoint.value, outcome)
+        self.button.disabled = False
+
+
+class LibraryForms:
+    """The class's page as widgets: five forms, a catalog table and the server endpoint.
+
+    ``LibraryForms("tcp://127.0.0.1:5555")`` in a notebook cell shows it. Each form's
+    `fields`, `button` and `result` are attributes (`forms.loan_isbn.fields["isbn"]`, ...),
+    which is also how the tests drive it.
+    """
+
+    def __init__(self, endpoint: str, *, timeout: float = 2.0, retries: int = 1) -> None:
+        self.timeout, self.retries = timeout, retries
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="libsrv-ui")
+        self.endpoint = widgets.Text(value=endpoint, description="Server",
+                                     layout=widgets.Layout(width="32em"))
+        self.query_isbn = _Form(self, "Query", {"isbn": "ISBN"},
+                                lambda c, v: c.query_isbn(v["isbn"]))
+        self.query_title = _Form(self, "Search", {"title": "Title"},
+                                 lambda c, v: c.query_title(v["title"]))
+        self.loan_isbn = _Form(self, "Loan", {"isbn": "ISBN", "borrower": "Borrower"},
+                               lambda c, v: c.loan_isbn(v["isbn"], v["borrower"]))
+        self.loan_title = _Form(self, "Loan", {"title": "Title", "borrower": "Borrower"},
+                                lambda c, v: c.loan_title(v["title"], v["borrower"]))
+        self.return_isbn = _Form(self, "Return", {"isbn": "ISBN"},
+                                 lambda c, v: c.return_isbn(v["isbn"]))
+        self.catalog_filter = widgets.Text(description="Filter", placeholder="title, author…")
+        self.catalog_button = widgets.Button(description="Refresh", icon="refresh")
+        self.catalog = widgets.HTML()
+        self._books: list[dict[str, Any]] = []
+        self.catalog_button.on_click(lambda _: self.refresh())
+        self.catalog_filter.observe(lambda _: self._draw_catalog(), names="value")
+        forms = [self.query_isbn, self.query_title, self.loan_isbn, self.loan_title,
+                 self.return_isbn]
+        self.tabs = widgets.Tab(children=[
+            *(f.box for f in forms),
+            widgets.VBox([widgets.HBox([self.catalog_filter, self.catalog_button]),
+                          self.catalog])])
+        for index, title in enumerate(("Query by ISBN", "Query by title", "Loan by ISBN",
+                                       "Loan by title", "Return", "Catalog")):
+            self.tabs.set_title(index, title)
+        self.widget = widgets.VBox([self.endpoint, self.tabs])
+
+    def run(self, call: Callable[[LibraryClient], Any],
+            show: Callable[[Any], None]) -> Future[None]:
+        """Run `call` with a fresh client on a background thread, then `show` its result
+        (or the exception that stopped it)."""
+        endpoint = self.endpoint.value.strip()
+
+        def work() -> None:
+            try:
+                with LibraryClient(endpoint, timeout=self.timeout,
+                                   retries=self.retries) as client:
+                    outcome = call(client)
+            except (ServerUnreachable, BadReply, ValueError, OSError) as error:
+                outcome = error
+            show(outcome)
+
+        return self._pool.submit(work)
+
+    def refresh(self) -> Future[None]:
+        """Fetch the whole catalog (up to 5,000 books) and redraw the table."""
+        self.catalog.value = "<i>loading…</i>"
+
+        def fetch(client: LibraryClient) -> list[dict[str, Any]]:
+            books: list[dict[str, Any]] = []
+            while len(books) < 5000:
+                page = client.catalog(offset=len(books), limit=1000)
+                books += page.books
+                if len(page.books) < 1000:
+                    break
+            return books
+
+        def show(outcome: list[dict[str, Any]] | Exception) -> None:
+            if isinstance(outcome, Exception):
+                self.catalog.value = unreachable_message(self.endpoint.value, outcome)
+            else:
+                self._books = outcome
+                self._draw_catalog()
+
+        return self.run(fetch, show)
+
+    def _draw_catalog(self) -> None:
+        self.catalog.value = catalog_table(self._books, self.catalog_filter.value)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)

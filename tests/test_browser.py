@@ -1,0 +1,81 @@
+"""The forms page served by Voilà, used in a real headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from libsrv.catalog import Catalog
+from tests.conftest import ROOT, wait_until
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed; `python3 kit.py test` installs "
+    "Debian's chromium when it runs as root (as in CI); elsewhere: apt-get install chromium")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def test_the_voila_forms_page_loans_a_book(start_server, catalog_file: Path,
+                                           tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    server = start_server(catalog_file, workers=2)
+    port = free_port()
+    env = dict(os.environ, LIBSRV_ENDPOINT=server.endpoint, JUPYTER_PLATFORM_DIRS="1")
+    voila = subprocess.Popen(
+        [sys.executable, "-m", "voila", str(ROOT / "notebooks" / "02-forms.ipynb"),
+         "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_until(lambda: answers(url), timeout=90, message="Voilà to serve the page")
+        with sync_playwright() as play:
+            browser = play.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            page = browser.new_page()
+            page.goto(url, timeout=120_000)
+            page.get_by_role("tab", name="Loan by ISBN").click(timeout=120_000)
+            page.locator("input[placeholder=ISBN]:visible").fill("9788437604947")
+            page.locator("input[placeholder=Borrower]:visible").fill("<b>Guillermo</b>")
+            page.locator("button:visible", has_text="Loan").click()
+            card = page.locator(".libsrv-card:visible")
+            card.wait_for(timeout=30_000)
+            page.get_by_text("Loan done").wait_for(timeout=30_000)
+            page.screenshot(path=str(tmp_path / "forms.png"))
+            text = card.inner_text()
+            assert "Don Quijote de la Mancha" in text and "prestado" in text
+            assert "<b>Guillermo</b>" in text  # shown as text, not as markup
+            assert page.locator(".libsrv-card b", has_text="Guillermo").count() == 0
+            browser.close()
+    finally:
+        voila.terminate()
+        try:
+            voila.wait(20)
+        except subprocess.TimeoutExpired:
+            voila.kill()
+    assert server.stop() == 0
+    assert Catalog.from_bytes(catalog_file.read_bytes()).get("9788437604947")["prestatario"] \
+        == "<b>Guillermo</b>"

@@ -1,0 +1,75 @@
+"""Every notebook, executed top to bottom in a real Jupyter kernel, on small parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.conftest import ROOT
+
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def execute(name: str, parameters: str, tmp_path: Path) -> nbformat.NotebookNode:
+    """Run a notebook with `parameters` injected after its tagged parameters cell."""
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    index = next(i for i, cell in enumerate(nb.cells)
+                 if "parameters" in cell.metadata.get("tags", []))
+    nb.cells.insert(index + 1, nbformat.v4.new_code_cell(parameters))
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    return nb
+
+
+def outputs(nb: nbformat.NotebookNode) -> str:
+    text = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            text.append(out.get("text", ""))
+            for value in out.get("data", {}).values():
+                text.append(value if isinstance(value, str) else "")
+    return "\n".join(text)
+
+
+def test_notebooks_have_no_committed_outputs() -> None:
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, path.name
+
+
+def test_start_here_runs_and_shows_every_kind_of_reply(tmp_path: Path) -> None:
+    nb = execute("01-start-here.ipynb", "WORKERS = 1", tmp_path)
+    text = outputs(nb)
+    for expected in ("Don Quijote de la Mancha", "Loan done",
+                     "UNAVAILABLE", "NOT_LOANED", "BAD_REQUEST", "uptime_s"):
+        assert expected in text, expected
+
+
+def test_forms_notebook_builds_its_widgets(tmp_path: Path) -> None:
+    nb = execute("02-forms.ipynb", "", tmp_path)
+    assert "application/vnd.jupyter.widget-view+json" in str(nb.cells)
+
+
+def test_latency_notebook_runs_small(tmp_path: Path) -> None:
+    nb = execute("03-latency.ipynb", f"CLIENTS = [1, 4]\nWORKERS = [0, 1]\nSECONDS = 1\n"
+                 f"BOOKS = 200\nOUT = {str(tmp_path)!r}", tmp_path)
+    text = outputs(nb)
+    assert "throughput / echo" in text and "image/png" in str(nb.cells)
+
+
+def test_concurrency_notebook_runs_small(tmp_path: Path) -> None:
+    nb = execute("04-concurrency.ipynb", f"CLIENTS = 8\nSECONDS = 2\nOUT = {str(tmp_path)!r}",
+                 tmp_path)
+    text = outputs(nb)
+    assert "without the lock:" in text and "with the lock: 0" in text
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_each_notebook_has_a_tagged_parameters_cell(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)

@@ -1,0 +1,124 @@
+"""The notebook widgets, driven directly (fill the fields, click the buttons) against a real
+server, and the local server a notebook starts."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from libsrv.process import ServerProcess
+from libsrv.ui import LibraryForms, LocalServer, book_card, catalog_table
+from tests.conftest import client_for, wait_until
+
+QUIJOTE = "9788437604947"
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def click(form, **values: str) -> str:
+    for name, value in values.items():
+        form.fields[name].value = value
+    form.button.click()
+    return form.result.value
+
+
+def submitted(form, **values: str) -> str:
+    """Fill, click, and wait (with a deadline) for the reply to be drawn."""
+    for name, value in values.items():
+        form.fields[name].value = value
+    future = form.submit()
+    future.result(timeout=20)
+    return form.result.value
+
+
+@pytest.fixture
+def server(start_server, catalog_file: Path) -> ServerProcess:
+    return start_server(catalog_file, workers=2)
+
+
+def test_forms_show_replies_like_the_class_page(server: ServerProcess) -> None:
+    forms = LibraryForms(server.endpoint)
+    card = submitted(forms.query_isbn, isbn=QUIJOTE)
+    assert "Don Quijote de la Mancha" in card and "no prestado" in card and "✓" in card
+    card = submitted(forms.loan_title, title="la sombra del viento", borrower="Samuel")
+    assert "Samuel" in card and ">prestado<" in card
+    refused = submitted(forms.loan_isbn, isbn="9788497592208", borrower="Guillermo")
+    assert "✗" in refused and "UNAVAILABLE" in refused and "due back on" in refused
+    assert "Samuel" in refused  # the current record is shown
+    assert "NOT_FOUND" in submitted(forms.query_isbn, isbn="9780000000002")
+    assert "BAD_REQUEST" in submitted(forms.query_isbn, isbn="12345")
+    assert "BAD_REQUEST" in submitted(forms.loan_isbn, isbn=QUIJOTE, borrower="   ")
+    assert "Return done" in submitted(forms.return_isbn, isbn="9788497592208")
+    assert "sombra" in submitted(forms.query_title, title="SOMBRA").lower()
+
+
+def test_a_button_click_returns_at_once_and_draws_the_reply_later(server: ServerProcess) -> None:
+    forms = LibraryForms(server.endpoint)
+    first = click(forms.query_isbn, isbn=QUIJOTE)  # the kernel is not blocked by the request
+    assert "waiting" in first
+    wait_until(lambda: "Don Quijote" in forms.query_isbn.result.value, message="the card")
+    assert not forms.query_isbn.button.disabled
+
+
+def test_values_from_the_server_are_escaped(server: ServerProcess) -> None:
+    forms = LibraryForms(server.endpoint)
+    card = submitted(forms.loan_isbn, isbn=QUIJOTE, borrower=HOSTILE)
+    assert "<img" not in card and "&lt;img src=x onerror=alert(1)&gt;" in card
+    forms.refresh().result(timeout=20)
+    assert "<img" not in forms.catalog.value and "&lt;img" in forms.catalog.value
+
+
+def test_catalog_table_refreshes_and_filters(server: ServerProcess) -> None:
+    forms = LibraryForms(server.endpoint)
+    forms.refresh().result(timeout=20)
+    assert "38 of 38 books" in forms.catalog.value
+    forms.catalog_filter.value = "quijote"
+    assert "1 of 38 books" in forms.catalog.value
+    with client_for(server) as lib:
+        lib.loan_isbn(QUIJOTE, "Ana")
+    forms.refresh().result(timeout=20)
+    assert "1 of 38 books" in forms.catalog.value and "Ana" in forms.catalog.value
+
+
+def test_an_absent_server_gives_a_clear_message_within_the_timeout() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    forms = LibraryForms(f"tcp://127.0.0.1:{port}", timeout=0.3, retries=1)
+    card = submitted(forms.loan_isbn, isbn=QUIJOTE, borrower="Ana")
+    assert "No answer from the server" in card and "2 attempt" in card
+    assert not forms.loan_isbn.button.disabled
+
+
+def test_cards_escape_hostile_titles_and_colour_the_state() -> None:
+    book = {"ISBN": "1", "titulo": "<script>x</script>", "autores": ["<b>a</b>"],
+            "estado": "prestado", "prestatario": HOSTILE, "fecha_prestamo": None,
+            "fecha_devolucion": None}
+    card = book_card(book, "<i>m</i>", success=False)
+    for raw in ("<script>", "<b>", "<img", "<i>m"):
+        assert raw not in card
+    assert "#c0392b" in card  # lent
+    table = catalog_table([book], "script")
+    assert "1 of 1 books" in table and "<script>" not in table
+
+
+def test_a_local_server_starts_serves_and_stops() -> None:
+    local = LocalServer(workers=1)
+    try:
+        with client_for(local._process) as lib:
+            assert lib.ping().success
+        assert "running" in repr(local)
+    finally:
+        local.stop()
+    assert not local.running
+
+
+def test_a_server_started_for_a_notebook_dies_with_its_parent(catalog_file: Path) -> None:
+    server = ServerProcess(catalog_file, workers=1, args=["--exit-with-parent"]).start()
+    try:
+        server._proc.stdin.close()  # what the OS does when the kernel dies
+        wait_until(lambda: not server.alive(), message="the server to exit")
+        assert "libsrv stopped" in server.output
+    finally:
+        server.kill()
