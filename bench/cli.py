@@ -39,6 +39,10 @@ def _load_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--think", type=float, default=0.0, help="closed loop think time, s")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds left out of results")
     parser.add_argument("--timeout", type=float, default=5.0, help="per request, seconds")
+    parser.add_argument("--retries", type=int, default=0,
+                        help="resend a timed-out request this many times (same id, new socket)")
+    parser.add_argument("--kill-worker-every", type=float,
+                        help="SIGKILL one worker of the server every this many seconds")
     parser.add_argument("--workload", default="read-mostly",
                         help=f"{', '.join(WORKLOADS)}, or mix:action=weight,...")
     parser.add_argument("--hot", type=int, help="restrict the workload to this many books")
@@ -53,7 +57,8 @@ def _config(args: argparse.Namespace, **overrides: Any) -> RunConfig:
                   unsafe_no_lock=args.unsafe_no_lock, books=args.books, clients=args.clients,
                   processes=args.processes, duration=None if args.requests else duration,
                   requests=args.requests, rate=args.rate, think=args.think,
-                  warmup=args.warmup, timeout=args.timeout, workload=args.workload,
+                  warmup=args.warmup, timeout=args.timeout, retries=args.retries,
+                  kill_worker_every=args.kill_worker_every, workload=args.workload,
                   hot=args.hot, seed=args.seed)
     values.update(overrides)
     return RunConfig(**values)

@@ -30,7 +30,7 @@ from bench.workloads import KeySpace, Workload
 from libsrv.protocol import Action, encode_request
 
 FIELDS = ("client", "action", "isbn", "borrower", "t_intended", "t_send", "t_recv", "code",
-          "reply_isbn", "reply_borrower")
+          "reply_isbn", "reply_borrower", "attempts")
 TIMEOUT = "TIMEOUT"
 HIST_MAX_NS = 120 * 10**9  # two minutes
 HIST_DIGITS = 3
@@ -53,6 +53,7 @@ class LoadSpec:
     think: float = 0.0  # closed loop: pause between a reply and the next request
     warmup: float = 1.0
     timeout: float = 5.0
+    retries: int = 0  # Lazy Pirate: resend a timed-out request (same id) on a new socket
     seed: int = 1
     processes: int = 0  # 0: one per 250 clients, at least 1, at most the CPUs
 
@@ -72,10 +73,13 @@ class ProcessResult:
 
 class _Client:
     __slots__ = (
+        "attempts",
         "fields",
+        "first_sent",
         "index",
         "intended",
         "next_at",
+        "payload",
         "quota",
         "request",
         "sent",
@@ -95,6 +99,9 @@ class _Client:
         self.request: tuple[Action, dict[str, Any]] | None = None
         self.fields: dict[str, Any] = {}
         self.quota = -1
+        self.attempts = 0
+        self.first_sent = 0
+        self.payload = b""
 
 
 def run_clients(spec: LoadSpec, first: int, count: int, t0: int, counters: Any,
@@ -145,8 +152,9 @@ def run_clients(spec: LoadSpec, first: int, count: int, t0: int, counters: Any,
         client.request = (action, fields)
         rid = f"{prefix}-{client.index}-{client.step}"
         assert client.sock is not None
-        client.sock.send(encode_request(action, id=rid, **fields))
-        client.sent, client.sent_at = True, now
+        client.payload = encode_request(action, id=rid, **fields)
+        client.sock.send(client.payload)
+        client.sent, client.sent_at, client.first_sent, client.attempts = True, now, now, 1
         if client.quota > 0:
             client.quota -= 1
 
@@ -156,13 +164,14 @@ def run_clients(spec: LoadSpec, first: int, count: int, t0: int, counters: Any,
         book = reply.get("book") if reply else None
         code = reply.get("code") if reply else TIMEOUT
         records.append((client.index, action.value, fields.get("isbn"), fields.get("borrower"),
-                        client.intended, client.sent_at, now if reply else None, code,
+                        client.intended, client.first_sent, now if reply else None, code,
                         book.get("ISBN") if isinstance(book, dict) else None,
-                        book.get("prestatario") if isinstance(book, dict) else None))
+                        book.get("prestatario") if isinstance(book, dict) else None,
+                        client.attempts))
         if reply is not None and client.intended >= measure_from and (end is None or
                                                                       client.intended < end):
             corrected.record_value(max(1, now - client.intended))
-            uncorrected.record_value(max(1, now - client.sent_at))
+            uncorrected.record_value(max(1, now - client.first_sent))
         counters[slot * 2] += 1
         if reply is None or code not in ("OK", "UNAVAILABLE", "NOT_LOANED", "NOT_FOUND"):
             counters[slot * 2 + 1] += 1
@@ -194,9 +203,15 @@ def run_clients(spec: LoadSpec, first: int, count: int, t0: int, counters: Any,
             next_check = now + 20_000_000
             for client in clients:
                 if client.sent and now - client.sent_at > timeout_ns:
+                    drop(client)
+                    if client.attempts <= spec.retries:  # resend, same id, fresh socket
+                        assert client.sock is not None
+                        client.sock.send(client.payload)
+                        client.sent_at = now
+                        client.attempts += 1
+                        continue
                     finish(client, now, None)
                     outstanding -= 1
-                    drop(client)
                     if has_work(client):
                         heapq.heappush(scheduled, (client.next_at, client.index - first))
         if not outstanding and not scheduled:

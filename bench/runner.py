@@ -7,9 +7,13 @@ line. A server it starts is always stopped, also on Ctrl-C or error.
 from __future__ import annotations
 
 import itertools
+import os
+import random
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,6 +54,8 @@ class RunConfig:
     think: float = 0.0
     warmup: float = 1.0
     timeout: float = 5.0
+    retries: int = 0
+    kill_worker_every: float | None = None  # seconds; SIGKILL one worker of our server each time
     workload: str = "read-mostly"
     hot: int | None = None
     seed: int = 1
@@ -109,18 +115,69 @@ def server_command(config: RunConfig, db: Path) -> ServerProcess:
 
 
 @contextmanager
-def target(config: RunConfig, scratch: Path) -> Iterator[tuple[str, Path | None]]:
-    """The endpoint to load, and the catalog file when the server is ours (stopped on exit)."""
+def target(config: RunConfig, scratch: Path) -> Iterator[tuple[str, Path | None,
+                                                               ServerProcess | None]]:
+    """The endpoint to load, and the catalog file and process when the server is ours
+    (stopped on exit, whatever happens)."""
     if config.endpoint:
-        yield config.endpoint, None
+        yield config.endpoint, None, None
         return
     db = catalog_copy(config.books, config.seed, scratch)
     server = server_command(config, db)
     try:
         server.start()
-        yield server.endpoint, db
+        yield server.endpoint, db, server
     finally:
         server.stop()
+
+
+def server_pids(endpoint: str, server: ServerProcess) -> list[int]:
+    with LibraryClient(endpoint, timeout=5, retries=3) as lib:
+        workers = lib.stats().raw["stats"]["worker_pids"]
+    return [server.pid, *(pid for pid in workers if pid and pid != server.pid)]
+
+
+def rss_mb(pids: list[int]) -> float:
+    """Resident memory of these processes, in MB (Linux; 0 where /proc is missing)."""
+    total_kb = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total_kb / 1024, 1)
+
+
+@contextmanager
+def worker_killer(endpoint: str, server: ServerProcess | None,
+                  every: float | None) -> Iterator[list[float]]:
+    """While the block runs, SIGKILL one worker of our server every `every` seconds; yields the
+    list of kill times (monotonic seconds), filled as it goes."""
+    kills: list[float] = []
+    if not every:
+        yield kills
+        return
+    if server is None:
+        raise ValueError("--kill-worker-every needs a server started by bench (no --endpoint)")
+    stop = threading.Event()
+
+    def killer() -> None:
+        rng = random.Random(0)
+        while not stop.wait(every):
+            pids = server_pids(endpoint, server)[1:]
+            if pids:
+                os.kill(rng.choice(pids), signal.SIGKILL)
+                kills.append(time.monotonic())
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        yield kills
+    finally:
+        stop.set()
+        thread.join(30)
 
 
 def _fetch_books(endpoint: str, limit: int) -> list[dict[str, Any]]:
@@ -161,7 +218,7 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
     ops: list = []
     served: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch:
-        with target(config, Path(scratch)) as (endpoint, db):
+        with target(config, Path(scratch)) as (endpoint, db, server):
             listed = _fetch_books(endpoint, TITLE_SAMPLE if db is not None else 100_000) \
                 if (needs_titles(workload) or db is None) and not config.echo else []
             books = tuple((b["ISBN"], b["titulo"]) for b in listed)
@@ -171,13 +228,17 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             spec = LoadSpec(endpoint, config.clients, workload, keys,
                             duration=config.duration, requests=config.requests,
                             rate=config.rate, think=config.think, warmup=config.warmup,
-                            timeout=config.timeout, seed=config.seed,
-                            processes=config.processes)
+                            timeout=config.timeout, retries=config.retries,
+                            seed=config.seed, processes=config.processes)
+            memory = {"start_mb": rss_mb(server_pids(endpoint, server))} if server else {}
             update, close = _progress_bar(config) if progress else (None, lambda: None)
             try:
-                result = run_load(spec, update)
+                with worker_killer(endpoint, server, config.kill_worker_every) as kills:
+                    result = run_load(spec, update)
             finally:
                 close()
+            if server is not None:
+                memory["end_mb"] = rss_mb(server_pids(endpoint, server))
             frame = records_frame(result)
             if not config.echo:
                 ops = ops_from_records(dict(zip(FIELDS, r, strict=True))
@@ -195,6 +256,8 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
         verdict = verify(ops, initial, served, on_disk).as_dict()
     summary = summarize(result, frame)
     summary.update(violations=verdict["violations"], verdict_ok=verdict["ok"],
+                   server_memory=memory, workers_killed=len(kills),
+                   retried=int((frame["attempts"] > 1).sum()),
                    name=config.name(), config=asdict(config), machine=machine_info(),
                    started_at=started_at, endpoint=endpoint,
                    command=" ".join(["python -m bench run", *cli_flags(config)]))
@@ -218,6 +281,10 @@ def cli_flags(config: RunConfig) -> list[str]:
         ["--duration", f"{config.duration:g}"]
     if config.rate:
         flags += ["--rate", f"{config.rate:g}"]
+    if config.retries:
+        flags += ["--retries", str(config.retries), "--timeout", f"{config.timeout:g}"]
+    if config.kill_worker_every:
+        flags += ["--kill-worker-every", f"{config.kill_worker_every:g}"]
     if config.echo:
         flags.append("--echo")
     return flags

@@ -1,0 +1,140 @@
+"""The class's LAN on one machine: a server host and two client hosts in network namespaces
+(scripts/netlab.sh), with real TCP between them, and a cable pulled mid-load."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.verifier import OK, UNKNOWN, Op, verify
+from libsrv.catalog import Catalog
+from libsrv.generate import isbn_for, write_catalog
+from libsrv.process import ServerProcess
+from tests.conftest import ROOT, wait_until
+
+SCRIPT = ROOT / "scripts" / "netlab.sh"
+SERVER_IP = "192.0.2.1"
+
+
+def _lab_allowed() -> str | None:
+    if sys.platform != "linux":
+        return "network namespaces are Linux only"
+    probe = f"probe{secrets.token_hex(3)}"
+    result = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if result.returncode:
+        return f"cannot create network namespaces here: {result.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return None
+
+
+REASON = _lab_allowed() if os.name == "posix" else "not POSIX"
+pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+
+
+@pytest.fixture
+def lab() -> Iterator[str]:
+    prefix = f"l{secrets.token_hex(3)}"
+    subprocess.run(["bash", str(SCRIPT), "up", prefix], check=True, timeout=60)
+    try:
+        yield prefix
+    finally:
+        subprocess.run(["bash", str(SCRIPT), "down", prefix], timeout=60)
+
+
+def in_host(lab: str, host: str, *command: str) -> list[str]:
+    return ["ip", "netns", "exec", f"{lab}-{host}", *command]
+
+
+@pytest.fixture
+def lab_server(lab: str, tmp_path: Path) -> Iterator[tuple[str, ServerProcess, Path]]:
+    db = tmp_path / "catalog.json"
+    db.write_bytes((ROOT / "data" / "catalog.json").read_bytes())
+    server = ServerProcess(db, command=in_host(
+        lab, "srv", sys.executable, "-m", "libsrv", "serve", "--host", SERVER_IP, "--port",
+        "5555", "--workers", "2", "--db", str(db), "--quiet"))
+    server.start()
+    try:
+        yield lab, server, db
+    finally:
+        server.stop()
+
+
+def client(lab: str, host: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(in_host(lab, host, sys.executable, "-m", "tests.netclient", *args),
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def result(process: subprocess.Popen[str], timeout: float = 120) -> dict:
+    out, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, out
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_every_operation_works_from_both_client_hosts(lab_server) -> None:
+    lab, server, _ = lab_server
+    assert server.endpoint == f"tcp://{SERVER_IP}:5555"
+    procs = [client(lab, host, "ops", server.endpoint, host) for host in ("c1", "c2")]
+    for proc in procs:
+        assert result(proc)["codes"] == ["OK"] * 8
+
+
+def test_both_clients_loan_the_same_book_and_only_one_wins(lab_server) -> None:
+    lab, server, _ = lab_server
+    for round_number in range(3):
+        isbn = ["9788497592208", "9788420471839", "9788437602394"][round_number]
+        at = time.time() + 1.5
+        procs = [client(lab, host, "race", server.endpoint, host, isbn, str(at))
+                 for host in ("c1", "c2")]
+        outcomes = [result(p) for p in procs]
+        codes = sorted(o["code"] for o in outcomes)
+        assert codes == ["OK", "UNAVAILABLE"], outcomes
+        winner = next(o for o in outcomes if o["code"] == "OK")["borrower"]
+        assert all(o["borrower"] == winner for o in outcomes)  # the loser sees the winner
+
+
+def test_pulling_a_cable_mid_load_hangs_nobody_and_loses_nothing(lab: str,
+                                                                 tmp_path: Path) -> None:
+    db = write_catalog(tmp_path / "lab.json", 40)
+    server = ServerProcess(db, command=in_host(
+        lab, "srv", sys.executable, "-m", "libsrv", "serve", "--host", SERVER_IP, "--port",
+        "5555", "--workers", "2", "--db", str(db), "--quiet")).start()
+    try:
+        books = {"c1": [isbn_for(n) for n in range(0, 4)],
+                 "c2": [isbn_for(n) for n in range(4, 8)]}
+        rounds = 40
+        progress = tmp_path / "c1.progress"
+        procs = {host: client(lab, host, "own", server.endpoint, host, ",".join(isbns),
+                              str(rounds), str(tmp_path / f"{host}.progress"))
+                 for host, isbns in books.items()}
+        wait_until(lambda: progress.exists() and int(progress.read_text()) >= 30, timeout=60,
+                   message="load under way")
+        subprocess.run(["bash", str(SCRIPT), "link", "c1", "down", lab], check=True)
+        pulled = time.monotonic()
+        wait_until(lambda: time.monotonic() - pulled > 3.0, message="3 s of outage")
+        subprocess.run(["bash", str(SCRIPT), "link", "c1", "up", lab], check=True)
+        out = {host: result(proc, timeout=180)["history"] for host, proc in procs.items()}
+    finally:
+        server.stop()
+    ops, served = [], {}
+    final = Catalog.from_bytes(db.read_bytes())
+    longest = max(end - start for _, _, _, start, end, _ in out["c1"]) / 1e9
+    assert longest > 2.5  # the outage really caught c1 mid-request
+    for host, history in out.items():
+        assert len(history) == rounds * 4  # nobody hung: every request ended
+        assert {code for _, _, code, *_ in history} == {"OK"}, host  # exactly once, each
+        for isbn, kind, code, start, end, borrower in history:
+            ops.append(Op(int(host[1]), kind, isbn, start, end, OK if code == "OK" else UNKNOWN,
+                          host if kind == "loan" else None, borrower))
+    for isbns in books.values():
+        for isbn in isbns:
+            served[isbn] = final.get(isbn)
+    verdict = verify(ops, {}, served, on_disk=served)
+    assert verdict.ok, verdict.as_dict()
