@@ -71,7 +71,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
     settings.update({k: v for k, v in flags.items() if v is not None})  # flags win
     config = replace(ServerConfig(), **settings)
     config = replace(config, lock_timeout=args.lock_timeout, locking=not args.unsafe_no_lock,
-                     fsync=args.fsync, quiet=args.quiet)
+                     fsync=args.fsync, quiet=args.quiet, curve=args.curve)
     if config.workers < 0:
         raise ConfigError("--workers cannot be negative")
     if not 0 <= int(config.port) <= 65535:
@@ -103,6 +103,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for warning in getattr(storage, "warnings", []):
         log.warning("catalog: %s", warning)
     books = len(storage.read())
+    # Writing a snapshot of a big catalog legitimately takes a while (about 10 s per million
+    # books here); a worker doing it must not look stuck.
+    config = replace(config, worker_timeout=args.worker_timeout or max(10.0, books / 50_000))
     if config.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: other machines on the network can reach this server",
                     config.host)
@@ -144,7 +147,15 @@ def cmd_call(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.action} takes {len(names)} value(s): {' '.join(names) or '-'}")
     endpoint = args.endpoint or (client_endpoint(read_config_file(args.config))
                                  if args.config else f"tcp://{DEFAULT_HOST}:{DEFAULT_PORT}")
-    with LibraryClient(endpoint, timeout=args.timeout, retries=args.retries) as client:
+    curve = None
+    if args.server_key or args.client_key:
+        from libsrv.security import CurveKeys
+
+        if not (args.server_key and args.client_key):
+            raise ConfigError("CurveZMQ needs both --server-key and --client-key")
+        curve = CurveKeys.from_files(args.server_key, args.client_key)
+    with LibraryClient(endpoint, timeout=args.timeout, retries=args.retries,
+                       curve=curve) as client:
         reply = client.request(action, **dict(zip(names, args.values, strict=True)))
     print(json.dumps(reply.raw, ensure_ascii=False, indent=2))
     return 0 if reply.success else 1
@@ -186,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="a class-style config.json; flags override it")
     serve.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
                        help="seconds to wait for the catalog lock before failing a write")
+    serve.add_argument("--worker-timeout", type=float, default=None,
+                       help="kill and replace a worker busy this long on one request "
+                       "(default 10 s, more for catalogs over 500,000 books)")
+    serve.add_argument("--curve", metavar="KEYDIR", default=None,
+                       help="encrypt with CurveZMQ and admit only clients whose public keys "
+                       "are in KEYDIR/authorized (see `python -m libsrv keys`)")
     serve.add_argument("--fsync", action=argparse.BooleanOptionalAction, default=None,
                        help="fsync every write (json: on by default; journal: off by default)")
     serve.add_argument("--unsafe-no-lock", action="store_true",
@@ -203,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--config", help="a class-style config.json (its 'client' section)")
     call.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
     call.add_argument("--retries", type=int, default=DEFAULT_RETRIES)
+    call.add_argument("--server-key", help="the server's public key file (CurveZMQ)")
+    call.add_argument("--client-key", help="this client's .key_secret file (CurveZMQ)")
     call.set_defaults(func=cmd_call)
 
     gen = sub.add_parser("generate", help="write a synthetic catalog of any size")
@@ -218,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--storage", choices=sorted(ENGINES), default=DEFAULT_ENGINE)
     demo.set_defaults(func=_cmd_demo)
 
+    keys = sub.add_parser("keys", help="CurveZMQ key pairs for the server and its clients")
+    keys.add_argument("--dir", default="keys")
+    keys.add_argument("--client", action="append", default=[], help="a client name (repeat)")
+    keys.set_defaults(func=cmd_keys)
+
     forms = sub.add_parser("forms", help="the forms page (Voila), the class's web page as "
                            "widgets")
     forms.add_argument("--endpoint", help="an existing server; default: start one")
@@ -228,6 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
     forms.add_argument("--port", type=int, default=8866)
     forms.set_defaults(func=_cmd_forms)
     return parser
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from libsrv.security import make_keys
+
+    for path in make_keys(args.dir, args.client):
+        print(f"wrote {path}")
+    print(f"Start the server with: python -m libsrv serve --curve {args.dir}\n"
+          f"Give each client {args.dir}/server.key and its own NAME.key_secret.")
+    return 0
 
 
 def _cmd_forms(args: argparse.Namespace) -> int:
@@ -247,7 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, CatalogError, StorageError, ServerUnreachable, ValueError) as error:
+    except (ConfigError, CatalogError, StorageError, ServerUnreachable, ValueError,
+            OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except zmq.ZMQError as error:

@@ -22,6 +22,7 @@ import zmq
 
 from libsrv.config import DEFAULT_HOST, DEFAULT_PORT, client_endpoint, read_config_file
 from libsrv.protocol import Action, decode_reply, encode_request
+from libsrv.security import CurveKeys
 
 DEFAULT_ENDPOINT = f"tcp://{DEFAULT_HOST}:{DEFAULT_PORT}"
 DEFAULT_TIMEOUT = 2.5
@@ -69,11 +70,14 @@ class LibraryClient:
     """A client for one server endpoint, e.g. ``tcp://192.168.1.20:5555``.
 
     ``with LibraryClient("tcp://127.0.0.1:5555", timeout=2.0, retries=2) as lib:
-    lib.loan_isbn("9788437604947", "Ana")``
+    lib.loan_isbn("9788437604947", "Ana")``. With `curve` (see `libsrv.security`) the
+    connection is encrypted and authenticated; a server that does not admit the key never
+    answers, which shows as ServerUnreachable.
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, timeout: float = DEFAULT_TIMEOUT,
-                 retries: int = DEFAULT_RETRIES, context: zmq.Context | None = None) -> None:
+                 retries: int = DEFAULT_RETRIES, context: zmq.Context | None = None,
+                 curve: CurveKeys | None = None) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         if retries < 0:
@@ -81,6 +85,7 @@ class LibraryClient:
         self.endpoint = endpoint
         self.timeout = timeout
         self.retries = retries
+        self.curve = curve
         self._ctx = context or zmq.Context.instance()
         self._sock: zmq.Socket | None = None
         self._prefix = os.urandom(6).hex()
@@ -98,6 +103,8 @@ class LibraryClient:
             sock = self._ctx.socket(zmq.REQ)
             sock.linger = 0
             sock.sndtimeo = int(self.timeout * 1000)
+            if self.curve is not None:
+                self.curve.apply(sock)
             sock.connect(self.endpoint)
             self._sock = sock
         return self._sock

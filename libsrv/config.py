@@ -36,6 +36,8 @@ class ServerConfig:
     locking: bool = True
     fsync: bool | None = None
     quiet: bool = False
+    worker_timeout: float = 10.0  # a worker busy this long on one request is killed and replaced
+    curve: str | None = None  # folder with server.key_secret and authorized/ (CurveZMQ)
 
     @property
     def bind_endpoint(self) -> str:

@@ -71,9 +71,12 @@ def answer_read(request: Request, catalog: Catalog, policy: Policy) -> dict[str,
     if request.action == Action.CATALOG:
         books = catalog.page(request.offset, request.limit)
         total = len(catalog)
-        first = request.offset + 1 if books else 0
-        message = render("catalog_page", policy.lang, first=first,
-                         last=request.offset + len(books), total=total)
+        if books:
+            message = render("catalog_page", policy.lang, first=request.offset + 1,
+                             last=request.offset + len(books), total=total)
+        else:
+            message = render("catalog_past_end", policy.lang, offset=request.offset,
+                             total=total)
         return make_reply(Code.OK, message, books=books, request_id=request.id, total=total,
                           offset=request.offset)
     raise ValueError(f"{request.action} is not a read action")

@@ -116,6 +116,10 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "en": "Books {first} to {last} of {total}.",
         "es": "Libros {first} a {last} de {total}.",
     },
+    "catalog_past_end": {
+        "en": "No books from position {offset} on; the catalog has {total}.",
+        "es": "No hay libros a partir de la posición {offset}; el catálogo tiene {total}.",
+    },
     "stats": {"en": "Server statistics.", "es": "Estadísticas del servidor."},
     "internal": {
         "en": "The server could not complete the request: {reason}",

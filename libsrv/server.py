@@ -28,6 +28,7 @@ import zmq
 from libsrv.config import ServerConfig
 from libsrv.library import Policy
 from libsrv.protocol import MAX_FRAME_BYTES
+from libsrv.security import CurveServer
 from libsrv.service import Service, bad_envelope_reply
 from libsrv.stats import StatsBoard
 from libsrv.storage import Storage, open_storage
@@ -126,12 +127,17 @@ def run_single(config: ServerConfig, storage: Storage, stop: StopFlag,
     sock = ctx.socket(zmq.REP)
     sock.linger = 0
     sock.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
+    curve = CurveServer(ctx, config.curve) if config.curve else None
     try:
+        if curve is not None:
+            curve.apply(sock)
         sock.bind(config.bind_endpoint)
         on_ready(sock.getsockopt_string(zmq.LAST_ENDPOINT))
         _serve_socket(sock, service, stop, envelope=False, name="Server")
     finally:
         sock.close()
+        if curve is not None:
+            curve.stop()
         ctx.term()
         _flush(service, "server")
 
@@ -168,6 +174,8 @@ class _Worker:
     ready: bool = False
     inflight: list[bytes] | None = None
     attempts: int = 0
+    busy_since: float = 0.0
+    killed: bool = False
 
 
 @dataclass
@@ -196,7 +204,10 @@ class Broker:
         frontend.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
         backend.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self._spawn_ctx = multiprocessing.get_context("spawn")
+        curve = CurveServer(ctx, self.config.curve) if self.config.curve else None
         try:
+            if curve is not None:
+                curve.apply(frontend)
             backend.bind(self._backend_endpoint)
             frontend.bind(self.config.bind_endpoint)
             endpoint = frontend.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -207,6 +218,8 @@ class Broker:
             self._stop_workers()
             frontend.close()
             backend.close()
+            if curve is not None:
+                curve.stop()
             ctx.term()
             shutil.rmtree(sockdir, ignore_errors=True)
 
@@ -261,6 +274,7 @@ class Broker:
                     except zmq.Again:
                         break
             self._dispatch(backend, frontend)
+            self._kill_stuck()
             if not announced and all(w.ready for w in self._workers.values()):
                 announced = True
                 on_ready(endpoint)
@@ -301,6 +315,20 @@ class Broker:
                 self._pending.appendleft((msg, attempts))
                 continue
             worker.inflight, worker.attempts = msg, attempts + 1
+            worker.busy_since = time.monotonic()
+
+    def _kill_stuck(self) -> None:
+        """Kill a worker busy on one request for longer than the worker timeout (stopped,
+        deadlocked, or looping): the zguide's Paranoid Pirate idea, from the broker's side.
+        Its request is sent to another worker, and a replacement starts."""
+        now = time.monotonic()
+        for worker in self._workers.values():
+            if worker.inflight is not None and not worker.killed and \
+                    now - worker.busy_since > self.config.worker_timeout:
+                log.warning("Worker %d (PID %s) has been busy for %.1f s; killing it",
+                            worker.row + 1, worker.process.pid, now - worker.busy_since)
+                worker.killed = True
+                worker.process.kill()
 
     def _on_death(self, worker: _Worker, frontend: zmq.Socket) -> None:
         worker.process.join(timeout=1)

@@ -21,6 +21,7 @@ import ipywidgets as widgets
 
 from libsrv.client import BadReply, LibraryClient, Reply, ServerUnreachable
 from libsrv.process import ServerProcess
+from libsrv.security import CurveKeys
 
 SHIPPED_CATALOG = Path(__file__).resolve().parent.parent / "data" / "catalog.json"
 LENT_COLOUR, FREE_COLOUR, ERROR_COLOUR, OK_COLOUR = "#c0392b", "#1e8449", "#922b21", "#1e8449"
@@ -165,8 +166,9 @@ class LibraryForms:
     which is also how the tests drive it.
     """
 
-    def __init__(self, endpoint: str, *, timeout: float = 2.0, retries: int = 1) -> None:
-        self.timeout, self.retries = timeout, retries
+    def __init__(self, endpoint: str, *, timeout: float = 2.0, retries: int = 1,
+                 curve: CurveKeys | None = None) -> None:
+        self.timeout, self.retries, self.curve = timeout, retries, curve
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="libsrv-ui")
         self.endpoint = widgets.Text(value=endpoint, description="Server",
                                      layout=widgets.Layout(width="32em"))
@@ -205,8 +207,8 @@ class LibraryForms:
 
         def work() -> None:
             try:
-                with LibraryClient(endpoint, timeout=self.timeout,
-                                   retries=self.retries) as client:
+                with LibraryClient(endpoint, timeout=self.timeout, retries=self.retries,
+                                   curve=self.curve) as client:
                     outcome = call(client)
             except (ServerUnreachable, BadReply, ValueError, OSError) as error:
                 outcome = error

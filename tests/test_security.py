@@ -1,0 +1,128 @@
+"""CurveZMQ: listed clients are served, others are refused, and the wire is not plain JSON;
+and the largest inputs the protocol allows stay cheap."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+import zmq
+
+from libsrv.client import LibraryClient, ServerUnreachable
+from libsrv.generate import write_catalog
+from libsrv.protocol import MAX_BORROWER_CHARS, MAX_FRAME_BYTES, MAX_PAGE, MAX_TITLE_CHARS
+from libsrv.security import CurveKeys, make_keys
+from tests.conftest import SHAPES, client_for, raw_exchange
+
+pytestmark = pytest.mark.skipif(not zmq.has("curve"), reason="libzmq without CurveZMQ")
+
+
+class Tap:
+    """A TCP relay on loopback that keeps a copy of every byte going through it."""
+
+    def __init__(self, target_port: int) -> None:
+        self.seen = bytearray()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._target = target_port
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                near, _ = self._listener.accept()
+            except OSError:
+                return
+            far = socket.create_connection(("127.0.0.1", self._target))
+            for a, b in ((near, far), (far, near)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                self.seen += data
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            dst.close()
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def port_of(endpoint: str) -> int:
+    return int(endpoint.rsplit(":", 1)[1])
+
+
+@pytest.mark.parametrize("workers", SHAPES)
+def test_curve_admits_listed_keys_only_and_encrypts(start_server, catalog_file: Path,
+                                                    tmp_path: Path, workers: int) -> None:
+    keys = tmp_path / "keys"
+    make_keys(keys, ["ana"])
+    stranger = tmp_path / "stranger"
+    make_keys(stranger, ["eve"])  # a valid key pair that the server does not list
+    server = start_server(catalog_file, workers=workers, args=["--curve", str(keys)])
+    ana = CurveKeys.from_files(keys / "server.key", keys / "ana.key_secret")
+    eve = CurveKeys.from_files(keys / "server.key", stranger / "eve.key_secret")
+    tap = Tap(port_of(server.endpoint))
+    try:
+        through_tap = f"tcp://127.0.0.1:{tap.port}"
+        with LibraryClient(through_tap, timeout=5, retries=0, curve=ana) as lib:
+            reply = lib.loan_isbn("9788437604947", "Secret Borrower")
+            assert reply.success and reply.book["prestatario"] == "Secret Borrower"
+        for outsider in (LibraryClient(server.endpoint, timeout=0.5, retries=1, curve=eve),
+                         LibraryClient(server.endpoint, timeout=0.5, retries=1)):
+            with outsider, pytest.raises(ServerUnreachable):
+                outsider.ping()
+    finally:
+        tap.close()
+    assert len(tap.seen) > 200
+    for plain in (b"loan_isbn", b"Secret Borrower", b"9788437604947", b"prestado"):
+        assert plain not in tap.seen
+
+
+def test_without_curve_the_same_tap_sees_plain_json(start_server, catalog_file: Path) -> None:
+    server = start_server(catalog_file, workers=0)
+    tap = Tap(port_of(server.endpoint))
+    try:
+        with LibraryClient(f"tcp://127.0.0.1:{tap.port}", timeout=5, retries=0) as lib:
+            assert lib.loan_isbn("9788437604947", "Secret Borrower").success
+    finally:
+        tap.close()
+    assert b"Secret Borrower" in tap.seen  # so the test above can fail
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_the_largest_allowed_inputs_stay_bounded(start_server, tmp_path: Path,
+                                                 ctx: zmq.Context) -> None:
+    db = write_catalog(tmp_path / "big.json", 20_000)
+    server = start_server(db, workers=1)
+    with client_for(server, timeout=30) as lib:
+        pid = lib.ping().raw["pid"]
+        warm = lib.query_title("x" * MAX_TITLE_CHARS)
+        assert warm.code == "NOT_FOUND"
+        before = rss_kb(pid)
+        for n in range(30):
+            page = lib.catalog(offset=(n % 20) * MAX_PAGE, limit=MAX_PAGE)
+            assert len(page.books) == MAX_PAGE
+            found = lib.query_title("El", limit=MAX_PAGE)  # every title matches
+            assert len(found.books) == MAX_PAGE and found.raw["total"] == 20_000
+            assert lib.query_title("y" * MAX_TITLE_CHARS).code == "NOT_FOUND"
+            assert lib.loan_isbn("9798000000007", "b" * MAX_BORROWER_CHARS).code in (
+                "OK", "UNAVAILABLE")
+        padding = "p" * (MAX_FRAME_BYTES - 200)
+        frame = (b'{"action": "ping", "padding": "' + padding.encode() + b'"}')
+        assert len(frame) <= MAX_FRAME_BYTES
+        assert b'"OK"' in raw_exchange(ctx, server.endpoint, [frame])
+        grown_mb = (rss_kb(pid) - before) / 1024
+    assert grown_mb < 50, f"the worker grew by {grown_mb:.0f} MB"
