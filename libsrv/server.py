@@ -31,7 +31,7 @@ from libsrv.protocol import MAX_FRAME_BYTES
 from libsrv.security import CurveServer
 from libsrv.service import Service, bad_envelope_reply
 from libsrv.stats import StatsBoard
-from libsrv.storage import Storage, open_storage
+from libsrv.storage import Storage, StorageError, open_storage
 
 log = logging.getLogger("libsrv.server")
 request_log = logging.getLogger("libsrv.requests")
@@ -89,6 +89,8 @@ def _serve_socket(sock: zmq.Socket, service: Service, stop: StopFlag, *, envelop
             if time.monotonic() - last_activity >= IDLE_SECONDS:
                 try:
                     service.storage.idle()
+                except StorageError as error:
+                    log.warning("%s: housekeeping failed: %s", name, error)
                 except Exception:
                     log.exception("%s: housekeeping failed", name)
                 last_activity = time.monotonic()

@@ -15,6 +15,7 @@ shutdown.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from libsrv.protocol import Request
 from libsrv.storage.base import AppliedRequests, Decide, Storage
 from libsrv.storage.files import DEFAULT_LOCK_TIMEOUT, CatalogLock, StorageError, atomic_write
 from libsrv.storage.linelog import LineLog, Record
+
+log = logging.getLogger("libsrv.storage")
 
 MIN_COMPACT_RECORDS = 1000
 IDLE_FLUSH_MAX_BOOKS = 200_000  # an idle snapshot of more books would stall the next write
@@ -109,7 +112,10 @@ class JournalStorage(Storage):
             self._log.append(record)
             self._apply([record])
             if self._pending >= max(self.compact_min, len(self._catalog)):
-                self._compact()
+                try:
+                    self._compact()
+                except StorageError as error:  # the write itself is safe in the journal
+                    log.warning("could not rewrite the snapshot (will retry later): %s", error)
         return outcome.reply
 
     def _compact(self) -> None:

@@ -9,6 +9,7 @@ that died and is never read. Writers truncate such a tail before appending.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 from pathlib import Path
@@ -121,7 +122,7 @@ class LineLog:
         try:
             written = os.write(self._fd, line)
             if written != len(line):
-                raise OSError(28, "short write (disk full?)")
+                raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (short write)")
             if self.fsync:
                 os.fsync(self._fd)
         except OSError as exc:

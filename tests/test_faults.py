@@ -1,0 +1,223 @@
+"""Faults under load: a stopped worker, the whole server killed and restarted, a full disk and
+a read-only catalog folder."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from libsrv.catalog import LENT, Catalog
+from libsrv.generate import isbn_for, write_catalog
+from libsrv.process import ServerProcess
+from libsrv.protocol import Code
+from tests.conftest import ENGINES, SHIPPED_CATALOG, client_for, wait_until
+from tests.workload import expected_states, own_books
+
+MP = multiprocessing.get_context("spawn")
+
+
+def start_clients(endpoint: str, count: int, ops: int, *, timeout: float, retries: int,
+                  per_client: int = 3) -> tuple[list, MP.Value, MP.Queue]:
+    progress, results = MP.Value("i", 0), MP.Queue()
+    clients = [MP.Process(target=own_books, args=(
+        endpoint, [isbn_for(per_client * c + k) for k in range(per_client)], ops, f"c{c}",
+        timeout, retries, progress, results)) for c in range(count)]
+    for process in clients:
+        process.start()
+    return clients, progress, results
+
+
+def collect(clients: list, results: MP.Queue) -> dict[str, list]:
+    out = {}
+    for _ in clients:
+        try:
+            name, history = results.get(timeout=180)
+        except queue.Empty:
+            pytest.fail("a client process hung")
+        out[name] = history
+    for process in clients:
+        process.join(30)
+    return out
+
+
+def test_a_stopped_worker_is_replaced_and_retrying_clients_see_exactly_once(
+        start_server, tmp_path: Path) -> None:
+    db = write_catalog(tmp_path / "stop.json", 40)
+    server = start_server(db, workers=2, args=["--worker-timeout", "2"])
+    ops = 80
+    clients, progress, results = start_clients(server.endpoint, 4, ops, timeout=1.0,
+                                               retries=10)
+    with client_for(server, timeout=5, retries=3) as lib:
+        wait_until(lambda: progress.value >= 60, message="load under way")
+        victim = lib.stats().raw["stats"]["worker_pids"][0]
+        os.kill(victim, signal.SIGSTOP)  # longer than the client timeout: until it is killed
+        try:
+            def replaced() -> bool:
+                stats = lib.stats().raw["stats"]
+                return stats["worker_restarts"] >= 1 and victim not in stats["worker_pids"]
+
+            wait_until(replaced, timeout=30, message="the stopped worker to be replaced")
+            Catalog.from_bytes(db.read_bytes())  # valid JSON while it happens
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGCONT)
+        histories = collect(clients, results)
+        stats = lib.stats().raw["stats"]
+    assert victim not in stats["worker_pids"]
+    assert "has been busy" in server.output
+    for name, history in histories.items():
+        assert len(history) == ops * 3, name
+        assert {code for _, _, code in history} == {Code.OK}, name
+    assert server.stop() == 0
+    Catalog.from_bytes(db.read_bytes())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_whole_server_killed_and_restarted_under_load(start_server, tmp_path: Path,
+                                                          engine: str) -> None:
+    db = write_catalog(tmp_path / "restart.json", 40)
+    server = start_server(db, workers=2, storage=engine)
+    port = int(server.endpoint.rsplit(":", 1)[1])
+    ops = 60
+    clients, progress, results = start_clients(server.endpoint, 3, ops, timeout=1.0,
+                                               retries=40)
+    wait_until(lambda: progress.value >= 40, message="load under way")
+    server.kill()
+    Catalog.from_bytes(db.read_bytes())
+    restarted = start_server(db, workers=2, storage=engine, port=port)
+    histories = collect(clients, results)
+    with client_for(restarted) as lib:
+        for name, history in histories.items():
+            assert len(history) == ops * 3, name
+            assert {code for _, _, code in history} == {Code.OK}, name
+            for isbn, allowed in expected_states(history).items():
+                book = lib.query_isbn(isbn).book
+                assert ("lent" if book["estado"] == LENT else "available") in allowed
+    assert restarted.stop() == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs of our own, so the test can fill it or make it read-only."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(folder)], capture_output=True)
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def fill(folder: Path) -> Path:
+    """Write zeros until the disk refuses."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_full_disk_fails_writes_cleanly_and_recovers(start_server, small_disk: Path,
+                                                       engine: str) -> None:
+    db = small_disk / "catalog.json"
+    shutil.copy(SHIPPED_CATALOG, db)
+    server = start_server(db, workers=2, storage=engine)
+    books = [b["ISBN"] for b in Catalog.from_bytes(db.read_bytes())][3:]
+    acked: list[str] = []
+    with client_for(server) as lib:
+        assert lib.loan_isbn("9780140449266", "Ana").success
+        filler = fill(small_disk)
+        # The last page of a file may still have room: writes fail once the disk truly
+        # refuses them, and every write acknowledged before that must survive.
+        for isbn in books:
+            refused = lib.loan_isbn(isbn, "Guillermo")
+            if refused.code != Code.OK:
+                break
+            acked.append(isbn)
+        assert refused.code == Code.INTERNAL, refused
+        failed = refused.book or {}
+        assert "No space" in refused.message
+        isbn = books[len(acked)]
+        assert not failed and lib.query_isbn(isbn).book["estado"] != LENT  # nothing changed
+        assert lib.query_isbn("9780140449266").book["prestatario"] == "Ana"  # reads work
+        Catalog.from_bytes(db.read_bytes())  # the file is whole
+        filler.unlink()
+        resumed = lib.loan_isbn(isbn, "Guillermo")
+        assert resumed.success, resumed.message
+    assert "storage failed on loan_isbn" in server.output
+    assert server.stop() == 0
+    final = Catalog.from_bytes(db.read_bytes())
+    for lent_isbn in [*acked, isbn]:
+        assert final.get(lent_isbn)["prestatario"] == "Guillermo"
+    assert final.get("9780140449266")["prestatario"] == "Ana"
+    assert not list(small_disk.glob("*.tmp-*"))
+
+
+NO_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+               "--inh-caps=-dac_override,-dac_read_search"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root and setpriv to run the server without "
+                    "CAP_DAC_OVERRIDE")
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_read_only_catalog_folder(engine: str, tmp_path: Path) -> None:
+    """The folder turns read-only under a server that respects permissions (root without
+    CAP_DAC_OVERRIDE; plain root would ignore them).
+    json: every write needs a new file there, so writes fail cleanly and resume. journal: the
+    journal file itself stays writable, so writes go on and lose nothing; only the snapshot
+    waits until the folder is writable again."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    try:
+        db = folder / "catalog.json"
+        shutil.copy(SHIPPED_CATALOG, db)
+        server = ServerProcess(db, command=[
+            *NO_OVERRIDE, sys.executable, "-m", "libsrv", "serve", "--port", "0",
+            "--workers", "2", "--db", str(db), "--storage", engine, "--quiet"]).start()
+        books = [b["ISBN"] for b in Catalog.from_bytes(db.read_bytes())]
+        try:
+            with client_for(server) as lib:
+                assert lib.loan_isbn(books[0], "Ana").success
+                folder.chmod(0o555)
+                reply = lib.loan_isbn(books[1], "Guillermo")
+                if engine == "json":
+                    assert reply.code == Code.INTERNAL and "Permission denied" in reply.message
+                    assert lib.query_isbn(books[1]).book["estado"] != LENT
+                else:
+                    assert reply.success
+                assert lib.query_isbn(books[0]).book["prestatario"] == "Ana"
+                Catalog.from_bytes(db.read_bytes())
+                folder.chmod(0o755)
+                assert lib.loan_isbn(books[2], "Eva").success
+                if engine == "json":
+                    assert lib.loan_isbn(books[1], "Guillermo").success
+            assert server.stop() == 0
+        finally:
+            server.kill()
+        final = Catalog.from_bytes(db.read_bytes())
+        assert [final.get(i)["prestatario"] for i in books[:3]] == ["Ana", "Guillermo", "Eva"]
+        if engine == "json":
+            assert "storage failed on loan_isbn" in server.output
+    finally:
+        folder.chmod(0o755)
