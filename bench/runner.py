@@ -230,15 +230,16 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
                             rate=config.rate, think=config.think, warmup=config.warmup,
                             timeout=config.timeout, retries=config.retries,
                             seed=config.seed, processes=config.processes)
-            memory = {"start_mb": rss_mb(server_pids(endpoint, server))} if server else {}
+            measured = server if server is not None and not config.echo else None
+            memory = {"start_mb": rss_mb(server_pids(endpoint, measured))} if measured else {}
             update, close = _progress_bar(config) if progress else (None, lambda: None)
             try:
                 with worker_killer(endpoint, server, config.kill_worker_every) as kills:
                     result = run_load(spec, update)
             finally:
                 close()
-            if server is not None:
-                memory["end_mb"] = rss_mb(server_pids(endpoint, server))
+            if measured is not None:
+                memory["end_mb"] = rss_mb(server_pids(endpoint, measured))
             frame = records_frame(result)
             if not config.echo:
                 ops = ops_from_records(dict(zip(FIELDS, r, strict=True))
