@@ -221,6 +221,8 @@ def test_cli_exit_status(tmp_path: Path) -> None:
     assert "p99" in ok.stdout and "violations 0" in ok.stdout
     missed = run_cli("run", *small, "--workload", "ping", "--max-p99-ms", "0.0001")
     assert missed.returncode == 3 and "threshold missed" in missed.stdout
+    echo = run_cli("baseline", *small)
+    assert echo.returncode == 0 and "echo" in echo.stdout, echo.stderr
     failed = run_cli("run", *small, "--workload", "no-such-workload")
     assert failed.returncode == 2 and "unknown workload" in failed.stderr
     summary = json.loads(next(tmp_path.glob("ping-*/summary.json")).read_text())
