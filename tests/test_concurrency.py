@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import queue
 import signal
 from pathlib import Path
 
@@ -14,22 +13,9 @@ from libsrv.catalog import LENT, Catalog
 from libsrv.generate import isbn_for, write_catalog
 from libsrv.protocol import Code
 from tests.conftest import ENGINES, client_for, wait_until
-from tests.workload import expected_states, own_books, race
+from tests.workload import collect, expected_states, own_books, race
 
 MP = multiprocessing.get_context("spawn")
-
-
-def collect(results: MP.Queue, count: int, processes: list) -> dict:
-    out = {}
-    for _ in range(count):
-        try:
-            name, history = results.get(timeout=120)
-        except queue.Empty:
-            pytest.fail("a client process did not report back")
-        out[name] = history
-    for process in processes:
-        process.join(30)
-    return out
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -43,7 +29,7 @@ def test_racing_clients_never_lose_or_double_a_loan(start_server, tmp_path: Path
                                              results)) for seed in range(8)]
     for process in clients:
         process.start()
-    histories = collect(results, len(clients), clients)
+    histories = collect(clients, results)
     with client_for(server) as lib:
         served = {isbn: lib.query_isbn(isbn).book for isbn in books}
     assert server.stop() == 0
@@ -76,7 +62,7 @@ def test_sigkill_of_the_whole_server_loses_no_acknowledged_write(start_server, t
         process.start()
     wait_until(lambda: progress.value >= 300, message="writes under way")
     server.kill()  # SIGKILL to broker and workers at once, mid-write
-    histories = collect(results, len(clients), clients)
+    histories = collect(clients, results)
     Catalog.from_bytes(db.read_bytes())  # the file is whole and valid right after the kill
     restarted = start_server(db, workers=2, storage=engine)
     with client_for(restarted) as lib:
@@ -110,7 +96,7 @@ def test_killed_workers_are_replaced_and_retrying_clients_see_exactly_once(
             pids = [p for p in lib.stats().raw["stats"]["worker_pids"] if p]
             os.kill(pids[killed % len(pids)], signal.SIGKILL)
             killed += 1
-        histories = collect(results, len(clients), clients)
+        histories = collect(clients, results)
         stats = lib.stats().raw["stats"]
     assert stats["worker_restarts"] >= killed
     for name, history in histories.items():

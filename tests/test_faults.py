@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import queue
 import shutil
 import signal
 import subprocess
@@ -21,7 +20,7 @@ from libsrv.generate import isbn_for, write_catalog
 from libsrv.process import ServerProcess
 from libsrv.protocol import Code
 from tests.conftest import ENGINES, SHIPPED_CATALOG, client_for, wait_until
-from tests.workload import expected_states, own_books
+from tests.workload import collect, expected_states, own_books
 
 MP = multiprocessing.get_context("spawn")
 
@@ -35,19 +34,6 @@ def start_clients(endpoint: str, count: int, ops: int, *, timeout: float, retrie
     for process in clients:
         process.start()
     return clients, progress, results
-
-
-def collect(clients: list, results: MP.Queue) -> dict[str, list]:
-    out = {}
-    for _ in clients:
-        try:
-            name, history = results.get(timeout=180)
-        except queue.Empty:
-            pytest.fail("a client process hung")
-        out[name] = history
-    for process in clients:
-        process.join(30)
-    return out
 
 
 def test_a_stopped_worker_is_replaced_and_retrying_clients_see_exactly_once(

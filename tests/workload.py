@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import random
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
@@ -47,6 +48,22 @@ def own_books(endpoint: str, isbns: list[str], ops: int, name: str, timeout: flo
         except ServerUnreachable:
             pass
     results.put((name, history))
+
+
+def collect(clients: list[Any], results: Any, timeout: float = 180) -> dict[str, list[Any]]:
+    """Each client process's (name, history), failing the test if one never reports."""
+    import pytest
+
+    out = {}
+    for _ in clients:
+        try:
+            name, history = results.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail("a client process did not report back: hung or died")
+        out[name] = history
+    for process in clients:
+        process.join(30)
+    return out
 
 
 def expected_states(history: list[tuple[str, str, str]]) -> dict[str, set[str]]:

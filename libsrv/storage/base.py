@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
@@ -12,9 +13,12 @@ from libsrv.catalog import Catalog
 from libsrv.library import Outcome
 from libsrv.protocol import Request
 
-DEDUP_WINDOW = 100_000  # request ids remembered, across workers and restarts
+# Request ids remembered, across workers and restarts: at a thousand writes a second that is
+# twenty seconds of retries, far beyond any client's timeouts, in about 10 MB per process.
+DEDUP_WINDOW = 20_000
 
 Decide = Callable[[Catalog], Outcome]
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 class IdReused(Exception):
@@ -26,14 +30,18 @@ class IdReused(Exception):
 
 
 class AppliedRequests:
-    """The replies of the last `window` applied writes, by request id."""
+    """The replies of the last `window` applied writes, by request id.
+
+    Replies are kept as compact JSON text: a reply dict with its book costs four times the
+    memory, and replies are read back only when a client retries.
+    """
 
     def __init__(self, window: int = DEDUP_WINDOW) -> None:
         self.window = window
-        self._replies: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
+        self._replies: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     def remember(self, request_id: str, fingerprint: str, reply: dict[str, Any]) -> None:
-        self._replies[request_id] = (fingerprint, reply)
+        self._replies[request_id] = (fingerprint, _COMPACT.encode(reply))
         self._replies.move_to_end(request_id)
         while len(self._replies) > self.window:
             self._replies.popitem(last=False)
@@ -49,11 +57,11 @@ class AppliedRequests:
         fingerprint, reply = self._replies[request.id]
         if fingerprint != request.fingerprint():
             raise IdReused(request.id)
-        return reply
+        return json.loads(reply)
 
     def records(self) -> list[dict[str, Any]]:
         """The window as log records, oldest first, for carrying into a new generation."""
-        return [{"id": rid, "fp": fp, "reply": reply}
+        return [{"id": rid, "fp": fp, "reply": json.loads(reply)}
                 for rid, (fp, reply) in self._replies.items()]
 
     def __len__(self) -> int:
