@@ -34,6 +34,8 @@ def latency_vs_clients(table: pd.DataFrame) -> plt.Figure:
     """p50 and p99 against clients, one pair of lines per target, workers and workload."""
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for (target, workers, workload), group in table.groupby(["target", "workers", "workload"]):
+        if group["clients"].nunique() < 2:
+            continue  # a single point is no line; it is in the table
         group = group.sort_values("clients")
         label = f"{target}, {workers} workers, {workload}"
         ax.plot(group["clients"], group["p50_ms"], marker="o", label=f"p50 {label}")

@@ -25,13 +25,13 @@ from bench.runner import summary_row
 
 
 def find_runs(paths: Iterable[Path]) -> list[Path]:
-    """Run folders among `paths` (a folder holding run folders counts for each of them)."""
+    """Run folders among `paths`, and below them (a folder of runs counts for each run)."""
     runs: list[Path] = []
     for path in paths:
         if (path / "summary.json").exists():
             runs.append(path)
         elif path.is_dir():
-            runs += sorted(p.parent for p in path.glob("*/summary.json"))
+            runs += sorted(p.parent for p in path.rglob("summary.json"))
     return runs
 
 
@@ -81,13 +81,19 @@ def fig_latency(runs: list[Path], table: pd.DataFrame, summaries: list[dict[str,
     return _save(plots.latency_percentiles(histograms), summaries, path)
 
 
+def _of(table: pd.DataFrame, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The summaries of the runs in `table`: each figure names the commands behind it."""
+    names = set(table["name"])
+    return [s for s in summaries if s["name"] in names]
+
+
 def fig_vs_clients(table: pd.DataFrame, summaries: list[dict[str, Any]], path: Path) -> Path:
-    return _save(plots.latency_vs_clients(table), summaries, path)
+    return _save(plots.latency_vs_clients(table), _of(table, summaries), path)
 
 
 def fig_bars(table: pd.DataFrame, column: str, title: str, ylabel: str,
              summaries: list[dict[str, Any]], path: Path) -> Path:
-    return _save(plots.bars(table, column, title, ylabel), summaries, path)
+    return _save(plots.bars(table, column, title, ylabel), _of(table, summaries), path)
 
 
 def _markdown_table(table: pd.DataFrame) -> str:
@@ -132,21 +138,30 @@ def write_report(paths: list[Path], out: Path, title: str = "libsrv experiment r
     made = [("Latency distribution", fig_latency(runs, table, summaries,
                                                  figures / "latency.png"))]
     skipped = []
-    if table["clients"].nunique() > 1:
+    def varied(column: str, fixed: list[str]) -> pd.DataFrame:
+        """Rows of the largest group (same `fixed` columns) in which `column` varies."""
+        groups = [g for _, g in table.groupby(fixed) if g[column].nunique() > 1]
+        return max(groups, key=len) if groups else table.iloc[0:0]
+
+    by_clients = varied("clients", ["target", "workers", "workload"])
+    if not by_clients.empty:
         made.append(("Latency against clients",
-                     fig_vs_clients(table, summaries, figures / "latency_vs_clients.png")))
+                     fig_vs_clients(by_clients, summaries, figures / "latency_vs_clients.png")))
     else:
         skipped.append("latency against clients (all runs have the same number of clients)")
-    if table["workers"].nunique() > 1:
+    by_workers = varied("workers", ["target", "workload", "clients"])
+    if not by_workers.empty:
         made.append(("Throughput against workers", fig_bars(
-            table.sort_values("workers"), "throughput", "Throughput against workers",
+            by_workers.sort_values("workers"), "throughput", "Throughput against workers",
             "requests / s", summaries, figures / "throughput_vs_workers.png")))
     else:
         skipped.append("throughput against workers (all runs have the same workers)")
     servers = table[table["target"] != "echo"]
-    if servers["target"].nunique() > 1:
+    engines = varied("target", ["workload", "clients", "workers"])
+    engines = engines[engines["target"] != "echo"]
+    if engines["target"].nunique() > 1:
         made.append(("json vs journal storage", fig_bars(
-            servers, "throughput", "Storage engines: throughput", "requests / s", summaries,
+            engines, "throughput", "Storage engines: throughput", "requests / s", summaries,
             figures / "storage.png")))
     else:
         skipped.append("json vs journal (only one storage engine among the runs)")

@@ -123,11 +123,12 @@ def _check_book(isbn: str, ops: list[Op], floating: list[Op], initial: int,
         low = initial + ok_loans - ok_returns - maybe_returns
         high = initial + ok_loans + maybe_loans - ok_returns
         if not low <= final <= high:
+            span = str(low) if low == high else f"{low} to {high}"
             out.append(Violation(
                 isbn, "final-state",
-                f"final state lent={final}, but the history allows only {max(low, 0)}..."
-                f"{min(high, 1)}: {ok_loans} acknowledged loans, {ok_returns} acknowledged "
-                f"returns, {maybe_loans} + {maybe_returns} unknown, started lent={initial}",
+                f"final state lent={final}, but from lent={initial} the {ok_loans} acknowledged "
+                f"loans and {ok_returns} acknowledged returns ({maybe_loans} loans and "
+                f"{maybe_returns} returns unknown) add up to lent={span}",
                 [_show(o) for o in ops if o.status == OK][-6:]))
     return out
 
