@@ -227,3 +227,19 @@ def test_cli_exit_status(tmp_path: Path) -> None:
     assert failed.returncode == 2 and "unknown workload" in failed.stderr
     summary = json.loads(next(tmp_path.glob("ping-*/summary.json")).read_text())
     assert summary["command"].startswith("python -m bench run")
+
+
+def test_a_run_against_an_existing_server_knows_where_its_books_started(
+        start_server, tmp_path: Path) -> None:
+    from libsrv.generate import isbn_for, write_catalog
+    from tests.conftest import client_for
+
+    server = start_server(write_catalog(tmp_path / "there.json", 30), workers=2)
+    with client_for(server) as lib:  # someone else's server, with a book already lent
+        assert lib.loan_isbn(isbn_for(0), "earlier").success
+    outcome = run_experiment(RunConfig(endpoint=server.endpoint, clients=6, requests=600,
+                                       workload="hot-spot", hot=2, warmup=0), tmp_path,
+                             progress=False)
+    assert outcome.summary["requests"] == 600 and outcome.violations == 0
+    assert outcome.summary["config"]["endpoint"] == server.endpoint
+    assert server.alive()  # bench does not stop a server it did not start
