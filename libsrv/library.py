@@ -13,7 +13,7 @@ from typing import Any
 
 from libsrv.catalog import AVAILABLE, LENT, Book, Catalog
 from libsrv.messages import render
-from libsrv.protocol import Action, Code, Request, isbn13_is_valid, make_reply
+from libsrv.protocol import QUERY_ACTIONS, Action, Code, Request, isbn13_is_valid, make_reply
 
 DEFAULT_LOAN_DAYS = 7
 
@@ -37,7 +37,7 @@ class Outcome:
 def _reply(policy: Policy, request: Request, code: Code, key: str, *,
            book: Book | None = None, **params: Any) -> dict[str, Any]:
     extra: dict[str, Any] = {}
-    if request.action in (Action.QUERY_ISBN, Action.QUERY_TITLE):
+    if request.action in QUERY_ACTIONS:
         extra["found"] = book is not None
     return make_reply(code, render(key, policy.lang, **params), book=book,
                       request_id=request.id, **extra)
