@@ -64,6 +64,9 @@ def test_a_bare_list_is_accepted_and_kept_a_list() -> None:
     ([dict(make_books(1)[0], estado="perdido")], "estado"),
     (make_books(1) + make_books(1), "appears twice"),
     ([dict(make_books(1)[0], autores="Ana")], "autores"),
+    ([dict(make_books(1)[0], estado="prestado", prestatario=7)], "prestatario"),
+    ([dict(make_books(1)[0], estado="prestado", prestatario="\ud800")], "invalid Unicode"),
+    ([dict(make_books(1)[0], autores=["\udc00"])], "invalid Unicode"),
     ("text", "catalog"),
 ])
 def test_unusable_catalogs_fail_with_a_clear_message(document: object, words: str) -> None:
