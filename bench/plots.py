@@ -9,6 +9,16 @@ from hdrh.histogram import HdrHistogram
 PERCENTILE_TICKS = (0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99)
 
 
+def _finish_latency_axes(ax: plt.Axes, xlabel: str, ylabel: str, title: str) -> None:
+    """Log latency axis, labels, grid and legend, shared by the latency figures."""
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+
+
 def latency_percentiles(histograms: dict[str, HdrHistogram]) -> plt.Figure:
     """Latency by percentile, one line per run (log scales: the tail is what matters)."""
     fig, ax = plt.subplots(figsize=(8, 5.5))
@@ -19,14 +29,10 @@ def latency_percentiles(histograms: dict[str, HdrHistogram]) -> plt.Figure:
                   for p in PERCENTILE_TICKS]
         ax.plot([x for x, _ in points], [y for _, y in points], marker=".", label=name)
     ax.set_xscale("log")
-    ax.set_yscale("log")
     ax.set_xticks([1, 2, 10, 100, 1000, 10000])
     ax.set_xticklabels(["0%", "50%", "90%", "99%", "99.9%", "99.99%"])
-    ax.set_xlabel("percentile")
-    ax.set_ylabel("latency (ms, from intended send)")
-    ax.set_title("Latency distribution per configuration")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    _finish_latency_axes(ax, "percentile", "latency (ms, from intended send)",
+                         "Latency distribution per configuration")
     return fig
 
 
@@ -41,12 +47,8 @@ def latency_vs_clients(table: pd.DataFrame) -> plt.Figure:
         ax.plot(group["clients"], group["p50_ms"], marker="o", label=f"p50 {label}")
         ax.plot(group["clients"], group["p99_ms"], marker="^", ls="--", label=f"p99 {label}")
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("concurrent clients")
-    ax.set_ylabel("latency (ms)")
-    ax.set_title("p50 and p99 latency against the number of clients")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    _finish_latency_axes(ax, "concurrent clients", "latency (ms)",
+                         "p50 and p99 latency against the number of clients")
     return fig
 
 

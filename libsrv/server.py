@@ -29,7 +29,7 @@ from libsrv.config import ServerConfig
 from libsrv.library import Policy
 from libsrv.protocol import MAX_FRAME_BYTES
 from libsrv.security import CurveServer
-from libsrv.service import Service, bad_envelope_reply
+from libsrv.service import Service, internal_reply_frame
 from libsrv.stats import StatsBoard
 from libsrv.storage import Storage, StorageError, open_storage
 
@@ -341,7 +341,7 @@ class Broker:
             if worker.attempts < 2:
                 self._pending.appendleft((worker.inflight, worker.attempts))
             else:  # it killed two workers: answer instead of trying a third
-                frontend.send_multipart([*worker.inflight[:2], bad_envelope_reply(
+                frontend.send_multipart([*worker.inflight[:2], internal_reply_frame(
                     worker.inflight[2:], self.config.lang, "the worker handling it died")])
         if self.stop:
             return

@@ -105,8 +105,9 @@ class Service:
         return Handled(frame, action, reply["code"])
 
 
-def bad_envelope_reply(frames: list[bytes], lang: str, reason: str) -> bytes:
-    """An INTERNAL reply built without a Service (used by the broker)."""
+def internal_reply_frame(frames: list[bytes], lang: str, reason: str) -> bytes:
+    """An INTERNAL reply frame built without a Service (the broker answers a request that
+    killed two workers with it); echoes the request id when it can be read."""
     reply = make_reply(Code.INTERNAL, render("internal", lang, reason=reason),
                        request_id=peek_request_id(frames))
     return encode_reply(reply)

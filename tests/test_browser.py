@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from libsrv.catalog import Catalog
-from tests.conftest import ROOT, wait_until
+from tests.conftest import ROOT, free_port, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -24,11 +23,6 @@ pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed; `python3 kit.py test` installs "
     "Debian's chromium when it runs as root (as in CI); elsewhere: apt-get install chromium")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def answers(url: str) -> bool:

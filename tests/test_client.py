@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from pathlib import Path
 
@@ -13,12 +12,7 @@ import zmq
 from libsrv.client import LibraryClient, ServerUnreachable
 from libsrv.process import ServerProcess
 from libsrv.protocol import Code, encode_reply, make_reply
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import free_port
 
 
 def test_no_server_raises_one_clear_error_and_the_client_recovers(catalog_file: Path) -> None:

@@ -3,14 +3,13 @@ server, and the local server a notebook starts."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
 from libsrv.process import ServerProcess
 from libsrv.ui import LibraryForms, LocalServer, book_card, catalog_table
-from tests.conftest import client_for, wait_until
+from tests.conftest import client_for, free_port, wait_until
 
 QUIJOTE = "9788437604947"
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -82,10 +81,7 @@ def test_catalog_table_refreshes_and_filters(server: ServerProcess) -> None:
 
 
 def test_an_absent_server_gives_a_clear_message_within_the_timeout() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    forms = LibraryForms(f"tcp://127.0.0.1:{port}", timeout=0.3, retries=1)
+    forms = LibraryForms(f"tcp://127.0.0.1:{free_port()}", timeout=0.3, retries=1)
     card = submitted(forms.loan_isbn, isbn=QUIJOTE, borrower="Ana")
     assert "No answer from the server" in card and "2 attempt" in card
     assert not forms.loan_isbn.button.disabled
