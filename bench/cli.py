@@ -14,54 +14,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.runner import RunConfig, run_experiment, sweep
-from bench.workloads import WORKLOADS
-from libsrv.storage import ENGINES
+from bench.runner import run_experiment, sweep
+from bench.settings import RunConfig, add_flags, config_from_args
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_FAILED, EXIT_THRESHOLD = 0, 1, 2, 3
 
 
-def _load_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--endpoint", help="load an existing server (tcp://HOST:PORT) instead "
-                        "of starting one")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--storage", choices=sorted(ENGINES), default="journal")
-    parser.add_argument("--unsafe-no-lock", action="store_true",
-                        help="start the server without its file lock (to watch lost updates)")
-    parser.add_argument("--books", type=int, default=10_000, help="size of the generated catalog")
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--processes", type=int, default=0,
-                        help="load processes (default: one per 250 clients)")
-    length = parser.add_mutually_exclusive_group()
-    length.add_argument("--duration", type=float, default=None, help="seconds (default 10)")
-    length.add_argument("--requests", type=int, default=None, help="or a number of requests")
-    parser.add_argument("--rate", type=float, help="open loop: total requests per second")
-    parser.add_argument("--think", type=float, default=0.0, help="closed loop think time, s")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds left out of results")
-    parser.add_argument("--timeout", type=float, default=5.0, help="per request, seconds")
-    parser.add_argument("--retries", type=int, default=0,
-                        help="resend a timed-out request this many times (same id, new socket)")
-    parser.add_argument("--kill-worker-every", type=float,
-                        help="SIGKILL one worker of the server every this many seconds")
-    parser.add_argument("--workload", default="read-mostly",
-                        help=f"{', '.join(WORKLOADS)}, or mix:action=weight,...")
-    parser.add_argument("--hot", type=int, help="restrict the workload to this many books")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--out", default="report/runs", help="folder for run folders")
-    parser.add_argument("--no-progress", action="store_true")
+def _load_flags(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
+    add_flags(parser, skip=skip)
+    parser.add_argument("--out", default="report/runs",
+                        help="folder for run folders (default report/runs)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _config(args: argparse.Namespace, **overrides: Any) -> RunConfig:
-    duration = args.duration if args.duration is not None or args.requests else 10.0
-    values = dict(endpoint=args.endpoint, workers=args.workers, storage=args.storage,
-                  unsafe_no_lock=args.unsafe_no_lock, books=args.books, clients=args.clients,
-                  processes=args.processes, duration=None if args.requests else duration,
-                  requests=args.requests, rate=args.rate, think=args.think,
-                  warmup=args.warmup, timeout=args.timeout, retries=args.retries,
-                  kill_worker_every=args.kill_worker_every, workload=args.workload,
-                  hot=args.hot, seed=args.seed)
-    values.update(overrides)
-    return RunConfig(**values)
+    return config_from_args(args, **overrides)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -71,10 +38,34 @@ def _print_summary(summary: dict[str, Any]) -> None:
           f"p99 {summary['p99_ms']:.3f}  p99.9 {summary['p999_ms']:.3f}  "
           f"max {summary['max_ms']:.3f}; timeouts {summary['timeouts']}, errors "
           f"{summary['errors']}, violations {summary['violations']}")
+    for warning in summary_warnings(summary):
+        print(f"WARNING: {warning}")
+
+
+def summary_warnings(summary: dict[str, Any]) -> list[str]:
+    """What a reader must know before quoting the run's figures."""
+    out = []
+    if summary.get("fell_behind"):
+        lag = summary["behind_schedule_ms"]
+        out.append(f"the server did not keep up with the offered {summary['offered_rate']:,.0f} "
+                   f"req/s: it answered {summary['throughput']:,.0f} req/s, requests went out "
+                   f"up to {lag['max'] / 1e3:.1f} s behind their schedule, and the run ended "
+                   f"{summary.get('overrun_seconds', 0):.1f} s late; latency counts from the "
+                   "schedule")
+    load = summary.get("load", {})
+    if load.get("saturated"):
+        busy = ", ".join(f"{b:.0%}" for b in load["busy"])
+        out.append(f"a load process was saturated (CPU busy {busy}, "
+                   f"{load['cpu_us_per_request']} µs per request): the figures may measure "
+                   "the load generator; add --processes")
+    if summary.get("undecided_books"):
+        out.append(f"{summary['undecided_books']} book(s) had too many overlapping operations "
+                   "for the verifier to decide; they are listed in violations.json")
+    return out
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    outcome = run_experiment(_config(args, echo=args.echo), args.out,
+    outcome = run_experiment(_config(args), args.out,
                              progress=not args.no_progress)
     summary = outcome.summary
     _print_summary(summary)
@@ -162,16 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="one experiment")
     _load_flags(run)
-    run.add_argument("--echo", action="store_true", help="load the echo baseline instead")
-    run.add_argument("--max-p99-ms", type=float)
-    run.add_argument("--min-throughput", type=float)
-    run.add_argument("--max-timeouts", type=int)
+    run.add_argument("--max-p99-ms", type=float, help="exit 3 if p99 is above this")
+    run.add_argument("--min-throughput", type=float, help="exit 3 if req/s is below this")
+    run.add_argument("--max-timeouts", type=int, help="exit 3 if more requests timed out")
     run.set_defaults(func=cmd_run)
     base = sub.add_parser("baseline", help="a bare pyzmq echo through the same topology")
-    _load_flags(base)
+    _load_flags(base, skip=("echo", "workload"))
     base.set_defaults(func=cmd_baseline)
     grid = sub.add_parser("sweep", help="a grid of runs, printed as one table")
-    _load_flags(grid)
+    _load_flags(grid, skip=("label",))
     grid.add_argument("--clients-list", help="e.g. 1,4,16,64")
     grid.add_argument("--workers-list", help="e.g. 0,1,2,4")
     grid.add_argument("--storage-list", help="e.g. journal,json")
@@ -179,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     grid.set_defaults(func=cmd_sweep)
     comp = sub.add_parser("compare", help="candidates against a reference (default: the "
                           "echo baseline), interleaved rounds, median ratios")
-    _load_flags(comp)
+    _load_flags(comp, skip=("echo", "label"))
     comp.add_argument("--rounds", type=int, default=3)
     comp.add_argument("--reference", choices=["echo", "server"], default="echo",
                       help="echo: the bare echo with the same workers; server: the base "

@@ -6,8 +6,10 @@ server falls behind, a request goes out late and its latency is counted from the
 so queueing cannot hide (wrk2's answer to coordinated omission). The uncorrected latency, from
 the actual send, is recorded too.
 
-Every request is recorded (see `FIELDS`); times are `time.perf_counter_ns()`, which is
-CLOCK_MONOTONIC on Linux and so comparable across the processes of one machine.
+Every request is recorded as a `Record`; times are `time.perf_counter_ns()`, which is
+CLOCK_MONOTONIC on Linux and so comparable across the processes of one machine. Each load
+process also reports the CPU time it spent, so a run can tell when the generator, not the
+server, set the pace.
 """
 
 from __future__ import annotations
@@ -16,25 +18,31 @@ import heapq
 import json
 import multiprocessing
 import os
+import queue
 import random
+import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.sharedctypes import RawArray
 from typing import Any
 
 import zmq
 from hdrh.histogram import HdrHistogram
 
+from bench.history import BAD_REPLY, TIMEOUT, Record
 from bench.workloads import KeySpace, Workload
-from libsrv.protocol import Action, encode_request
+from libsrv.protocol import Action, Code, encode_request
 
-FIELDS = ("client", "action", "isbn", "borrower", "t_intended", "t_send", "t_recv", "code",
-          "reply_isbn", "reply_borrower", "attempts")
-TIMEOUT = "TIMEOUT"
 HIST_MAX_NS = 120 * 10**9  # two minutes
 HIST_DIGITS = 3
 START_DELAY_NS = 300_000_000  # all processes start together, this long after they are ready
+TIMEOUT_SCAN_NS = 20_000_000  # timeouts are looked for every 20 ms
+CLIENTS_PER_PROCESS = 250
+# Replies that are answers; any other code counts as an error on the progress bar.
+ANSWERS = frozenset({Code.OK, Code.UNAVAILABLE, Code.NOT_LOANED, Code.NOT_FOUND})
+
+
 
 
 def new_histogram() -> HdrHistogram:
@@ -54,191 +62,209 @@ class LoadSpec:
     warmup: float = 1.0
     timeout: float = 5.0
     retries: int = 0  # Lazy Pirate: resend a timed-out request (same id) on a new socket
-    seed: int = 1
+    seed: int = 1  # fixes the workload
     processes: int = 0  # 0: one per 250 clients, at least 1, at most the CPUs
+    # Request ids start with this; unique per run, so a server that remembers ids never mistakes
+    # a request of this run for a retry of an earlier one (the seed still fixes the workload).
+    run_id: str = field(default_factory=lambda: secrets.token_hex(6))
 
     def process_count(self) -> int:
         if self.processes:
             return max(1, min(self.processes, self.clients))
-        return max(1, min(os.cpu_count() or 1, -(-self.clients // 250)))
+        return max(1, min(os.cpu_count() or 1, -(-self.clients // CLIENTS_PER_PROCESS)))
 
 
 @dataclass
 class ProcessResult:
-    records: list[tuple[Any, ...]]
+    records: list[Record]
     corrected: bytes  # HdrHistogram, encoded; latency from the intended send time
     uncorrected: bytes  # from the actual send time
     measure_from: int  # perf_counter_ns after which samples count (warm-up excluded)
+    cpu_seconds: float  # CPU time this load process spent driving its clients
+    wall_seconds: float
 
 
 class _Client:
-    __slots__ = (
-        "attempts",
-        "fields",
-        "first_sent",
-        "index",
-        "intended",
-        "next_at",
-        "payload",
-        "quota",
-        "request",
-        "sent",
-        "sent_at",
-        "sock",
-        "step",
-    )
+    __slots__ = ("attempts", "first_sent", "index", "intended", "next_at", "payload", "quota",
+                 "request", "rng", "sent", "sent_at", "sock", "step")
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, seed: int) -> None:
         self.index = index
+        # one generator per client: its sequence of requests depends on the seed alone, not
+        # on the order in which replies happen to arrive
+        self.rng = random.Random(seed * 1_000_003 + index)
         self.sock: zmq.Socket | None = None
         self.step = 0
         self.next_at = 0
         self.intended = 0
         self.sent = False
         self.sent_at = 0
-        self.request: tuple[Action, dict[str, Any]] | None = None
-        self.fields: dict[str, Any] = {}
-        self.quota = -1
-        self.attempts = 0
         self.first_sent = 0
+        self.request: tuple[Action, dict[str, Any]] | None = None
+        self.quota = -1  # requests left; -1: no count (a run of a duration)
+        self.attempts = 0
         self.payload = b""
+
+
+class _ClientPool:
+    """The clients of one load process, their sockets and schedule, and what they recorded."""
+
+    def __init__(self, spec: LoadSpec, first: int, count: int, t0: int, counters: Any,
+                 slot: int) -> None:
+        self.spec = spec
+        self.first = first
+        self.counters = counters
+        self.slot = slot
+        self.ctx = zmq.Context()
+        self.poller = zmq.Poller()
+        self.by_sock: dict[zmq.Socket, _Client] = {}
+        self.records: list[Record] = []
+        self.corrected, self.uncorrected = new_histogram(), new_histogram()
+        warmup_ns = int(spec.warmup * 1e9) if spec.requests is None else 0
+        self.measure_from = t0 + warmup_ns
+        self.end = t0 + warmup_ns + int((spec.duration or 0) * 1e9) \
+            if spec.requests is None else None
+        self.timeout_ns = int(spec.timeout * 1e9)
+        self.interval = int(spec.clients / spec.rate * 1e9) if spec.rate else 0
+        self.think = int(spec.think * 1e9)
+        self.clients = [_Client(first + i, spec.seed) for i in range(count)]
+        share, extra = divmod(spec.requests or 0, spec.clients)
+        for n, client in enumerate(self.clients):
+            self._connect(client)
+            if spec.requests is not None:
+                client.quota = share + (1 if client.index < extra else 0)
+            # spread first sends over one interval so open-loop clients do not fire in lockstep
+            client.next_at = client.intended = t0 + self.interval * n // max(1, count)
+
+    def _connect(self, client: _Client) -> None:
+        sock = self.ctx.socket(zmq.REQ)
+        sock.linger = 0
+        sock.connect(self.spec.endpoint)
+        client.sock = sock
+        self.by_sock[sock] = client
+        self.poller.register(sock, zmq.POLLIN)
+
+    def _reconnect(self, client: _Client) -> None:
+        if client.sock is not None:
+            self.poller.unregister(client.sock)
+            del self.by_sock[client.sock]
+            client.sock.close(linger=0)
+        self._connect(client)
+
+    def _has_work(self, client: _Client) -> bool:
+        return client.quota != 0 and (self.end is None or client.next_at < self.end)
+
+    def _send(self, client: _Client, now: int) -> None:
+        action, fields = self.spec.workload.next(client.rng, client.index, client.step,
+                                                 self.spec.keys)
+        client.step += 1
+        client.request = (action, fields)
+        rid = f"{self.spec.run_id}-{client.index}-{client.step}"
+        client.payload = encode_request(action, id=rid, **fields)
+        if client.sock is not None:
+            client.sock.send(client.payload)
+        client.sent, client.sent_at, client.first_sent, client.attempts = True, now, now, 1
+        if client.quota > 0:
+            client.quota -= 1
+
+    def _finish(self, client: _Client, now: int, reply: dict[str, Any] | None) -> None:
+        action, fields = client.request or (Action.PING, {})
+        book = reply.get("book") if reply is not None else None
+        if not isinstance(book, dict):
+            book = {}
+        code = str(reply.get("code")) if reply is not None else TIMEOUT
+        self.records.append(Record(
+            client.index, str(action), fields.get("isbn"), fields.get("borrower"),
+            client.intended, client.first_sent, now if reply is not None else None, code,
+            book.get("ISBN"), book.get("prestatario"), book.get("estado"), client.attempts))
+        if reply is not None and client.intended >= self.measure_from and (
+                self.end is None or client.intended < self.end):
+            self.corrected.record_value(max(1, now - client.intended))
+            self.uncorrected.record_value(max(1, now - client.first_sent))
+        self.counters[self.slot * 2] += 1
+        if code not in ANSWERS:
+            self.counters[self.slot * 2 + 1] += 1
+        client.sent = False
+        if self.interval:
+            client.intended += self.interval
+            client.next_at = client.intended
+        else:
+            client.next_at = client.intended = now + self.think
+
+    def _expire(self, now: int, scheduled: list[tuple[int, int]]) -> int:
+        """Retry or give up on requests past their timeout; how many were given up."""
+        given_up = 0
+        for client in self.clients:
+            if not client.sent or now - client.sent_at <= self.timeout_ns:
+                continue
+            self._reconnect(client)  # a REQ socket that got no reply cannot send again
+            if client.attempts <= self.spec.retries:  # resend, same id, fresh socket
+                if client.sock is not None:
+                    client.sock.send(client.payload)
+                client.sent_at = now
+                client.attempts += 1
+                continue
+            self._finish(client, now, None)
+            given_up += 1
+            if self._has_work(client):
+                heapq.heappush(scheduled, (client.next_at, client.index - self.first))
+        return given_up
+
+    def run(self, t0: int) -> ProcessResult:
+        scheduled = [(c.next_at, c.index - self.first) for c in self.clients
+                     if self._has_work(c)]
+        heapq.heapify(scheduled)
+        outstanding = 0
+        next_check = t0
+        while time.perf_counter_ns() < t0:
+            time.sleep(0.001)
+        cpu_start, wall_start = time.process_time(), time.perf_counter()
+        while True:
+            now = time.perf_counter_ns()
+            while scheduled and scheduled[0][0] <= now:
+                client = self.clients[heapq.heappop(scheduled)[1]]
+                if self._has_work(client):
+                    self._send(client, now)
+                    outstanding += 1
+            if now >= next_check:
+                next_check = now + TIMEOUT_SCAN_NS
+                outstanding -= self._expire(now, scheduled)
+            if not outstanding and not scheduled:
+                break
+            due = min(scheduled[0][0] if scheduled else next_check, next_check)
+            wait_ms = max(0, (due - time.perf_counter_ns()) // 1_000_000)
+            for sock, _ in self.poller.poll(wait_ms):
+                client = self.by_sock[sock]
+                frame = sock.recv()
+                now = time.perf_counter_ns()
+                try:
+                    reply = json.loads(frame)
+                except ValueError:
+                    reply = None
+                if not isinstance(reply, dict):
+                    reply = {"code": BAD_REPLY}
+                self._finish(client, now, reply)
+                outstanding -= 1
+                if not self._has_work(client):
+                    continue
+                if client.next_at <= now:
+                    self._send(client, now)
+                    outstanding += 1
+                else:
+                    heapq.heappush(scheduled, (client.next_at, client.index - self.first))
+        cpu = time.process_time() - cpu_start
+        wall = time.perf_counter() - wall_start
+        for sock in list(self.by_sock):
+            sock.close(linger=0)
+        self.ctx.term()
+        return ProcessResult(self.records, self.corrected.encode(), self.uncorrected.encode(),
+                             self.measure_from, cpu, wall)
 
 
 def run_clients(spec: LoadSpec, first: int, count: int, t0: int, counters: Any,
                 slot: int) -> ProcessResult:
     """Drive clients first..first+count-1 from t0 (perf_counter_ns) until the run ends."""
-    ctx = zmq.Context()
-    poller = zmq.Poller()
-    rng = random.Random(spec.seed * 1_000_003 + first)
-    clients = [_Client(first + i) for i in range(count)]
-    by_sock: dict[zmq.Socket, _Client] = {}
-    records: list[tuple[Any, ...]] = []
-    corrected, uncorrected = new_histogram(), new_histogram()
-    warmup_ns = int(spec.warmup * 1e9) if spec.requests is None else 0
-    measure_from = t0 + warmup_ns
-    end = t0 + warmup_ns + int((spec.duration or 0) * 1e9) if spec.requests is None else None
-    timeout_ns = int(spec.timeout * 1e9)
-    interval = int(spec.clients / spec.rate * 1e9) if spec.rate else 0
-    think = int(spec.think * 1e9)
-    prefix = f"b{spec.seed}-{first}"
-
-    def connect(client: _Client) -> None:
-        sock = ctx.socket(zmq.REQ)
-        sock.linger = 0
-        sock.connect(spec.endpoint)
-        client.sock = sock
-        by_sock[sock] = client
-        poller.register(sock, zmq.POLLIN)
-
-    def drop(client: _Client) -> None:
-        assert client.sock is not None
-        poller.unregister(client.sock)
-        del by_sock[client.sock]
-        client.sock.close(linger=0)
-        connect(client)
-
-    for n, client in enumerate(clients):
-        connect(client)
-        if spec.requests is not None:
-            share, extra = divmod(spec.requests, spec.clients)
-            client.quota = share + (1 if client.index < extra else 0)
-        # spread first sends over one interval so open-loop clients do not fire in lockstep
-        client.next_at = t0 + (interval * n // max(1, count) if interval else 0)
-        client.intended = client.next_at
-
-    def send(client: _Client, now: int) -> None:
-        action, fields = spec.workload.next(rng, client.index, client.step, spec.keys)
-        client.step += 1
-        client.request = (action, fields)
-        rid = f"{prefix}-{client.index}-{client.step}"
-        assert client.sock is not None
-        client.payload = encode_request(action, id=rid, **fields)
-        client.sock.send(client.payload)
-        client.sent, client.sent_at, client.first_sent, client.attempts = True, now, now, 1
-        if client.quota > 0:
-            client.quota -= 1
-
-    def finish(client: _Client, now: int, reply: dict[str, Any] | None) -> None:
-        assert client.request is not None
-        action, fields = client.request
-        book = reply.get("book") if reply else None
-        code = reply.get("code") if reply else TIMEOUT
-        records.append((client.index, action.value, fields.get("isbn"), fields.get("borrower"),
-                        client.intended, client.first_sent, now if reply else None, code,
-                        book.get("ISBN") if isinstance(book, dict) else None,
-                        book.get("prestatario") if isinstance(book, dict) else None,
-                        client.attempts))
-        if reply is not None and client.intended >= measure_from and (end is None or
-                                                                      client.intended < end):
-            corrected.record_value(max(1, now - client.intended))
-            uncorrected.record_value(max(1, now - client.first_sent))
-        counters[slot * 2] += 1
-        if reply is None or code not in ("OK", "UNAVAILABLE", "NOT_LOANED", "NOT_FOUND"):
-            counters[slot * 2 + 1] += 1
-        client.sent = False
-        if interval:
-            client.intended += interval
-            client.next_at = client.intended
-        else:
-            client.next_at = now + think
-            client.intended = client.next_at
-
-    def has_work(client: _Client) -> bool:
-        return client.quota != 0 and (end is None or client.next_at < end)
-
-    scheduled = [(c.next_at, c.index - first) for c in clients if has_work(c)]
-    heapq.heapify(scheduled)
-    outstanding = 0
-    next_check = t0
-    while time.perf_counter_ns() < t0:
-        time.sleep(0.001)
-    while True:
-        now = time.perf_counter_ns()
-        while scheduled and scheduled[0][0] <= now:
-            client = clients[heapq.heappop(scheduled)[1]]
-            if has_work(client):
-                send(client, now)
-                outstanding += 1
-        if now >= next_check:  # timeouts: a scan every 20 ms is plenty
-            next_check = now + 20_000_000
-            for client in clients:
-                if client.sent and now - client.sent_at > timeout_ns:
-                    drop(client)
-                    if client.attempts <= spec.retries:  # resend, same id, fresh socket
-                        assert client.sock is not None
-                        client.sock.send(client.payload)
-                        client.sent_at = now
-                        client.attempts += 1
-                        continue
-                    finish(client, now, None)
-                    outstanding -= 1
-                    if has_work(client):
-                        heapq.heappush(scheduled, (client.next_at, client.index - first))
-        if not outstanding and not scheduled:
-            break
-        due = min(scheduled[0][0] if scheduled else next_check, next_check)
-        wait_ms = max(0, (due - time.perf_counter_ns()) // 1_000_000)
-        for sock, _ in poller.poll(wait_ms):
-            client = by_sock[sock]
-            frame = sock.recv()
-            now = time.perf_counter_ns()
-            try:
-                reply = json.loads(frame)
-            except ValueError:
-                reply = {"code": "BAD_REPLY"}
-            finish(client, now, reply)
-            outstanding -= 1
-            if not has_work(client):
-                continue
-            if client.next_at <= now:
-                send(client, now)
-                outstanding += 1
-            else:
-                heapq.heappush(scheduled, (client.next_at, client.index - first))
-    for sock in list(by_sock):
-        sock.close(linger=0)
-    ctx.term()
-    return ProcessResult(records, corrected.encode(), uncorrected.encode(), measure_from)
+    return _ClientPool(spec, first, count, t0, counters, slot).run(t0)
 
 
 def _child(spec: LoadSpec, first: int, count: int, start: Any, counters: Any, slot: int,
@@ -250,13 +276,15 @@ def _child(spec: LoadSpec, first: int, count: int, start: Any, counters: Any, sl
 
 @dataclass
 class LoadResult:
-    records: list[tuple[Any, ...]]
+    records: list[Record]
     corrected: HdrHistogram
     uncorrected: HdrHistogram
     t0: int
     measure_from: int
-    elapsed_s: float  # the measured part
+    end: int | None  # the nominal end of the schedule (ns); None for a count of requests
     processes: int
+    cpu_seconds: list[float]  # per load process
+    wall_seconds: list[float]
 
 
 def run_load(spec: LoadSpec, progress: Callable[[int, int], None] | None = None) -> LoadResult:
@@ -275,40 +303,41 @@ def run_load(spec: LoadSpec, progress: Callable[[int, int], None] | None = None)
         child.start()
         children.append(child)
         first += count
+
+    def report() -> None:
+        if progress is not None:
+            progress(sum(counters[2 * i] for i in range(nproc)),
+                     sum(counters[2 * i + 1] for i in range(nproc)))
+
+    gathered: dict[int, ProcessResult] = {}
     try:
         t0 = time.perf_counter_ns() + START_DELAY_NS + 200_000_000 * nproc
         counters[-1] = t0
         start.set()
-        gathered: dict[int, ProcessResult] = {}
         while len(gathered) < nproc:
-            if progress is not None:
-                progress(sum(counters[2 * i] for i in range(nproc)),
-                         sum(counters[2 * i + 1] for i in range(nproc)))
+            report()
             try:
                 slot, result = results.get(timeout=0.25)
-                gathered[slot] = result
-            except Exception:
+            except queue.Empty:
                 if not any(c.is_alive() for c in children) and results.empty():
                     raise RuntimeError("a load process died; see its error above") from None
-        if progress is not None:
-            progress(sum(counters[2 * i] for i in range(nproc)),
-                     sum(counters[2 * i + 1] for i in range(nproc)))
+                continue
+            gathered[slot] = result
+        report()
     finally:
         for child in children:
             child.join(5)
             if child.is_alive():
                 child.kill()
     corrected, uncorrected = new_histogram(), new_histogram()
-    records: list[tuple[Any, ...]] = []
+    records: list[Record] = []
     for slot in sorted(gathered):
         result = gathered[slot]
         corrected.decode_and_add(result.corrected)
         uncorrected.decode_and_add(result.uncorrected)
         records.extend(result.records)
-    measure_from = gathered[0].measure_from
-    if spec.requests is None:
-        elapsed = spec.duration or 0.0
-    else:
-        done = [r[6] for r in records if r[6] is not None]
-        elapsed = (max(done) - t0) / 1e9 if done else 0.0
-    return LoadResult(records, corrected, uncorrected, t0, measure_from, elapsed, nproc)
+    ordered = [gathered[slot] for slot in sorted(gathered)]
+    end = None if spec.requests is not None else \
+        ordered[0].measure_from + int((spec.duration or 0) * 1e9)
+    return LoadResult(records, corrected, uncorrected, t0, ordered[0].measure_from, end, nproc,
+                      [r.cpu_seconds for r in ordered], [r.wall_seconds for r in ordered])

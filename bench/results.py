@@ -18,10 +18,14 @@ import pandas as pd
 import zmq
 from hdrh.histogram import HdrHistogram
 
-from bench.load import FIELDS, TIMEOUT, LoadResult, new_histogram
+from bench.history import BAD_REPLY, FIELDS, TIMEOUT
+from bench.load import LoadResult, new_histogram
+from libsrv.protocol import Code
 
 PERCENTILES = {"p50_ms": 50.0, "p90_ms": 90.0, "p99_ms": 99.0, "p999_ms": 99.9}
-FAILURE_CODES = ("INTERNAL", "BAD_REQUEST", "BAD_REPLY")
+FAILURE_CODES = (Code.INTERNAL, Code.BAD_REQUEST, BAD_REPLY)
+KEEPING_UP = 0.95  # an open-loop run that achieves less than this share of its rate fell behind
+SATURATED = 0.90  # a load process busier than this (CPU / wall time) may be the bottleneck
 
 
 def records_frame(result: LoadResult) -> pd.DataFrame:
@@ -63,28 +67,82 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def summarize(result: LoadResult, frame: pd.DataFrame) -> dict[str, Any]:
+def throughput_figures(result: LoadResult, frame: pd.DataFrame,
+                       offered: float | None) -> dict[str, Any]:
+    """Throughput as answers per second of wall time: every reply received from the end of the
+    warm-up to the last reply of the run, over that time. An open-loop run also says what it
+    offered and how far behind its schedule it fell."""
+    start_ms = (result.measure_from - result.t0) / 1e6
+    answers = frame["recv_ms"].dropna()
+    answers = answers[answers >= start_ms]
+    last_ms = float(answers.max()) if len(answers) else start_ms
+    seconds = (last_ms - start_ms) / 1e3
+    figures: dict[str, Any] = {
+        "answered": len(answers),
+        "measured_seconds": round(seconds, 3),
+        "throughput": len(answers) / seconds if seconds > 0 else 0.0,
+    }
+    if result.end is not None and len(answers):
+        figures["overrun_seconds"] = round(
+            max(0.0, last_ms / 1e3 - (result.end - result.t0) / 1e9), 3)
+    if offered:
+        measured = frame[~frame["warmup"]]
+        lag = (measured["send_ms"] - measured["intended_ms"]).dropna()
+        figures.update(
+            offered_rate=offered,
+            behind_schedule_ms={"p50": float(lag.median()) if len(lag) else 0.0,
+                                "max": float(lag.max()) if len(lag) else 0.0},
+            fell_behind=bool(figures["throughput"] < KEEPING_UP * offered))
+    return figures
+
+
+def load_figures(result: LoadResult, requests: int) -> dict[str, Any]:
+    """The load processes' own cost: CPU seconds, busy share of their wall time, CPU per
+    request, and whether any was saturated (then the figures may measure the generator)."""
+    busy = [c / w if w > 0 else 0.0 for c, w in
+            zip(result.cpu_seconds, result.wall_seconds, strict=True)]
+    cpu = sum(result.cpu_seconds)
+    return {"processes": result.processes,
+            "cpu_seconds": [round(c, 3) for c in result.cpu_seconds],
+            "busy": [round(b, 3) for b in busy],
+            "cpu_us_per_request": round(cpu / requests * 1e6, 1) if requests else None,
+            "saturated": any(b >= SATURATED for b in busy)}
+
+
+def summarize(result: LoadResult, frame: pd.DataFrame,
+              offered: float | None = None) -> dict[str, Any]:
     measured = frame[~frame["warmup"]]
-    answered = int(measured["recv_ms"].notna().sum())
     figures: dict[str, Any] = {
         "requests": len(measured),
-        "answered": answered,
-        "throughput": answered / result.elapsed_s if result.elapsed_s > 0 else 0.0,
+        **throughput_figures(result, frame, offered),
         **histogram_figures(result.corrected),
         "timeouts": int(measured["timeout"].sum()),
         "errors": int(measured["code"].isin(FAILURE_CODES).sum()),
         "codes": {str(k): int(v) for k, v in measured["code"].value_counts().items()},
         "uncorrected": histogram_figures(result.uncorrected),
         "warmup_requests": int(frame["warmup"].sum()),
-        "measured_seconds": result.elapsed_s,
         "load_processes": result.processes,
+        "load": load_figures(result, len(frame)),
     }
     return figures
 
 
+def new_run_folder(root: Path, name: str) -> Path:
+    """A new folder `root/name`, or `root/name-2`, `-3`, ... : an earlier run is never
+    replaced."""
+    root.mkdir(parents=True, exist_ok=True)
+    for number in range(1, 10_000):
+        folder = root / (name if number == 1 else f"{name}-{number}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"too many runs named {name} in {root}")
+
+
 def write_run(folder: Path, summary: dict[str, Any], frame: pd.DataFrame, result: LoadResult,
               verdict: dict[str, Any]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
     frame.to_csv(folder / "samples.csv.gz", index=False)
     (folder / "latency.hdr").write_text(json.dumps({
         "corrected": result.corrected.encode().decode(),

@@ -23,51 +23,18 @@ from typing import Any
 
 import pandas as pd
 
-from bench.load import FIELDS, LoadSpec, run_load
-from bench.results import machine_info, records_frame, summarize, write_run
+from bench.load import LoadSpec, run_load
+from bench.results import machine_info, new_run_folder, records_frame, summarize, write_run
+from bench.settings import RunConfig, run_command
 from bench.verifier import ops_from_records, verify
 from bench.workloads import KeySpace, needs_titles, workload_named
 from libsrv.catalog import LENT, Catalog
-from libsrv.client import LibraryClient
+from libsrv.client import LibraryClient, ServerUnreachable
 from libsrv.generate import write_catalog
 from libsrv.process import ServerProcess
 
 CACHE = Path(tempfile.gettempdir()) / "libsrv-bench-catalogs"
 TITLE_SAMPLE = 1000
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that defines a run; stored whole in its summary so it can be repeated."""
-
-    endpoint: str | None = None  # an existing server; None starts one
-    workers: int = 2
-    storage: str = "journal"
-    unsafe_no_lock: bool = False
-    fsync: bool | None = None
-    books: int = 10_000
-    clients: int = 16
-    processes: int = 0
-    duration: float | None = 10.0
-    requests: int | None = None
-    rate: float | None = None
-    think: float = 0.0
-    warmup: float = 1.0
-    timeout: float = 5.0
-    retries: int = 0
-    kill_worker_every: float | None = None  # seconds; SIGKILL one worker of our server each time
-    workload: str = "read-mostly"
-    hot: int | None = None
-    seed: int = 1
-    echo: bool = False  # drive the bare echo baseline instead of the server
-    label: str = ""
-
-    def name(self) -> str:
-        if self.label:
-            return self.label
-        unsafe = "-unsafe" if self.unsafe_no_lock else ""
-        target = "echo" if self.echo else f"{self.storage}{unsafe}"
-        return f"{self.workload}-{target}-w{self.workers}-c{self.clients}-b{self.books}"
 
 
 @dataclass
@@ -131,9 +98,19 @@ def target(config: RunConfig, scratch: Path) -> Iterator[tuple[str, Path | None,
         server.stop()
 
 
+class RunError(RuntimeError):
+    """The run could not go on; the message says why."""
+
+
 def server_pids(endpoint: str, server: ServerProcess) -> list[int]:
+    """Our server's process and its workers' (the workers as the server's stats list them)."""
     with LibraryClient(endpoint, timeout=5, retries=3) as lib:
-        workers = lib.stats().raw["stats"]["worker_pids"]
+        reply = lib.stats()
+    stats = reply.raw.get("stats") if reply.success else None
+    if not isinstance(stats, dict):
+        raise RunError(f"the server's stats reply carries no stats: {reply.code} "
+                       f"{reply.message}")
+    workers = [pid for pid in stats.get("worker_pids", []) if isinstance(pid, int)]
     return [server.pid, *(pid for pid in workers if pid and pid != server.pid)]
 
 
@@ -166,7 +143,10 @@ def worker_killer(endpoint: str, server: ServerProcess | None,
     def killer() -> None:
         rng = random.Random(0)
         while not stop.wait(every):
-            pids = server_pids(endpoint, server)[1:]
+            try:
+                pids = server_pids(endpoint, server)[1:]
+            except (RunError, ServerUnreachable):
+                continue  # the server is busy or between workers; try at the next tick
             if pids:
                 os.kill(rng.choice(pids), signal.SIGKILL)
                 kills.append(time.monotonic())
@@ -185,6 +165,9 @@ def _fetch_books(endpoint: str, limit: int) -> list[dict[str, Any]]:
     with LibraryClient(endpoint, timeout=10, retries=2) as lib:
         while len(books) < limit:
             page = lib.catalog(offset=len(books), limit=min(1000, limit - len(books)))
+            if not page.success:
+                raise RunError(f"the server refused to list its catalog: {page.code} "
+                               f"{page.message}")
             if not page.books:
                 break
             books += page.books
@@ -208,12 +191,36 @@ def _progress_bar(config: RunConfig) -> tuple[Callable[[int, int], None], Callab
     return update, bar.close
 
 
+def _load_spec(config: RunConfig, endpoint: str, keys: KeySpace) -> LoadSpec:
+    processes = config.processes
+    if config.echo and not processes:
+        # the echo answers faster than one load process can ask: give it every CPU
+        processes = min(config.clients, os.cpu_count() or 1)
+    return LoadSpec(endpoint, config.clients, workload_named(config.workload, config.hot), keys,
+                    duration=config.duration, requests=config.requests, rate=config.rate,
+                    think=config.think, warmup=config.warmup, timeout=config.timeout,
+                    retries=config.retries, seed=config.seed, processes=processes)
+
+
+def _final_state(endpoint: str, isbns: list[str]) -> dict[str, Any]:
+    """What the server serves now for each book (those it does not answer are left out)."""
+    served: dict[str, Any] = {}
+    with LibraryClient(endpoint, timeout=10, retries=3) as lib:
+        for isbn in isbns:
+            reply = lib.query_isbn(isbn)
+            if reply.success and isinstance(reply.book, dict):
+                served[isbn] = reply.book
+    return served
+
+
 def run_experiment(config: RunConfig, out: Path | str | None = None, *,
                    progress: bool = True) -> RunOutcome:
-    """Run one experiment and write its folder (under `out`, default a temporary folder)."""
+    """Run one experiment and write its folder (under `out`, default a temporary folder).
+
+    The folder is named by the run's settings; a folder already there is never replaced (the
+    new run gets a numbered name beside it)."""
     workload = workload_named(config.workload, config.hot)
     out_root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="bench-"))
-    folder = out_root / config.name()
     started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     ops: list = []
     served: dict[str, Any] = {}
@@ -225,11 +232,7 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             keys = KeySpace(config.books, True, books) if db is not None else \
                 KeySpace(books=books)
             initial = {b["ISBN"]: b["estado"] == LENT for b in listed}
-            spec = LoadSpec(endpoint, config.clients, workload, keys,
-                            duration=config.duration, requests=config.requests,
-                            rate=config.rate, think=config.think, warmup=config.warmup,
-                            timeout=config.timeout, retries=config.retries,
-                            seed=config.seed, processes=config.processes)
+            spec = _load_spec(config, endpoint, keys)
             measured = server if server is not None and not config.echo else None
             memory = {"start_mb": rss_mb(server_pids(endpoint, measured))} if measured else {}
             update, close = _progress_bar(config) if progress else (None, lambda: None)
@@ -242,11 +245,9 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
                 memory["end_mb"] = rss_mb(server_pids(endpoint, measured))
             frame = records_frame(result)
             if not config.echo:
-                ops = ops_from_records(dict(zip(FIELDS, r, strict=True))
-                                       for r in result.records)
-                touched = sorted({op.isbn for op in ops if op.isbn is not None})
-                with LibraryClient(endpoint, timeout=10, retries=3) as lib:
-                    served = {isbn: lib.query_isbn(isbn).book for isbn in touched}
+                ops = ops_from_records(r._asdict() for r in result.records)
+                served = _final_state(endpoint,
+                                      sorted({op.isbn for op in ops if op.isbn is not None}))
         # our server has stopped here, so its catalog file is final
         on_disk = None
         if db is not None and not config.echo:
@@ -254,41 +255,18 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             on_disk = {isbn: catalog.get(isbn) for isbn in served}
     verdict: dict[str, Any] = {"ok": True, "violations": 0, "details": [], "skipped": True}
     if not config.echo:
-        verdict = verify(ops, initial, served, on_disk).as_dict()
-    summary = summarize(result, frame)
+        verdict = verify(ops, initial, served, on_disk, origin=result.t0).as_dict()
+    folder = new_run_folder(out_root, config.name())
+    summary = summarize(result, frame, offered=config.rate)
     summary.update(violations=verdict["violations"], verdict_ok=verdict["ok"],
+                   undecided_books=len(verdict.get("undecided", [])),
                    server_memory=memory, workers_killed=len(kills),
                    retried=int((frame["attempts"] > 1).sum()),
-                   name=config.name(), config=asdict(config), machine=machine_info(),
-                   started_at=started_at, endpoint=endpoint,
-                   command=" ".join(["python -m bench run", *cli_flags(config)]))
+                   name=folder.name, config=asdict(config), machine=machine_info(),
+                   started_at=started_at, endpoint=endpoint, run_id=spec.run_id,
+                   command=run_command(config))
     write_run(folder, summary, frame, result, verdict)
     return RunOutcome(folder, summary, frame, verdict)
-
-
-def cli_flags(config: RunConfig) -> list[str]:
-    """The `python -m bench run` flags that repeat this configuration."""
-    flags = []
-    if config.endpoint:
-        flags += ["--endpoint", config.endpoint]
-    else:
-        flags += ["--workers", str(config.workers), "--storage", config.storage,
-                  "--books", str(config.books)]
-        if config.unsafe_no_lock:
-            flags.append("--unsafe-no-lock")
-    flags += ["--clients", str(config.clients), "--workload", config.workload,
-              "--seed", str(config.seed)]
-    flags += ["--requests", str(config.requests)] if config.requests else \
-        ["--duration", f"{config.duration:g}"]
-    if config.rate:
-        flags += ["--rate", f"{config.rate:g}"]
-    if config.retries:
-        flags += ["--retries", str(config.retries), "--timeout", f"{config.timeout:g}"]
-    if config.kill_worker_every:
-        flags += ["--kill-worker-every", f"{config.kill_worker_every:g}"]
-    if config.echo:
-        flags.append("--echo")
-    return flags
 
 
 def sweep(base: RunConfig, out: Path | str, *, progress: bool = True,

@@ -1,136 +1,293 @@
-"""The lost-update verifier: checks a history of loans and returns against the final state.
+"""The verifier: is the history of one run linearizable, book by book?
 
-The history is kept as Jepsen keeps it: every operation has an invocation time and, when it
-got a reply, a completion time; a timed-out operation is *unknown* (it may or may not have
-happened, and may have happened at any time after its invocation). Times are monotonic
-nanoseconds, comparable across the load processes.
+Each book is a register with two states, available (0) and lent (1). The history records, for
+every request, its invocation (first send) and completion (reply) in monotonic nanoseconds, and
+what the reply said. An operation is one of:
 
-For each book the only writes are loans (available → lent) and returns (lent → available), so a
-correct server's successful operations alternate. At every instant t, the operations completed
-before t must be ordered before it, and only operations invoked before t can be; so some
-prefix must exist with
+- a **transition**: a loan acknowledged `OK` (0 → 1) or a return acknowledged `OK` (1 → 0);
+- an **assertion**: a query that showed the book's state, a loan refused `UNAVAILABLE` (the book
+  was lent), a return refused `NOT_LOANED` (it was available);
+- an **unknown** write: no reply (timed out), or `INTERNAL` (the worker may have died after
+  applying it), or a reply that could not be read. It may have taken effect once, at any moment
+  after its invocation, or never.
 
-    loans_ok_done − returns_invoked  ≤  lent_count  ≤  loans_invoked − returns_ok_done
+The history is correct when some total order of the operations exists that respects real time
+(an operation that completed before another was invoked comes first), in which every
+transition finds the state it needs, every assertion sees its state, and the state after the
+last operation is the one the server serves at the end. This is linearizability, checked
+exactly: a sweep over the book's invocations and completions carries every configuration the
+book can be in (its state, which open operations have already taken effect, how many unknown
+writes are still unused). A completion that no configuration can explain is a violation, and
+the operation that completed names its kind (`double-loan`, `double-return`, `stale-read`,
+`wrong-refusal`); `final-state` when no configuration ends in the state served at the end.
 
-within {0, 1} (starting from the initial state). The verifier sweeps every invocation and
-completion instant and reports the first instant where no such prefix exists (a loan granted
-twice with no return in between, a return of a book nobody had), and a final state that the
-acknowledged operations cannot explain. It also checks that every acknowledged loan shows its
-own borrower, and that the catalog file after shutdown equals what the server last served.
+Two rules keep the configurations few without losing any: among open transitions of one kind,
+the one whose completion comes first is applied first (swapping two loans never changes a
+state), and an unknown write is used only where no acknowledged one of its kind is open. A
+book with no overlapping operations costs a handful of set operations per request.
+
+Besides, every acknowledged loan must show its own borrower, and the catalog file after
+shutdown must equal what the server last served. What it cannot see is in docs/bench.md.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
+from bench.history import BAD_REPLY, TIMEOUT
+from libsrv.catalog import LENT
+from libsrv.protocol import Action, Code
+
+OK, REFUSED, UNKNOWN = "ok", "refused", "unknown"
+LOAN, RETURN, QUERY = "loan", "return", "query"
+MAX_CONFIGURATIONS = 50_000  # per book and instant; beyond it the book is left undecided
+PRUNE_ABOVE = 16  # dominated configurations are looked for when there are more than this
+
+_WRITE_KINDS = {Action.LOAN_ISBN: LOAN, Action.LOAN_TITLE: LOAN, Action.RETURN_ISBN: RETURN}
+_REFUSAL = {LOAN: Code.UNAVAILABLE, RETURN: Code.NOT_LOANED}
+_UNKNOWN_CODES = {TIMEOUT, BAD_REPLY, Code.INTERNAL}
 
 
 @dataclass(frozen=True, slots=True)
 class Op:
-    """One loan or return. `invoke`/`complete` in ns (`complete` None when unknown)."""
+    """One request on one book. Times in ns; `complete` is None when the outcome is unknown.
+
+    `value` is the state an assertion saw (1 lent, 0 available); None for transitions."""
 
     client: int
-    kind: str  # "loan" or "return"
-    isbn: str | None  # the book; None for a loan by title that got no reply
+    kind: str  # loan / return / query
+    isbn: str | None  # None: a loan by title that got no reply (it may be on any book)
     invoke: int
     complete: int | None
-    status: str  # ok / fail / unknown
+    status: str  # ok / refused / unknown
     borrower: str | None = None
     reply_borrower: str | None = None
+    value: int | None = None
+
+    @property
+    def is_assertion(self) -> bool:
+        return self.value is not None
 
 
 @dataclass(frozen=True)
 class Violation:
     book: str
-    kind: str  # double-loan / double-return / final-state / wrong-borrower / file-mismatch
+    kind: str  # double-loan / double-return / stale-read / wrong-refusal / final-state /
+    # wrong-borrower / file-mismatch
     detail: str
     ops: list[dict[str, Any]] = field(default_factory=list)
+    at_ms: float | None = None  # when it became certain, ms from the run's start
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+def _lent(state: object) -> int | None:
+    return None if not isinstance(state, str) else int(state == LENT)
+
+
 def ops_from_records(records: Iterable[Mapping[str, Any]]) -> list[Op]:
-    """Loans and returns from the recorder's rows (see `bench.load.FIELDS`)."""
+    """The operations the verifier checks, from the recorder's rows (`bench.history.Record`).
+
+    Kept: queries by ISBN that returned the book, loans and returns with any reply or none.
+    Left out: title queries (their replies list many books), pings and catalog pages, and
+    replies that say nothing about a book's state (NOT_FOUND, BAD_REQUEST)."""
     ops = []
     for r in records:
-        action = r["action"]
-        if action not in ("loan_isbn", "loan_title", "return_isbn"):
-            continue
-        code = r["code"]
-        status = OK if code == "OK" else UNKNOWN if code == "TIMEOUT" else FAIL
-        kind = "return" if action == "return_isbn" else "loan"
-        isbn = r["isbn"] if action != "loan_title" else r.get("reply_isbn")
-        if action == "loan_title" and status == FAIL:
-            isbn = None  # refused by title: no particular book changed
+        action, code = r["action"], r["code"]
         complete = r["t_recv"]
-        ops.append(Op(int(r["client"]), kind, isbn, int(r["t_send"]),
-                      None if complete is None or complete != complete else int(complete),
-                      status, r.get("borrower"), r.get("reply_borrower")))
+        complete = None if complete is None or complete != complete else int(complete)
+        common = {"client": int(r["client"]), "invoke": int(r["t_send"])}
+        if action == Action.QUERY_ISBN:
+            value = _lent(r.get("reply_state"))
+            if code == Code.OK and value is not None and r.get("reply_isbn") == r["isbn"]:
+                ops.append(Op(kind=QUERY, isbn=r["isbn"], complete=complete, status=OK,
+                              value=value, **common))
+            continue
+        kind = _WRITE_KINDS.get(action)
+        if kind is None:
+            continue
+        by_title = action == Action.LOAN_TITLE
+        if code in _UNKNOWN_CODES:
+            isbn = None if by_title else r["isbn"]
+            ops.append(Op(kind=kind, isbn=isbn, complete=None, status=UNKNOWN,
+                          borrower=r.get("borrower"), **common))
+            continue
+        isbn = r.get("reply_isbn") if by_title else r["isbn"]
+        if isbn is None or complete is None:
+            continue
+        if code == Code.OK:
+            ops.append(Op(kind=kind, isbn=isbn, complete=complete, status=OK,
+                          borrower=r.get("borrower"), reply_borrower=r.get("reply_borrower"),
+                          **common))
+        elif code == _REFUSAL[kind]:
+            # a loan by title is refused only when every copy, the one named included, is lent
+            ops.append(Op(kind=kind, isbn=isbn, complete=complete, status=REFUSED,
+                          value=1 if kind == LOAN else 0, **common))
     return ops
 
 
-def _show(op: Op) -> dict[str, Any]:
-    return {"client": op.client, "op": op.kind, "status": op.status, "invoke_ns": op.invoke,
-            "complete_ns": op.complete, "borrower": op.borrower}
+# ---------------------------------------------------------------- the per-book check
+
+# A configuration: (state, ids of open operations already taken effect or seen, unused
+# unknown loans, unused unknown returns).
+Config = tuple[int, frozenset[int], int, int]
 
 
-def _check_book(isbn: str, ops: list[Op], floating: list[Op], initial: int,
-                final: int | None) -> list[Violation]:
-    """The cut sweep for one book. `floating` are unknown loans by title that may be here."""
-    relevant = [op for op in ops if op.status != FAIL] + floating
-    events: list[tuple[int, int, Op]] = []  # (time, order, op); at one instant, completions
-    for op in relevant:                     # are applied before invocations (order 0 < 1)
-        events.append((op.invoke, 1, op))
-        if op.status == OK and op.complete is not None:
-            events.append((op.complete, 0, op))
-    events.sort(key=lambda e: (e[0], e[1]))
-    loans_done = returns_done = loans_invoked = returns_invoked = 0
-    done: list[Op] = []
-    out: list[Violation] = []
-    for time, order, op in events:
-        if order == 0:
-            done.append(op)
-            if op.kind == "loan":
-                loans_done += 1
-            else:
-                returns_done += 1
-        elif op.kind == "loan":
-            loans_invoked += 1
+class _Book:
+    """The sweep over one book's operations."""
+
+    def __init__(self, ops: list[Op], initial: int) -> None:
+        self.ops = ops
+        self.open_loans: list[int] = []  # acknowledged transitions still open
+        self.open_returns: list[int] = []
+        self.open_asserts: list[list[int]] = [[], []]  # by the state they assert
+        self.configs: set[Config] = {(initial, frozenset(), 0, 0)}
+        self.due = [op.complete or 0 for op in ops]  # deadlines of acknowledged operations
+
+    def _closure(self) -> None:
+        """Add every configuration reachable by letting open transitions take effect, then
+        keep only those no other configuration dominates (see `_prune`)."""
+        due = self.due
+        seen: set[Config] = set()
+        for config in self.configs:
+            state, done, loans, returns = config
+            while config not in seen:
+                seen.add(config)
+                waiting = [i for i in (self.open_returns if state else self.open_loans)
+                           if i not in done]
+                if waiting:
+                    done = done | {min(waiting, key=due.__getitem__)}
+                elif state and returns:
+                    returns -= 1
+                elif not state and loans:
+                    loans -= 1
+                else:
+                    break
+                state = 1 - state
+                satisfied = [i for i in self.open_asserts[state] if i not in done]
+                if satisfied:
+                    done = done.union(satisfied)
+                config = (state, done, loans, returns)
+            if len(seen) > MAX_CONFIGURATIONS:
+                raise _Undecided
+        self.configs = self._prune(seen) if len(seen) > PRUNE_ABOVE else seen
+
+    def _prune(self, configs: set[Config]) -> set[Config]:
+        """Drop dominated configurations. A dominates B when both are in the same state with
+        as many open transitions still to apply, A's still-to-apply loans and returns are each
+        due no sooner (sorted deadlines, pointwise), A has no unseen assertion that B has seen,
+        and A keeps at least as many unused unknown writes: A can then copy any future of B."""
+        due = self.due
+        groups: dict[tuple[int, int, int], list[tuple[Config, tuple[int, ...],
+                                                     tuple[int, ...], frozenset[int]]]] = {}
+        asserts = frozenset(self.open_asserts[0]) | frozenset(self.open_asserts[1])
+        for config in configs:
+            state, done, _, _ = config
+            loans = tuple(sorted([due[i] for i in self.open_loans if i not in done]))
+            returns = tuple(sorted([due[i] for i in self.open_returns if i not in done]))
+            groups.setdefault((state, len(loans), len(returns)), []).append(
+                (config, loans, returns, asserts - done))
+        kept: set[Config] = set()
+        for members in groups.values():
+            if len(members) == 1:
+                kept.add(members[0][0])
+                continue
+            members.sort(key=lambda m: (-sum(m[1]) - sum(m[2]), len(m[3]), -m[0][2] - m[0][3]))
+            winners: list[tuple[Config, tuple[int, ...], tuple[int, ...], frozenset[int]]] = []
+            for member in members:
+                if not any(_dominates(w, member) for w in winners):
+                    winners.append(member)
+            kept.update(w[0] for w in winners)
+        return kept
+
+    def invoke(self, index: int) -> None:
+        op = self.ops[index]
+        if op.status == UNKNOWN:
+            loan = op.kind == LOAN
+            self.configs = {(s, d, u + loan, r + (not loan)) for s, d, u, r in self.configs}
+        elif op.is_assertion:
+            value = op.value or 0
+            self.open_asserts[value].append(index)
+            self.configs = {(s, d | {index} if s == value else d, u, r)
+                            for s, d, u, r in self.configs}
         else:
-            returns_invoked += 1
-        low = initial + loans_done - returns_invoked
-        high = initial + loans_invoked - returns_done
-        if low > 1 or high < 0:
-            kind = "double-loan" if low > 1 else "double-return"
-            out.append(Violation(
-                isbn, kind,
-                f"at t={time} ns: {loans_done} loans acknowledged but only {returns_invoked} "
-                f"returns attempted (started lent={initial})" if low > 1 else
-                f"at t={time} ns: {returns_done} returns acknowledged but only "
-                f"{loans_invoked} loans attempted (started lent={initial})",
-                [_show(o) for o in done[-6:]]))
-            break
-    if final is not None:
-        ok_loans = sum(1 for op in ops if op.kind == "loan" and op.status == OK)
-        ok_returns = sum(1 for op in ops if op.kind == "return" and op.status == OK)
-        maybe_loans = sum(1 for op in relevant if op.kind == "loan" and op.status == UNKNOWN)
-        maybe_returns = sum(1 for op in relevant if op.kind == "return" and op.status == UNKNOWN)
-        low = initial + ok_loans - ok_returns - maybe_returns
-        high = initial + ok_loans + maybe_loans - ok_returns
-        if not low <= final <= high:
-            span = str(low) if low == high else f"{low} to {high}"
-            out.append(Violation(
-                isbn, "final-state",
-                f"final state lent={final}, but from lent={initial} the {ok_loans} acknowledged "
-                f"loans and {ok_returns} acknowledged returns ({maybe_loans} loans and "
-                f"{maybe_returns} returns unknown) add up to lent={span}",
-                [_show(o) for o in ops if o.status == OK][-6:]))
-    return out
+            (self.open_loans if op.kind == LOAN else self.open_returns).append(index)
+        self._closure()
+
+    def complete(self, index: int) -> bool:
+        """False when no configuration explains this completion; the sweep then re-syncs
+        (a wrong query or refusal changed nothing; an acknowledged loan or return left the
+        book in its state), so that later anomalies are counted too."""
+        op = self.ops[index]
+        if op.is_assertion:
+            self.open_asserts[op.value or 0].remove(index)
+        else:
+            (self.open_loans if op.kind == LOAN else self.open_returns).remove(index)
+        explained = {(s, d - {index}, u, r) for s, d, u, r in self.configs if index in d}
+        if explained:
+            self.configs = explained
+            return True
+        if op.is_assertion:  # a wrong answer changed nothing on the server
+            self.configs = {(s, d - {index}, u, r) for s, d, u, r in self.configs}
+        else:  # the server did what it acknowledged
+            after = int(op.kind == LOAN)
+            self.configs = {(after, d - {index}, u, r) for _, d, u, r in self.configs}
+            self._closure()
+        return False
+
+    def can_end_in(self, final: int) -> bool:
+        return any(config[0] == final for config in self.configs)
+
+
+class _Undecided(Exception):
+    pass
+
+
+def _dominates(a: tuple[Config, tuple[int, ...], tuple[int, ...], frozenset[int]],
+               b: tuple[Config, tuple[int, ...], tuple[int, ...], frozenset[int]]) -> bool:
+    (_, _, a_loans, a_returns), a_due_loans, a_due_returns, a_unseen = a
+    (_, _, b_loans, b_returns), b_due_loans, b_due_returns, b_unseen = b
+    return (a_loans >= b_loans and a_returns >= b_returns and a_unseen <= b_unseen
+            and all(x >= y for x, y in zip(a_due_loans, b_due_loans, strict=True))
+            and all(x >= y for x, y in zip(a_due_returns, b_due_returns, strict=True)))
+
+
+_KIND_OF_FAILURE = {(LOAN, OK): "double-loan", (RETURN, OK): "double-return",
+                    (QUERY, OK): "stale-read", (LOAN, REFUSED): "wrong-refusal",
+                    (RETURN, REFUSED): "wrong-refusal"}
+
+
+def check_book(ops: list[Op], initial: int, final: int | None) -> list[tuple[int, str]]:
+    """The exact check of one book: empty when the history is linearizable, else each
+    operation whose completion no order explains (index and kind; -1 for the final state).
+    The first finding is certain; later ones are counted after re-syncing on the reply that
+    could not be explained. Raises _Undecided past MAX_CONFIGURATIONS."""
+    events = []
+    for index, op in enumerate(ops):
+        events.append((op.invoke, 0, index))
+        if op.status != UNKNOWN and op.complete is not None:
+            events.append((op.complete, 1, index))
+    # at one instant invocations come first: operations that touch in time may overlap
+    events.sort()
+    book = _Book(ops, initial)
+    found: list[tuple[int, str]] = []
+    for _, is_completion, index in events:
+        if not is_completion:
+            book.invoke(index)
+        elif not book.complete(index):
+            op = ops[index]
+            found.append((index, _KIND_OF_FAILURE[(op.kind, op.status)]))
+    if final is not None and not book.can_end_in(final):
+        found.append((-1, "final-state"))
+    return found
+
+
+# ---------------------------------------------------------------- the whole run
 
 
 @dataclass
@@ -139,6 +296,7 @@ class Verdict:
     books_checked: int
     operations: int
     unknown: int
+    undecided: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -147,36 +305,113 @@ class Verdict:
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "violations": len(self.violations),
                 "books_checked": self.books_checked, "operations": self.operations,
-                "unknown": self.unknown,
+                "unknown": self.unknown, "undecided": self.undecided,
                 "details": [v.as_dict() for v in self.violations]}
 
 
+class _Describe:
+    """Violations in words a student follows: times in ms from the run's start."""
+
+    def __init__(self, origin: int, titles: Mapping[str, str]) -> None:
+        self.origin = origin
+        self.titles = titles
+
+    def ms(self, ns: int | None) -> float | None:
+        return None if ns is None else round((ns - self.origin) / 1e6, 3)
+
+    def book(self, isbn: str) -> str:
+        title = self.titles.get(isbn)
+        return f"«{title}» ({isbn})" if title else isbn
+
+    def op(self, op: Op) -> dict[str, Any]:
+        return {"client": op.client, "op": op.kind, "status": op.status,
+                "saw": None if op.value is None else ("lent" if op.value else "available"),
+                "invoke_ms": self.ms(op.invoke), "complete_ms": self.ms(op.complete),
+                "borrower": op.borrower}
+
+    def sentence(self, kind: str, op: Op, isbn: str, initial: int) -> str:
+        when = f"between {self.ms(op.invoke)} and {self.ms(op.complete)} ms"
+        book = self.book(isbn)
+        start = "lent" if initial else "available"
+        return {
+            "double-loan": f"client {op.client} was told its loan of {book} succeeded {when}, "
+                           "but in every order of the acknowledged operations the book was "
+                           "already lent then: two borrowers hold it",
+            "double-return": f"client {op.client} was told its return of {book} succeeded "
+                             f"{when}, but in every order of the acknowledged operations "
+                             "nobody had it then: a return was counted twice or a loan lost",
+            "stale-read": f"client {op.client} queried {book} {when} and saw it "
+                          f"{'lent' if op.value else 'available'}, which no order of the "
+                          "acknowledged loans and returns allows: an old state was served",
+            "wrong-refusal": f"client {op.client}'s {op.kind} of {book} was refused {when} as "
+                             f"if the book were {'lent' if op.value else 'available'}, but in "
+                             "every order of the acknowledged operations it was not",
+        }[kind] + f" (the book started {start})."
+
+
 def verify(ops: list[Op], initial: Mapping[str, bool], served: Mapping[str, dict[str, Any]],
-           on_disk: Mapping[str, dict[str, Any]] | None = None) -> Verdict:
+           on_disk: Mapping[str, dict[str, Any]] | None = None, *,
+           origin: int = 0) -> Verdict:
     """Check the history. `initial[isbn]` is whether the book was lent before the run;
-    `served[isbn]` is the record the server returned after the run; `on_disk[isbn]` the record
-    in the catalog file after shutdown (None skips that check)."""
+    `served[isbn]` is the record the server returned after the run (its title names the book
+    in findings); `on_disk[isbn]` the record in the catalog file after shutdown (None skips
+    that check). `origin` (ns) is the run's start, from which findings give their times."""
+    describe = _Describe(origin, {isbn: str(record.get("titulo") or "")
+                                  for isbn, record in served.items()})
     by_book: dict[str, list[Op]] = defaultdict(list)
-    floating = [op for op in ops if op.isbn is None and op.status == UNKNOWN]
+    floating = [op for op in ops if op.isbn is None]
     for op in ops:
         if op.isbn is not None:
             by_book[op.isbn].append(op)
     violations: list[Violation] = []
+    undecided: list[str] = []
     for isbn, book_ops in sorted(by_book.items()):
         record = served.get(isbn)
-        final = None if record is None else int(record.get("estado") == "prestado")
-        violations += _check_book(isbn, book_ops, floating, int(bool(initial.get(isbn))),
-                                  final)
+        final = None if record is None else int(record.get("estado") == LENT)
+        start = int(bool(initial.get(isbn)))
+        history = sorted(book_ops + floating, key=lambda o: o.invoke)
+        invokes = [o.invoke for o in history]
+        try:
+            found = check_book(history, start, final)
+        except _Undecided:
+            undecided.append(isbn)
+            found = []
+        for index, kind in found:
+            if index < 0:
+                violations.append(_final_state(isbn, history, start, final, describe))
+                continue
+            op = history[index]
+            upto = bisect_right(invokes, op.complete or op.invoke)  # ops begun by its reply
+            violations.append(Violation(
+                isbn, kind, describe.sentence(kind, op, isbn, start),
+                [describe.op(o) for o in history[max(0, upto - 6):upto]],
+                describe.ms(op.complete)))
         for op in book_ops:
-            if op.kind == "loan" and op.status == OK and op.reply_borrower != op.borrower:
+            if op.kind == LOAN and op.status == OK and op.reply_borrower != op.borrower:
                 violations.append(Violation(
                     isbn, "wrong-borrower",
-                    f"client {op.client} was told its loan succeeded, but the record shows "
-                    f"{op.reply_borrower!r} instead of {op.borrower!r}", [_show(op)]))
+                    f"client {op.client} was told its loan of {describe.book(isbn)} "
+                    f"succeeded, but the record shows {op.reply_borrower!r} instead of "
+                    f"{op.borrower!r}", [describe.op(op)], describe.ms(op.complete)))
         if on_disk is not None and record is not None and on_disk.get(isbn) != record:
             violations.append(Violation(
                 isbn, "file-mismatch",
-                f"the catalog file holds {on_disk.get(isbn)!r} but the server last served "
-                f"{record!r}"))
+                f"the catalog file holds {on_disk.get(isbn)!r} for {describe.book(isbn)} but "
+                f"the server last served {record!r}"))
     return Verdict(violations, len(by_book), len(ops),
-                   sum(1 for op in ops if op.status == UNKNOWN))
+                   sum(1 for op in ops if op.status == UNKNOWN), undecided)
+
+
+def _final_state(isbn: str, history: list[Op], start: int, final: int | None,
+                 describe: _Describe) -> Violation:
+    loans = sum(1 for o in history if o.kind == LOAN and o.status == OK)
+    returns = sum(1 for o in history if o.kind == RETURN and o.status == OK)
+    unknown = sum(1 for o in history if o.status == UNKNOWN)
+    state = "lent" if final else "available"
+    return Violation(
+        isbn, "final-state",
+        f"after the run the server shows {describe.book(isbn)} {state}, but no order of its "
+        f"{loans} acknowledged loans and {returns} acknowledged returns"
+        + (f" (and {unknown} writes of unknown outcome)" if unknown else "")
+        + f", starting {'lent' if start else 'available'}, ends that way: an update was lost",
+        [describe.op(o) for o in history if o.status == OK][-6:])

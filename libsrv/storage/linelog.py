@@ -15,9 +15,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from libsrv.storage.files import StorageError, atomic_write
+from libsrv.storage.files import StorageError, atomic_replace_open, atomic_write
 
 Record = dict[str, Any]
+
+
+class UnreadableLine(StorageError):
+    """A line of the log is not JSON: the file is damaged, or a reader's position is wrong."""
 
 
 def encode_line(record: Record) -> bytes:
@@ -62,9 +66,16 @@ class LineLog:
         return records[1:]
 
     def catch_up(self) -> list[Record] | None:
-        """New records since the last call, or None when the log was rewritten more than once
-        meanwhile (the caller must reload everything with the lock held). Where a new
-        generation starts, its header ``{"gen": N}`` is among the records."""
+        """New records since the last call, or None when the caller must reload everything
+        with the lock held: the log was rewritten more than once meanwhile, or this view's
+        position does not fall on a line (it re-syncs from the file instead of failing).
+        Where a new generation starts, its header ``{"gen": N}`` is among the records."""
+        try:
+            return self._catch_up()
+        except UnreadableLine:
+            return None
+
+    def _catch_up(self) -> list[Record] | None:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -98,7 +109,7 @@ class LineLog:
             try:
                 record = json.loads(line)
             except ValueError:
-                raise StorageError(
+                raise UnreadableLine(
                     f"{self.path}: unreadable line at byte {self._offset}; the file is "
                     "damaged") from None
             if first and number == 0:
@@ -139,9 +150,12 @@ class LineLog:
     def rewrite(self, records: list[Record]) -> None:
         """(Lock held, just caught up.) Start the next generation holding `records`."""
         data = encode_line({"gen": self.gen + 1}) + b"".join(encode_line(r) for r in records)
-        atomic_write(self.path, data, fsync=True)
+        # Keep the descriptor of the file written, not of whatever the name points to next:
+        # without the lock (the unsafe teaching mode) another writer may rename its own
+        # generation over ours at once, and our offset belongs to our file.
+        fd = atomic_replace_open(self.path, data, fsync=True)
         self.close()
-        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        self._fd = fd
         self._ino = os.fstat(self._fd).st_ino
         self._offset = len(data)
         self.gen += 1

@@ -1,0 +1,30 @@
+"""The recorded history of a run: one `Record` per request, the format the load generator
+writes, `samples.csv.gz` holds, and the verifier reads. No I/O."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+TIMEOUT = "TIMEOUT"  # the code recorded for a request that got no reply (after its retries)
+BAD_REPLY = "BAD_REPLY"  # the code recorded for a reply that was not a JSON object
+
+
+class Record(NamedTuple):
+    """One request: who sent what, when (ns, `time.perf_counter_ns`), and what the reply said
+    about the book."""
+
+    client: int
+    action: str
+    isbn: str | None
+    borrower: str | None
+    t_intended: int
+    t_send: int  # the first send; retries keep it
+    t_recv: int | None  # None: no reply
+    code: str  # the reply's code, TIMEOUT, or BAD_REPLY
+    reply_isbn: str | None
+    reply_borrower: str | None
+    reply_state: str | None  # the book's `estado` in the reply
+    attempts: int
+
+
+FIELDS = Record._fields

@@ -1,0 +1,203 @@
+"""A run's settings, described once: `RunConfig`, its command-line flags, the command that
+repeats a run, and the folder name that tells runs apart all derive from `SETTINGS`.
+
+`add_flags` puts every setting on a parser; `config_from_args` reads them back; `run_command`
+writes the ``python -m bench run`` line whose parsing gives the same `RunConfig` again;
+`run_name` names a run by every setting that differs from the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from dataclasses import dataclass, fields
+from typing import Any
+
+from bench.workloads import WORKLOADS
+from libsrv.storage import ENGINES
+
+DEFAULT_DURATION = 10.0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run; stored whole in its summary so it can be repeated."""
+
+    endpoint: str | None = None  # an existing server; None starts one
+    workers: int = 2
+    storage: str = "journal"
+    unsafe_no_lock: bool = False
+    fsync: bool | None = None
+    books: int = 10_000
+    clients: int = 16
+    processes: int = 0
+    duration: float | None = DEFAULT_DURATION
+    requests: int | None = None
+    rate: float | None = None
+    think: float = 0.0
+    warmup: float = 1.0
+    timeout: float = 5.0
+    retries: int = 0
+    kill_worker_every: float | None = None  # seconds; SIGKILL one worker of our server each time
+    workload: str = "read-mostly"
+    hot: int | None = None
+    seed: int = 1
+    echo: bool = False  # drive the bare echo baseline instead of the server
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        # a run has a length: a count of requests replaces the time, else the time is given
+        if self.requests is not None and self.duration is not None:
+            object.__setattr__(self, "duration", None)
+        elif self.requests is None and self.duration is None:
+            object.__setattr__(self, "duration", DEFAULT_DURATION)
+
+    def name(self) -> str:
+        return run_name(self)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One field of RunConfig on the command line: its flag, its type, its help line, and the
+    tag that names a non-default value in a run's folder name."""
+
+    field: str
+    type: Any  # int, float, str, bool (a switch), or "tristate" (--x / --no-x / neither)
+    help: str
+    tag: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("endpoint", str, "load an existing server (tcp://HOST:PORT) instead of starting "
+            "one", "at"),
+    Setting("workers", int, "server worker processes; 0 = one REP socket", "w"),
+    Setting("storage", str, f"storage engine: {', '.join(sorted(ENGINES))}", "st"),
+    Setting("unsafe_no_lock", bool, "start the server without its file lock (to watch lost "
+            "updates)", "unsafe"),
+    Setting("fsync", "tristate", "make the server wait for the disk on every write (default: "
+            "the engine's own)", "fsync"),
+    Setting("books", int, "size of the generated catalog", "b"),
+    Setting("clients", int, "concurrent REQ clients", "c"),
+    Setting("processes", int, "load processes (0: one per 250 clients; the echo baseline: "
+            "one per CPU)", "p"),
+    Setting("duration", float, "seconds measured, after the warm-up", "d"),
+    Setting("requests", int, "or a number of requests (no warm-up)", "n"),
+    Setting("rate", float, "open loop: total requests per second", "rate"),
+    Setting("think", float, "closed loop: seconds between a reply and the next request",
+            "think"),
+    Setting("warmup", float, "seconds left out of the figures (not out of the history)",
+            "warm"),
+    Setting("timeout", float, "seconds a request waits for its reply", "to"),
+    Setting("retries", int, "resend a timed-out request this many times (same id, new "
+            "socket)", "retry"),
+    Setting("kill_worker_every", float, "SIGKILL one worker of the server every this many "
+            "seconds", "kill"),
+    Setting("workload", str, f"{', '.join(WORKLOADS)}, or mix:action=weight,...", ""),
+    Setting("hot", int, "restrict the workload to this many books", "hot"),
+    Setting("seed", int, "fixes the sequence of requests", "seed"),
+    Setting("echo", bool, "load the bare echo baseline instead of the server", "echo"),
+    Setting("label", str, "name the run's folder", ""),
+)
+DEFAULTS = RunConfig()
+_SHOWN_ALWAYS = {"workload", "clients", "seed", "duration", "requests"}
+
+
+def _default_text(setting: Setting) -> str:
+    value = getattr(DEFAULTS, setting.field)
+    if setting.type is bool or value in (None, ""):
+        return ""
+    return f" (default {value:g})" if isinstance(value, float) else f" (default {value})"
+
+
+def add_flags(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
+    """Every setting as a flag (those in `skip` left out), defaulting to RunConfig's."""
+    length = parser.add_mutually_exclusive_group()
+    for setting in SETTINGS:
+        if setting.field in skip:
+            continue
+        target = length if setting.field in ("duration", "requests") else parser
+        text = setting.help + _default_text(setting)
+        if setting.type is bool:
+            target.add_argument(setting.flag, action="store_true", help=text)
+        elif setting.type == "tristate":
+            target.add_argument(setting.flag, action=argparse.BooleanOptionalAction,
+                                default=None, help=text)
+        else:
+            target.add_argument(setting.flag, type=setting.type, default=None, help=text)
+
+
+def config_from_args(args: argparse.Namespace, **overrides: Any) -> RunConfig:
+    """The RunConfig of parsed flags: a flag not given keeps RunConfig's default."""
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        value = getattr(args, setting.field, None)
+        if value is None or (setting.type is bool and not value):
+            continue  # not given: RunConfig's default
+        values[setting.field] = value
+    values.update(overrides)
+    return RunConfig(**values)
+
+
+def _format(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def run_flags(config: RunConfig) -> list[str]:
+    """The ``python -m bench run`` flags that give back exactly this configuration."""
+    flags: list[str] = []
+    for setting in SETTINGS:
+        value = getattr(config, setting.field)
+        default = getattr(DEFAULTS, setting.field)
+        if value == default and setting.field not in _SHOWN_ALWAYS:
+            continue
+        if value is None:
+            continue
+        if setting.type is bool:
+            flags += [setting.flag] if value else []
+        elif setting.type == "tristate":
+            flags.append(setting.flag if value else "--no-" + setting.flag[2:])
+        else:
+            flags += [setting.flag, _format(value)]
+    return flags
+
+
+def run_command(config: RunConfig) -> str:
+    return shlex.join(["python", "-m", "bench", "run", *run_flags(config)])
+
+
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._=+-]+")
+
+
+def run_name(config: RunConfig) -> str:
+    """A folder name that differs whenever a setting differs: the workload and the target,
+    then every other setting that is not the default, as tag and value."""
+    if config.label:
+        return _UNSAFE_CHARS.sub("_", config.label)
+    unsafe = "-unsafe" if config.unsafe_no_lock else ""
+    target = "echo" if config.echo else f"{config.storage}{unsafe}"
+    parts = [config.workload, target, f"w{config.workers}", f"c{config.clients}",
+             f"b{config.books}"]
+    named = {"workload", "echo", "workers", "clients", "books", "label"}
+    if not config.echo:  # else storage settings that do not matter to the echo still count
+        named |= {"storage", "unsafe_no_lock"}
+    for setting in SETTINGS:
+        value = getattr(config, setting.field)
+        if setting.field in named or value == getattr(DEFAULTS, setting.field):
+            continue
+        if setting.type is bool:
+            parts.append(setting.tag)
+        elif setting.type == "tristate":
+            parts.append(setting.tag if value else "no" + setting.tag)
+        elif value is not None:  # (duration is None exactly when requests is set)
+            parts.append(f"{setting.tag}{_format(value)}")
+    return _UNSAFE_CHARS.sub("_", "-".join(parts))
+
+
+def settings_fields() -> set[str]:
+    """The names of RunConfig's fields (each must have exactly one Setting; tested)."""
+    return {f.name for f in fields(RunConfig)}
