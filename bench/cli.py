@@ -38,6 +38,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
           f"p99 {summary['p99_ms']:.3f}  p99.9 {summary['p999_ms']:.3f}  "
           f"max {summary['max_ms']:.3f}; timeouts {summary['timeouts']}, errors "
           f"{summary['errors']}, violations {summary['violations']}")
+    cost, load = summary.get("cost", {}), summary.get("load", {})
+    if cost.get("server_cpu_us_per_request") is not None:
+        print(f"  cost: server {cost['server_cpu_us_per_request']:,.0f} µs CPU per request, "
+              f"load generator {load.get('cpu_us_per_request', 0):,.0f} µs; machine "
+              f"{cost.get('machine_busy', 0):.0%} busy ({cost.get('cpus')} CPUs)")
     for warning in summary_warnings(summary):
         print(f"WARNING: {warning}")
 

@@ -119,7 +119,6 @@ class _ClientPool:
         self.poller = zmq.Poller()
         self.by_sock: dict[zmq.Socket, _Client] = {}
         self.records: list[Record] = []
-        self.corrected, self.uncorrected = new_histogram(), new_histogram()
         warmup_ns = int(spec.warmup * 1e9) if spec.requests is None else 0
         self.measure_from = t0 + warmup_ns
         self.end = t0 + warmup_ns + int((spec.duration or 0) * 1e9) \
@@ -177,10 +176,6 @@ class _ClientPool:
             client.index, str(action), fields.get("isbn"), fields.get("borrower"),
             client.intended, client.first_sent, now if reply is not None else None, code,
             book.get("ISBN"), book.get("prestatario"), book.get("estado"), client.attempts))
-        if reply is not None and client.intended >= self.measure_from and (
-                self.end is None or client.intended < self.end):
-            self.corrected.record_value(max(1, now - client.intended))
-            self.uncorrected.record_value(max(1, now - client.first_sent))
         self.counters[self.slot * 2] += 1
         if code not in ANSWERS:
             self.counters[self.slot * 2 + 1] += 1
@@ -257,8 +252,20 @@ class _ClientPool:
         for sock in list(self.by_sock):
             sock.close(linger=0)
         self.ctx.term()
-        return ProcessResult(self.records, self.corrected.encode(), self.uncorrected.encode(),
-                             self.measure_from, cpu, wall)
+        corrected, uncorrected = self._histograms()
+        return ProcessResult(self.records, corrected, uncorrected, self.measure_from, cpu, wall)
+
+    def _histograms(self) -> tuple[bytes, bytes]:
+        """The latency histograms of the measured requests, filled after the run so that the
+        loop that drives the clients does no more than it must."""
+        corrected, uncorrected = new_histogram(), new_histogram()
+        end = self.end
+        for r in self.records:
+            if r.t_recv is not None and r.t_intended >= self.measure_from and (
+                    end is None or r.t_intended < end):
+                corrected.record_value(max(1, r.t_recv - r.t_intended))
+                uncorrected.record_value(max(1, r.t_recv - r.t_send))
+        return corrected.encode(), uncorrected.encode()
 
 
 def run_clients(spec: LoadSpec, first: int, count: int, t0: int, counters: Any,

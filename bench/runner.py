@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from bench.load import LoadSpec, run_load
+from bench.procstat import CostMeter, rss_mb
 from bench.results import machine_info, new_run_folder, records_frame, summarize, write_run
 from bench.settings import RunConfig, run_command
 from bench.verifier import ops_from_records, verify
@@ -112,19 +113,6 @@ def server_pids(endpoint: str, server: ServerProcess) -> list[int]:
                        f"{reply.message}")
     workers = [pid for pid in stats.get("worker_pids", []) if isinstance(pid, int)]
     return [server.pid, *(pid for pid in workers if pid and pid != server.pid)]
-
-
-def rss_mb(pids: list[int]) -> float:
-    """Resident memory of these processes, in MB (Linux; 0 where /proc is missing)."""
-    total_kb = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kb += int(line.split()[1])
-        except OSError:
-            continue
-    return round(total_kb / 1024, 1)
 
 
 @contextmanager
@@ -236,11 +224,13 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             measured = server if server is not None and not config.echo else None
             memory = {"start_mb": rss_mb(server_pids(endpoint, measured))} if measured else {}
             update, close = _progress_bar(config) if progress else (None, lambda: None)
+            meter = CostMeter(server.pid if server is not None else None).start()
             try:
                 with worker_killer(endpoint, server, config.kill_worker_every) as kills:
                     result = run_load(spec, update)
             finally:
                 close()
+            cost = meter.stop(len(result.records))
             if measured is not None:
                 memory["end_mb"] = rss_mb(server_pids(endpoint, measured))
             frame = records_frame(result)
@@ -260,7 +250,7 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
     summary = summarize(result, frame, offered=config.rate)
     summary.update(violations=verdict["violations"], verdict_ok=verdict["ok"],
                    undecided_books=len(verdict.get("undecided", [])),
-                   server_memory=memory, workers_killed=len(kills),
+                   server_memory=memory, cost=cost, workers_killed=len(kills),
                    retried=int((frame["attempts"] > 1).sum()),
                    name=folder.name, config=asdict(config), machine=machine_info(),
                    started_at=started_at, endpoint=endpoint, run_id=spec.run_id,

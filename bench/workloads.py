@@ -7,6 +7,7 @@ names one on the command line.
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,13 @@ class Workload:
     weights: dict[Action, float] = field(default_factory=dict)
     hot: int = 0
     scripted: bool = False
+    _actions: list[Action] = field(init=False, repr=False, compare=False)
+    _cumulative: list[float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # drawn for every request: the cumulative weights are summed once, here
+        object.__setattr__(self, "_actions", list(self.weights))
+        object.__setattr__(self, "_cumulative", list(itertools.accumulate(self.weights.values())))
 
     def pick(self, rng: random.Random, keys: KeySpace) -> int:
         size = keys.size
@@ -54,7 +62,7 @@ class Workload:
         borrower = f"c{client}"
         if self.scripted:
             return _class_step(client, step, keys)
-        action = rng.choices(list(self.weights), weights=list(self.weights.values()))[0]
+        action = rng.choices(self._actions, cum_weights=self._cumulative)[0]
         if action in (Action.LOAN_TITLE, Action.QUERY_TITLE):
             titled = keys.books[: self.hot or len(keys.books)]
             title = titled[rng.randrange(len(titled))][1]
