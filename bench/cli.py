@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.runner import run_experiment, sweep
-from bench.settings import RunConfig, add_flags, config_from_args
+from bench.settings import ECHO_VIA, RunConfig, add_flags, config_from_args
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_FAILED, EXIT_THRESHOLD = 0, 1, 2, 3
 
@@ -93,7 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    outcome = run_experiment(_config(args, echo=True, workload="ping"), args.out,
+    outcome = run_experiment(_config(args, echo=args.via), args.out,
                              progress=not args.no_progress)
     _print_summary(outcome.summary)
     print(f"results in {outcome.folder}")
@@ -128,19 +128,35 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.compare import compare, medians
+    from bench.compare import (
+        baseline_candidates,
+        compare,
+        describe,
+        medians,
+        same_load,
+        transport_reference,
+    )
 
-    base = _config(args)
-    reference = base if args.reference == "server" else replace(base, echo=True)
-    candidates: dict[str, RunConfig] = {}
-    for storage in filter(None, args.storages.split(",")):
-        candidates[storage] = replace(base, storage=storage, echo=False)
-    for books in _int_list(args.books_list or ""):
-        candidates[f"{base.storage}-{books}-books"] = replace(base, books=books, echo=False)
+    base = same_load(_config(args))
+    if args.reference == "server":
+        reference, candidates = base, {}
+    else:
+        reference, candidates = transport_reference(base), baseline_candidates(base)
+    servers = [replace(base, storage=storage) for storage in
+               filter(None, args.storages.split(","))]
+    servers += [replace(base, workers=workers) for workers in _int_list(args.workers_list or "")
+                if workers != base.workers]
+    servers += [replace(base, books=books) for books in _int_list(args.books_list or "")
+                if books != base.books]
+    for config in servers:
+        if config != reference:
+            candidates.setdefault(describe(config), config)
+    print(f"reference: {describe(reference)}; {args.rounds} interleaved rounds; every row "
+          f"driven by {base.processes} load process(es)", flush=True)
     table = compare(reference, candidates, rounds=args.rounds, out=args.out,
                     progress=not args.no_progress)
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
-    print("\nmedians over rounds (ratios are to the reference of the same round):")
+    print(f"\nmedians over rounds (ratios are to {describe(reference)} in the same round):")
     print(medians(table).to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
     return EXIT_VIOLATIONS if table["violations"].sum() else EXIT_OK
 
@@ -162,8 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--min-throughput", type=float, help="exit 3 if req/s is below this")
     run.add_argument("--max-timeouts", type=int, help="exit 3 if more requests timed out")
     run.set_defaults(func=cmd_run)
-    base = sub.add_parser("baseline", help="a bare pyzmq echo through the same topology")
-    _load_flags(base, skip=("echo", "workload"))
+    base = sub.add_parser("baseline", help="an echo in the server's topology: the "
+                          "transport's limit")
+    _load_flags(base, skip=("echo",))
+    base.add_argument("--via", choices=ECHO_VIA, default=ECHO_VIA[0],
+                      help="libzmq's C proxy in front of the echo workers (the transport's "
+                      "limit) or the kit's broker (its own cost) (default proxy)")
     base.set_defaults(func=cmd_baseline)
     grid = sub.add_parser("sweep", help="a grid of runs, printed as one table")
     _load_flags(grid, skip=("label",))
@@ -177,10 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
     _load_flags(comp, skip=("echo", "label"))
     comp.add_argument("--rounds", type=int, default=3)
     comp.add_argument("--reference", choices=["echo", "server"], default="echo",
-                      help="echo: the bare echo with the same workers; server: the base "
-                      "configuration itself (e.g. to compare catalog sizes)")
-    comp.add_argument("--storages", default="journal,json",
-                      help="storage engines to compare (comma-separated; empty for none)")
+                      help="echo: the transport's limit for the base shape (libzmq's proxy in "
+                      "front of the same number of echo workers; a bare REP echo for "
+                      "--workers 0), with the bare echo and the kit's broker echo as rows; "
+                      "server: the base configuration itself, e.g. to compare catalog sizes "
+                      "(default echo)")
+    comp.add_argument("--storages", default="journal",
+                      help="storage engines to compare, comma-separated; empty for none "
+                      "(default journal)")
+    comp.add_argument("--workers-list", help="also servers with these workers, e.g. 0,1,4")
     comp.add_argument("--books-list", help="also compare catalog sizes, e.g. 10,1000000")
     comp.set_defaults(func=cmd_compare)
     report = sub.add_parser("report", help="write report/ from run folders")

@@ -1,12 +1,17 @@
-"""``python -m bench compare``: configurations side by side, as ratios to one reference.
+"""``python -m bench compare``: configurations side by side, as ratios to the transport's limit.
 
 Shared machines are noisy, so absolute figures move from minute to minute. This runs the
-reference (by default the bare echo through the same topology) and each candidate in
-interleaved rounds, and reports per-round ratios and their median: the figure to quote.
+reference and each candidate in interleaved rounds (reference, candidates..., reference, ...)
+and reports per-round ratios and their median with its spread: the figures to quote.
+
+The reference is the transport's own limit for the server's shape: libzmq's C proxy in front of
+as many REP echo workers as the server has workers (a bare REP echo for ``--workers 0``). Every
+row uses the same load processes, so the load generator is the same for all of them.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -16,38 +21,94 @@ import pandas as pd
 
 from bench.runner import RunConfig, run_experiment
 
+REFERENCE = "reference"
+
+
+def transport_reference(base: RunConfig) -> RunConfig:
+    """The transport's limit for `base`'s shape: libzmq's proxy with the same workers, or a
+    bare REP echo when `base` is a single REP server."""
+    return replace(base, echo="proxy", label="")
+
+
+def baseline_candidates(base: RunConfig) -> dict[str, RunConfig]:
+    """The other limits worth a row: a bare REP echo, and the kit's broker in front of echo
+    workers (what the broker costs, apart from the catalog)."""
+    if base.workers == 0:
+        return {}
+    return {"bare REP echo": replace(base, echo="proxy", workers=0, label=""),
+            f"kit broker + {base.workers} echo workers": replace(base, echo="broker",
+                                                                 label="")}
+
+
+def describe(config: RunConfig) -> str:
+    if config.echo == "proxy":
+        return "bare REP echo" if config.workers == 0 else \
+            f"libzmq proxy + {config.workers} echo workers"
+    if config.echo == "broker":
+        return f"kit broker + {config.workers} echo workers"
+    shape = "single REP" if config.workers == 0 else f"broker + {config.workers} workers"
+    return f"server {config.storage}, {shape}, {config.books:,} books"
+
+
+def _row(number: int, name: str, summary: dict[str, Any]) -> dict[str, Any]:
+    cost, load = summary.get("cost", {}), summary.get("load", {})
+    return {"round": number, "name": name, "throughput": summary["throughput"],
+            "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"],
+            "violations": summary["violations"],
+            "server_cpu_us": cost.get("server_cpu_us_per_request"),
+            "load_cpu_us": load.get("cpu_us_per_request"),
+            "machine_busy": cost.get("machine_busy"),
+            "load_saturated": load.get("saturated")}
+
 
 def compare(reference: RunConfig, candidates: dict[str, RunConfig], *, rounds: int = 3,
             out: Path | str = "report/compare", progress: bool = False) -> pd.DataFrame:
-    """Median throughput and p99 ratios of each candidate to `reference`, over `rounds`
-    interleaved rounds (reference, candidates..., reference, ...)."""
+    """Each candidate's throughput and p99 as ratios to `reference` of the same round, over
+    `rounds` interleaved rounds."""
     rows: list[dict[str, Any]] = []
     for number in range(rounds):
-        ref = run_experiment(replace(reference, label=f"reference-r{number}"), out,
+        ref = run_experiment(replace(reference, label=f"{REFERENCE}-r{number}"), out,
                              progress=progress).summary
-        rows.append({"round": number, "name": "reference", "throughput": ref["throughput"],
-                     "p50_ms": ref["p50_ms"], "p99_ms": ref["p99_ms"], "violations": 0})
+        rows.append(_row(number, REFERENCE, ref))
         for name, config in candidates.items():
-            got = run_experiment(replace(config, label=f"{name}-r{number}"), out,
-                                 progress=progress).summary
-            rows.append({"round": number, "name": name, "throughput": got["throughput"],
-                         "p50_ms": got["p50_ms"], "p99_ms": got["p99_ms"],
-                         "violations": got["violations"],
-                         "throughput_ratio": got["throughput"] / ref["throughput"],
-                         "p99_ratio": got["p99_ms"] / ref["p99_ms"]})
+            label = f"{name.replace(' ', '_').replace(',', '')}-r{number}"
+            got = run_experiment(replace(config, label=label), out, progress=progress).summary
+            row = _row(number, name, got)
+            row["throughput_ratio"] = got["throughput"] / ref["throughput"] \
+                if ref["throughput"] else float("nan")
+            row["p99_ratio"] = got["p99_ms"] / ref["p99_ms"] if ref["p99_ms"] else float("nan")
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _median(values: pd.Series) -> float:
+    clean = [v for v in values if v is not None and v == v]
+    return statistics.median(clean) if clean else float("nan")
+
+
 def medians(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration: medians over the rounds, and the ratios' spread (min-max)."""
     out = []
     for name, group in table.groupby("name", sort=False):
-        row = {"name": name, "runs": len(group),
-               "throughput": statistics.median(group["throughput"]),
-               "p50_ms": statistics.median(group["p50_ms"]),
-               "p99_ms": statistics.median(group["p99_ms"])}
-        if name != "reference":
-            row["throughput_ratio"] = statistics.median(group["throughput_ratio"])
-            row["p99_ratio"] = statistics.median(group["p99_ratio"])
+        row: dict[str, Any] = {"name": name, "rounds": len(group),
+                               "throughput": _median(group["throughput"]),
+                               "p99_ms": _median(group["p99_ms"]),
+                               "server_cpu_us": _median(group["server_cpu_us"]),
+                               "load_cpu_us": _median(group["load_cpu_us"]),
+                               "machine_busy": _median(group["machine_busy"])}
+        if name != REFERENCE:
+            ratio = group["throughput_ratio"]
+            row["throughput_ratio"] = _median(ratio)
+            row["ratio_spread"] = f"{ratio.min():.2f}-{ratio.max():.2f}"
+            row["p99_ratio"] = _median(group["p99_ratio"])
             row["violations"] = int(group["violations"].sum())
         out.append(row)
     return pd.DataFrame(out)
+
+
+def same_load(config: RunConfig) -> RunConfig:
+    """`config` with an explicit number of load processes (one per CPU, at most one per
+    client, unless given), so that every row of a comparison is driven alike."""
+    if config.processes:
+        return config
+    return replace(config, processes=max(1, min(config.clients, os.cpu_count() or 1)))

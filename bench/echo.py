@@ -1,50 +1,80 @@
-"""The transport's limit: a bare pyzmq echo through the same topology as the server.
+"""The transport's own limits: echo servers that answer every request with a fixed reply frame,
+without parsing it, in the topologies the server uses.
 
-``python -m bench echo --workers N`` runs the kit's own broker (the same code, sockets and
-process layout as ``libsrv serve``) in front of N workers that answer every request with a
-fixed reply frame without parsing it; ``--workers 0`` is a bare REP echo. It prints the same
-ready line as the server, so the same harness drives both.
+``python -m bench echo --workers 0`` is a bare REP echo, the limit for ``serve --workers 0``.
+``--workers N --via proxy`` (the default) is libzmq's C ``zmq.proxy`` (a ROUTER facing clients,
+a DEALER facing workers) in front of N REP echo worker processes: the transport's limit for
+``serve --workers N``. ``--via broker`` runs the kit's own broker (the same code, sockets and
+process layout as ``libsrv serve``) in front of N echo workers: what the broker itself costs.
+Each prints the same ready line as the server, so the same harness drives them all.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
+import threading
 
 import zmq
 
+from libsrv.broker import READY, WORKER_CREDITS, run_broker, serve_dealer
 from libsrv.config import ServerConfig
 from libsrv.protocol import Code, encode_reply, make_reply
-from libsrv.server import HARD_FRAME_LIMIT, READY, StopFlag, run_broker
+from libsrv.server import HARD_FRAME_LIMIT, StopFlag
+from libsrv.service import Handled
 from libsrv.stats import StatsBoard
 
 ECHO_REPLY = encode_reply(make_reply(Code.OK, "echo"))
+ECHOED = Handled(ECHO_REPLY, "echo", Code.OK)
 POLL_MS = 100
+VIA = ("proxy", "broker")
 
 
 def echo_worker_main(config: ServerConfig, board: StatsBoard, row: int, identity: bytes,
                      backend: str) -> None:
-    """A worker that answers every request with ECHO_REPLY (same signature as worker_main)."""
+    """A worker behind the kit's broker that answers every request with ECHO_REPLY (same
+    signature and protocol as `libsrv.broker.worker_main`)."""
     stop = StopFlag().install()
     board.pids[row] = os.getpid()
     ctx = zmq.Context()
-    sock = ctx.socket(zmq.REQ)
+    sock = ctx.socket(zmq.DEALER)
     sock.linger = 0
     sock.setsockopt(zmq.IDENTITY, identity)
     sock.connect(backend)
-    sock.send(READY)
+    sock.send_multipart([READY, str(WORKER_CREDITS).encode()])
     try:
-        while not stop:
-            if sock.poll(POLL_MS):
-                head = sock.recv_multipart()[:2]
-                sock.send_multipart([*head, ECHO_REPLY])
+        serve_dealer(sock, lambda frames: ECHOED, stop, f"Echo worker {row + 1}")
     finally:
         sock.close()
         ctx.term()
 
 
-def run_echo_single(endpoint: str, stop: StopFlag) -> str:
+def _rep_echo(sock: zmq.Socket, stop: StopFlag) -> None:
+    while not stop:
+        if sock.poll(POLL_MS):
+            sock.recv_multipart()
+            sock.send(ECHO_REPLY)
+
+
+def rep_echo_worker(backend: str) -> None:
+    """A REP echo process behind libzmq's proxy."""
+    stop = StopFlag().install()
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.REP)
+    sock.linger = 0
+    sock.connect(backend)
+    try:
+        _rep_echo(sock, stop)
+    finally:
+        sock.close()
+        ctx.term()
+
+
+def run_echo_single(endpoint: str, stop: StopFlag) -> None:
     ctx = zmq.Context()
     sock = ctx.socket(zmq.REP)
     sock.linger = 0
@@ -53,29 +83,74 @@ def run_echo_single(endpoint: str, stop: StopFlag) -> str:
     print(f"echo serving on {sock.getsockopt_string(zmq.LAST_ENDPOINT)} (single REP)",
           flush=True)
     try:
-        while not stop:
-            if sock.poll(POLL_MS):
-                sock.recv_multipart()
-                sock.send(ECHO_REPLY)
+        _rep_echo(sock, stop)
     finally:
         sock.close()
         ctx.term()
-    return endpoint
+
+
+def run_echo_proxy(endpoint: str, workers: int, stop: StopFlag) -> None:
+    """libzmq's proxy in C between a ROUTER and a DEALER, N REP echo processes behind it."""
+    ctx = zmq.Context()
+    sockdir = tempfile.mkdtemp(prefix="libsrv-echo-")
+    backend_endpoint = f"ipc://{sockdir}/workers"
+    frontend, backend = ctx.socket(zmq.ROUTER), ctx.socket(zmq.DEALER)
+    control, trigger = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+    for sock in (frontend, backend, control, trigger):
+        sock.linger = 0
+    frontend.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
+    control.bind("inproc://echo-control")
+    trigger.connect("inproc://echo-control")
+    spawn = multiprocessing.get_context("spawn")
+    processes = []
+    try:
+        backend.bind(backend_endpoint)
+        frontend.bind(endpoint)
+        for _ in range(workers):
+            process = spawn.Process(target=rep_echo_worker, args=(backend_endpoint,),
+                                    daemon=True)
+            process.start()
+            processes.append(process)
+
+        def terminate_on_stop() -> None:
+            stop.wait()
+            trigger.send(b"TERMINATE")
+
+        threading.Thread(target=terminate_on_stop, daemon=True).start()
+        print(f"echo serving on {frontend.getsockopt_string(zmq.LAST_ENDPOINT)} (libzmq proxy "
+              f"in front of {workers} REP echo workers)", flush=True)
+        zmq.proxy_steerable(frontend, backend, None, control)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(5)
+        for sock in (frontend, backend, control, trigger):
+            sock.close()
+        ctx.term()
+        shutil.rmtree(sockdir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench echo")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2)
+    parser = argparse.ArgumentParser(prog="python -m bench echo",
+                                     description="Serve an echo baseline.")
+    parser.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="echo worker processes; 0 = one REP socket (default 2)")
+    parser.add_argument("--via", choices=VIA, default="proxy",
+                        help="what stands in front of the workers: libzmq's C proxy (the "
+                        "transport's limit) or the kit's broker (default proxy)")
     args = parser.parse_args(argv)
     config = ServerConfig(host=args.host, port=args.port, workers=args.workers, quiet=True)
     stop = StopFlag().install()
     if args.workers == 0:
         run_echo_single(config.bind_endpoint, stop)
+    elif args.via == "proxy":
+        run_echo_proxy(config.bind_endpoint, args.workers, stop)
     else:
         run_broker(config, stop, lambda endpoint: print(
-            f"echo serving on {endpoint} ({args.workers} echo workers behind the broker)",
+            f"echo serving on {endpoint} ({args.workers} echo workers behind the kit's broker)",
             flush=True), worker_entry=echo_worker_main)
     return 0
 

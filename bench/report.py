@@ -156,9 +156,9 @@ def write_report(paths: list[Path], out: Path, title: str = "libsrv experiment r
             "requests / s", summaries, figures / "throughput_vs_workers.png")))
     else:
         skipped.append("throughput against workers (all runs have the same workers)")
-    servers = table[table["target"] != "echo"]
+    servers = table[~table["target"].str.contains("echo")]
     engines = varied("target", ["workload", "clients", "workers"])
-    engines = engines[engines["target"] != "echo"]
+    engines = engines[~engines["target"].str.contains("echo")]
     if engines["target"].nunique() > 1:
         made.append(("json vs journal storage", fig_bars(
             engines, "throughput", "Storage engines: throughput", "requests / s", summaries,

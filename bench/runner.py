@@ -73,7 +73,7 @@ def catalog_copy(books: int, seed: int, folder: Path) -> Path:
 def server_command(config: RunConfig, db: Path) -> ServerProcess:
     if config.echo:
         return ServerProcess(db, command=[sys.executable, "-m", "bench", "echo", "--workers",
-                                          str(config.workers)])
+                                          str(config.workers), "--via", config.echo])
     args = ["--unsafe-no-lock"] if config.unsafe_no_lock else []
     if config.fsync is not None:
         args.append("--fsync" if config.fsync else "--no-fsync")
@@ -272,10 +272,21 @@ def sweep(base: RunConfig, out: Path | str, *, progress: bool = True,
     return pd.DataFrame(rows)
 
 
+def target_name(config: dict[str, Any]) -> str:
+    """What a run loaded: its storage engine, or which echo ("echo" is the transport's limit,
+    "broker echo" the kit's broker in front of echo workers)."""
+    echo = config.get("echo")
+    if echo in (True, "proxy"):
+        return "echo"
+    if echo == "broker":
+        return "broker echo"
+    return str(config["storage"])
+
+
 def summary_row(summary: dict[str, Any]) -> dict[str, Any]:
     config = summary["config"]
     return {"name": summary["name"], "workload": config["workload"],
-            "target": "echo" if config["echo"] else config["storage"],
+            "target": target_name(config),
             "unsafe": config["unsafe_no_lock"], "workers": config["workers"],
             "clients": config["clients"], "books": config["books"],
             "throughput": summary["throughput"], "p50_ms": summary["p50_ms"],

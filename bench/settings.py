@@ -18,6 +18,7 @@ from bench.workloads import WORKLOADS
 from libsrv.storage import ENGINES
 
 DEFAULT_DURATION = 10.0
+ECHO_VIA = ("proxy", "broker")  # the first is what --echo alone means
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,17 @@ class RunConfig:
     workload: str = "read-mostly"
     hot: int | None = None
     seed: int = 1
-    echo: bool = False  # drive the bare echo baseline instead of the server
+    # instead of the server, an echo: "proxy" (libzmq's C proxy in front of `workers` REP echo
+    # workers, or a bare REP echo with 0 workers: the transport's limit) or "broker" (the kit's
+    # broker in front of echo workers: the broker's own cost); "" is the server
+    echo: str = ""
     label: str = ""
 
     def __post_init__(self) -> None:
+        if isinstance(self.echo, bool):  # echo=True: the transport's limit
+            object.__setattr__(self, "echo", "proxy" if self.echo else "")
+        if self.echo not in ("", *ECHO_VIA):
+            raise ValueError(f"echo must be one of {', '.join(ECHO_VIA)}, not {self.echo!r}")
         # a run has a length: a count of requests replaces the time, else the time is given
         if self.requests is not None and self.duration is not None:
             object.__setattr__(self, "duration", None)
@@ -100,7 +108,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workload", str, f"{', '.join(WORKLOADS)}, or mix:action=weight,...", ""),
     Setting("hot", int, "restrict the workload to this many books", "hot"),
     Setting("seed", int, "fixes the sequence of requests", "seed"),
-    Setting("echo", bool, "load the bare echo baseline instead of the server", "echo"),
+    Setting("echo", "choice", "load an echo instead of the server: proxy (libzmq's C proxy "
+            "in front of --workers REP echo workers, or a bare REP echo with --workers 0: the "
+            "transport's limit; --echo alone) or broker (the kit's broker in front of echo "
+            "workers: the broker's cost)", "echo"),
     Setting("label", str, "name the run's folder", ""),
 )
 DEFAULTS = RunConfig()
@@ -124,6 +135,9 @@ def add_flags(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) ->
         text = setting.help + _default_text(setting)
         if setting.type is bool:
             target.add_argument(setting.flag, action="store_true", help=text)
+        elif setting.type == "choice":
+            target.add_argument(setting.flag, nargs="?", const=ECHO_VIA[0], choices=ECHO_VIA,
+                                default=None, help=text)
         elif setting.type == "tristate":
             target.add_argument(setting.flag, action=argparse.BooleanOptionalAction,
                                 default=None, help=text)
@@ -179,7 +193,7 @@ def run_name(config: RunConfig) -> str:
     if config.label:
         return _UNSAFE_CHARS.sub("_", config.label)
     unsafe = "-unsafe" if config.unsafe_no_lock else ""
-    target = "echo" if config.echo else f"{config.storage}{unsafe}"
+    target = f"echo-{config.echo}" if config.echo else f"{config.storage}{unsafe}"
     parts = [config.workload, target, f"w{config.workers}", f"c{config.clients}",
              f"b{config.books}"]
     named = {"workload", "echo", "workers", "clients", "books", "label"}

@@ -19,6 +19,7 @@ from typing import Any
 import zmq
 
 from libsrv import __version__
+from libsrv.broker import run_broker, worker_main
 from libsrv.catalog import CatalogError
 from libsrv.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT, LibraryClient, ServerUnreachable
 from libsrv.config import (
@@ -35,7 +36,7 @@ from libsrv.config import (
 from libsrv.library import DEFAULT_LOAN_DAYS
 from libsrv.messages import LANGUAGES
 from libsrv.protocol import Action
-from libsrv.server import StopFlag, run_broker, run_single, worker_main
+from libsrv.server import StopFlag, run_single
 from libsrv.storage import DEFAULT_ENGINE, ENGINES, StorageError, open_storage, prepare_files
 from libsrv.storage.files import DEFAULT_LOCK_TIMEOUT
 

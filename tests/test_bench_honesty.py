@@ -138,7 +138,7 @@ def random_config(rng: random.Random) -> RunConfig:
         warmup=rng.choice([0.0, 1.0, 0.5]), timeout=rng.choice([5.0, 1.5]),
         retries=rng.randint(0, 3), kill_worker_every=rng.choice([None, 2.0]),
         workload=rng.choice(["read-mostly", "hot-spot", MIX]), hot=rng.choice([None, 1, 50]),
-        seed=rng.randint(1, 99), echo=rng.random() < 0.2,
+        seed=rng.randint(1, 99), echo=rng.choice(["", "", "proxy", "broker"]),
         label=rng.choice(["", "my run"]))
 
 

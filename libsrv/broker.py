@@ -1,0 +1,345 @@
+"""The load-balancing broker (``--workers N``) and its worker processes.
+
+A ROUTER faces the clients and a ROUTER faces the workers, as in the zguide's load-balancing
+broker, with credit-based flow control: each worker (a DEALER) grants the broker `credits`
+requests at start and one more with every reply, so a request goes only to a worker with room
+for it, and a worker under load finds several requests waiting at each wake-up and answers them
+back to back. The broker reads every ready message at each poll, gives each request to the
+worker with the most room, and leaves requests in the client socket's queue while no worker
+has any.
+
+The broker owns its workers: it watches their process sentinels in the same poll as the
+sockets, re-sends a dead worker's unanswered requests (each at most twice in all, then it
+answers `INTERNAL`), kills a worker that has made no progress for `worker_timeout`, and starts
+replacements.
+
+Between broker and worker a request travels as ``[client, b"", request]`` and a reply as
+``[client, b"", reply]``; the broker adds and strips the worker's identity.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+
+import zmq
+
+from libsrv.config import ServerConfig
+from libsrv.security import CurveServer
+from libsrv.server import (
+    HARD_FRAME_LIMIT,
+    IDLE_SECONDS,
+    POLL_MS,
+    StopFlag,
+    flush_and_close,
+    housekeeping,
+    log_request,
+    open_service,
+)
+from libsrv.service import Handled, internal_reply_frame
+from libsrv.stats import StatsBoard
+
+log = logging.getLogger("libsrv.server")
+
+READY = b"READY"
+# Requests a worker accepts ahead. More lets a worker answer a burst at one wake-up; fewer
+# keeps what a dying or stuck worker holds small. Measured in docs/broker.md.
+WORKER_CREDITS = 4
+STOP_WORKERS_SECONDS = 15.0
+MAX_QUICK_DEATHS = 5  # workers dying before they are ready: give up instead of looping
+MAX_ATTEMPTS = 2  # a request that killed this many workers is answered INTERNAL
+
+
+def worker_main(config: ServerConfig, board: StatsBoard, row: int, identity: bytes,
+                backend: str) -> None:
+    """A worker process: load the catalog, grant the broker credits, answer until signalled."""
+    stop = StopFlag().install()
+    board.pids[row] = os.getpid()
+    name = f"Worker {row + 1}"
+    service = open_service(config, board, row + 1)
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    sock.setsockopt(zmq.IDENTITY, identity)
+    try:
+        sock.connect(backend)
+        sock.send_multipart([READY, str(WORKER_CREDITS).encode()])
+        serve_dealer(sock, service.handle, stop, name,
+                     idle=lambda: housekeeping(service, name))
+    finally:
+        sock.close()
+        ctx.term()
+        flush_and_close(service, name)
+
+
+def serve_dealer(sock: zmq.Socket, handle: Callable[[list[bytes]], Handled], stop: StopFlag,
+                 name: str, idle: Callable[[], None] | None = None) -> None:
+    """A worker's loop: at each wake-up, answer every request already queued."""
+    pid = os.getpid()
+    last_activity = time.monotonic()
+    poller = zmq.Poller()  # one poller for the life of the loop: `sock.poll` builds one a call
+    poller.register(sock, zmq.POLLIN)
+    while not stop:
+        if not poller.poll(POLL_MS):
+            if idle is not None and time.monotonic() - last_activity >= IDLE_SECONDS:
+                idle()
+                last_activity = time.monotonic()
+            continue
+        while True:
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            handled = handle(frames[2:])
+            sock.send_multipart([frames[0], b"", handled.frame])
+            log_request(name, pid, handled)
+        last_activity = time.monotonic()
+
+
+@dataclass
+class _Worker:
+    row: int
+    identity: bytes
+    process: BaseProcess
+    ready: bool = False
+    credits: int = 0
+    inflight: deque[tuple[list[bytes], int]] = field(default_factory=deque)  # (msg, attempts)
+    progress_at: float = 0.0  # last reply, or the dispatch that found it idle
+    killed: bool = False
+
+
+@dataclass
+class Broker:
+    """The load-balancing broker and the owner of the worker processes."""
+
+    config: ServerConfig
+    board: StatsBoard
+    stop: StopFlag
+    # The function each worker process runs; the CLI passes one that sets up logging first.
+    worker_entry: Callable[..., None] = worker_main
+    _workers: dict[bytes, _Worker] = field(default_factory=dict)
+    _pending: deque[tuple[list[bytes], int]] = field(default_factory=deque)
+    _generation: int = 0
+    _quick_deaths: int = 0
+    _credits: int = 0  # the sum of every worker's credits
+    _changed: bool = True  # the set of workers changed since the poller last looked
+
+    def run(self, on_ready: Callable[[str], None]) -> None:
+        ctx = zmq.Context()
+        sockdir = tempfile.mkdtemp(prefix="libsrv-")
+        self._backend_endpoint = f"ipc://{sockdir}/workers"
+        frontend = ctx.socket(zmq.ROUTER)
+        backend = ctx.socket(zmq.ROUTER)
+        for sock in (frontend, backend):
+            sock.linger = 0
+        frontend.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
+        backend.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self._spawn_ctx = multiprocessing.get_context("spawn")
+        curve = CurveServer(ctx, self.config.curve) if self.config.curve else None
+        try:
+            if curve is not None:
+                curve.apply(frontend)
+            backend.bind(self._backend_endpoint)
+            frontend.bind(self.config.bind_endpoint)
+            endpoint = frontend.getsockopt_string(zmq.LAST_ENDPOINT)
+            for row in range(self.config.workers):
+                self._spawn(row)
+            self._loop(frontend, backend, endpoint, on_ready)
+        finally:
+            self._stop_workers()
+            frontend.close()
+            backend.close()
+            if curve is not None:
+                curve.stop()
+            ctx.term()
+            shutil.rmtree(sockdir, ignore_errors=True)
+
+    def _spawn(self, row: int) -> None:
+        self._generation += 1
+        identity = f"w{row + 1}-{self._generation}".encode()
+        process = self._spawn_ctx.Process(
+            target=self.worker_entry, name=f"libsrv-worker-{row + 1}",
+            args=(self.config, self.board, row, identity, self._backend_endpoint))
+        process.start()
+        self._workers[identity] = _Worker(row, identity, process)
+        self._changed = True
+
+    def _room(self) -> int:
+        return self._credits
+
+    def _loop(self, frontend: zmq.Socket, backend: zmq.Socket, endpoint: str,
+              on_ready: Callable[[str], None]) -> None:
+        announced = False
+        stopping_since: float | None = None
+        poller = zmq.Poller()
+        poller.register(backend, zmq.POLLIN)
+        watching_frontend = False
+        sentinels: dict[int, _Worker] = {}
+        while True:
+            if self.stop and stopping_since is None:
+                stopping_since = time.monotonic()
+            if stopping_since is not None:
+                busy = any(w.inflight for w in self._workers.values())
+                if not busy or time.monotonic() - stopping_since > 2.0:
+                    return
+            want_frontend = stopping_since is None and self._room() > len(self._pending)
+            if want_frontend != watching_frontend:
+                if want_frontend:
+                    poller.register(frontend, zmq.POLLIN)
+                else:
+                    poller.unregister(frontend)
+                watching_frontend = want_frontend
+            if self._changed:
+                self._changed = False
+                current = {w.process.sentinel: w for w in self._workers.values()}
+                for fd in sentinels.keys() - current.keys():
+                    poller.unregister(fd)
+                for fd in current.keys() - sentinels.keys():
+                    poller.register(fd, zmq.POLLIN)
+                sentinels = current
+            events = dict(poller.poll(POLL_MS))
+            if backend in events:  # replies first: a worker that died may have answered
+                self._drain_backend(backend, frontend)
+            if len(events) > (backend in events) + (frontend in events):
+                for fd, worker in sentinels.items():
+                    if fd in events:
+                        self._on_death(worker, frontend)
+            if frontend in events:
+                self._drain_frontend(frontend)
+            self._dispatch(backend)
+            self._kill_stuck()
+            if not announced and self._workers and all(
+                    w.ready for w in self._workers.values()):
+                announced = True
+                on_ready(endpoint)
+
+    def _drain_backend(self, backend: zmq.Socket, frontend: zmq.Socket) -> None:
+        """Every reply already queued: forward it, and give the worker its credit back."""
+        now = time.monotonic()
+        while True:
+            try:
+                msg = backend.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            worker = self._workers.get(msg[0])
+            if worker is None:
+                continue  # a worker that died after sending: its requests were re-sent
+            if msg[1] == READY:
+                worker.ready = True
+                worker.credits = _credits(msg)
+                self._credits += worker.credits
+                self._quick_deaths = 0
+                continue
+            if worker.inflight:
+                worker.inflight.popleft()
+            worker.credits += 1
+            self._credits += 1
+            worker.progress_at = now
+            frontend.send_multipart(msg[1:])
+
+    def _drain_frontend(self, frontend: zmq.Socket) -> None:
+        """Take as many requests as the workers have room for."""
+        room = self._room() - len(self._pending)
+        while room > 0:
+            try:
+                msg = frontend.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(msg) < 3 or msg[1] != b"":
+                continue  # not a REQ envelope: there is no way to answer it
+            self._pending.append((msg, 0))
+            room -= 1
+
+    def _dispatch(self, backend: zmq.Socket) -> None:
+        """Each pending request to the worker with the most room."""
+        pending, workers = self._pending, self._workers.values()
+        while pending and self._credits > 0 and not self.stop:
+            worker = max(workers, key=_room_of)
+            msg, attempts = pending.popleft()
+            try:
+                backend.send_multipart([worker.identity, *msg])
+            except zmq.ZMQError:  # EHOSTUNREACH: the worker is gone; its sentinel will say so
+                pending.appendleft((msg, attempts))
+                self._credits -= worker.credits
+                worker.credits = 0
+                continue
+            if not worker.inflight:
+                worker.progress_at = time.monotonic()
+            worker.inflight.append((msg, attempts + 1))
+            worker.credits -= 1
+            self._credits -= 1
+
+    def _kill_stuck(self) -> None:
+        """Kill a worker that has answered nothing for longer than the worker timeout while
+        requests wait on it (stopped, deadlocked, or looping): the zguide's Paranoid Pirate
+        idea, from the broker's side. Its requests go to other workers; a replacement starts."""
+        now = time.monotonic()
+        for worker in self._workers.values():
+            if worker.inflight and not worker.killed and \
+                    now - worker.progress_at > self.config.worker_timeout:
+                log.warning("Worker %d (PID %s) has answered nothing for %.1f s; killing it",
+                            worker.row + 1, worker.process.pid, now - worker.progress_at)
+                worker.killed = True
+                worker.process.kill()
+
+    def _on_death(self, worker: _Worker, frontend: zmq.Socket) -> None:
+        worker.process.join(timeout=1)
+        del self._workers[worker.identity]
+        self._credits -= worker.credits
+        self._changed = True
+        for msg, attempts in reversed(worker.inflight):  # back to the front, in order
+            if attempts < MAX_ATTEMPTS:
+                self._pending.appendleft((msg, attempts))
+            else:  # it killed two workers: answer instead of trying a third
+                frontend.send_multipart([*msg[:2], internal_reply_frame(
+                    msg[2:], self.config.lang, "the worker handling it died")])
+        if self.stop:
+            return
+        log.warning("Worker %d (PID %s) exited with code %s; starting a replacement",
+                    worker.row + 1, worker.process.pid, worker.process.exitcode)
+        if not worker.ready:
+            self._quick_deaths += 1
+            if self._quick_deaths > MAX_QUICK_DEATHS:
+                raise RuntimeError("workers keep dying before they are ready; see the log above")
+        self.board.restarts[worker.row] += 1
+        self._spawn(worker.row)
+
+    def _stop_workers(self) -> None:
+        processes = [w.process for w in self._workers.values()]
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        deadline = time.monotonic() + STOP_WORKERS_SECONDS
+        for process in processes:
+            process.join(timeout=max(0.1, deadline - time.monotonic()))
+            if process.is_alive():
+                log.error("worker PID %s did not stop in time; killing it", process.pid)
+                process.kill()
+                process.join(timeout=5)
+        self._workers.clear()
+
+
+def _room_of(worker: _Worker) -> int:
+    return worker.credits
+
+
+def _credits(msg: list[bytes]) -> int:
+    try:
+        return max(1, int(msg[2])) if len(msg) > 2 else 1
+    except ValueError:
+        return 1
+
+
+def run_broker(config: ServerConfig, stop: StopFlag, on_ready: Callable[[str], None],
+               worker_entry: Callable[..., None] = worker_main) -> None:
+    """Serve with a broker and `config.workers` worker processes until `stop` is set."""
+    board = StatsBoard(config.workers, config.storage)
+    Broker(config, board, stop, worker_entry=worker_entry).run(on_ready)
