@@ -166,6 +166,12 @@ class Catalog:
     def to_bytes(self) -> bytes:
         return document_bytes(list(self._books.values()), shape=self.shape)
 
+    def snapshot(self) -> list[Book]:
+        """The books as they are now, in file order. A shallow copy is enough: `replace`
+        swaps records and never changes one in place, so this list stays as it was while the
+        catalog moves on (a snapshot can be written from it on another thread)."""
+        return list(self._books.values())
+
     def __len__(self) -> int:
         return len(self._books)
 

@@ -18,9 +18,10 @@ from libsrv.generate import isbn_for, write_catalog
 from libsrv.library import Policy, plan_write
 from libsrv.protocol import Code, parse_request
 from libsrv.storage import IdReused, StorageError, open_storage, prepare_files
+from libsrv.storage.files import TryLock
 from libsrv.storage.journal import JournalStorage
 from libsrv.storage.jsonfile import JsonStorage
-from tests.conftest import ENGINES
+from tests.conftest import ENGINES, wait_until
 
 DON_QUIJOTE = "9788437604947"
 TODAY = date(2026, 2, 23)
@@ -73,23 +74,57 @@ def test_a_repeated_write_id_gets_the_original_reply_from_any_process(engine: st
     assert c.read().get(DON_QUIJOTE)["estado"] != LENT
 
 
+def journal_generation(path: Path) -> int:
+    return json.loads(Path(f"{path}.journal").read_bytes().splitlines()[0])["gen"]
+
+
+def compact_and_install(storage: JournalStorage, path: Path, generation: int) -> None:
+    """The snapshot is written on a thread and put in place at an idle moment: be idle until
+    the journal reaches `generation`."""
+    def installed() -> bool:
+        storage.idle()
+        return journal_generation(path) >= generation
+
+    wait_until(installed, timeout=20, message=f"journal generation {generation}")
+
+
 def test_journal_compaction_keeps_ids_and_other_processes_follow(tmp_path: Path) -> None:
     path = write_catalog(tmp_path / "small.json", 3)
     isbn = isbn_for(0)
     a = JournalStorage(path, compact_min=4)
     b = JournalStorage(path, compact_min=4)
     first = write(a, "loan_isbn", isbn_for(1), borrower="Zoe", rid="keep-me")
-    for n in range(3):  # the 4th change: snapshot rewritten, new journal generation started
+    for n in range(3):  # the 4th change starts a compaction
         write(a, "loan_isbn" if n % 2 == 0 else "return_isbn", isbn)
+    compact_and_install(a, path, 2)
     assert on_disk(path).get(isbn_for(1))["prestatario"] == "Zoe"
     assert on_disk(path).get(isbn)["estado"] == LENT
-    assert json.loads(Path(f"{path}.journal").read_bytes().splitlines()[0]) == {"gen": 2}
+    header = json.loads(Path(f"{path}.journal").read_bytes().splitlines()[0])
+    assert header["gen"] == 2 and header["base"][0] == 1 and header["records"] >= 1
     assert b.read().get(isbn)["estado"] == LENT
-    for n in range(10):  # two more generations while b looks away
-        write(a, "return_isbn" if n % 2 == 0 else "loan_isbn", isbn)
+    for generation in (3, 4):  # two more generations while b looks away
+        for n in range(4):
+            write(a, "return_isbn" if n % 2 == 0 else "loan_isbn", isbn)
+        compact_and_install(a, path, generation)
     assert b.read().get(isbn) == a.read().get(isbn)
-    assert json.loads(Path(f"{path}.journal").read_bytes().splitlines()[0])["gen"] >= 4
     assert write(b, "loan_isbn", isbn_for(1), borrower="Zoe", rid="keep-me") == first
+    a.close()
+    b.close()
+
+
+def test_writes_go_on_while_another_process_holds_the_compaction(tmp_path: Path) -> None:
+    path = write_catalog(tmp_path / "busy.json", 3)
+    other = TryLock(Path(f"{path}.compact.lock"))
+    assert other.try_acquire()  # as if another process were writing a snapshot forever
+    storage = JournalStorage(path, compact_min=4)
+    for n in range(40):
+        write(storage, "loan_isbn" if n % 2 == 0 else "return_isbn", isbn_for(0))
+        storage.idle()
+    assert journal_generation(path) == 1  # nothing compacted, nothing waited
+    other.release()
+    compact_and_install(storage, path, 2)
+    assert on_disk(path).get(isbn_for(0))["estado"] != LENT
+    storage.close()
 
 
 def test_journal_ignores_and_repairs_a_torn_last_line(catalog_file: Path) -> None:

@@ -59,6 +59,13 @@ class AppliedRequests:
             raise IdReused(request.id)
         return json.loads(reply)
 
+    def lines(self) -> list[bytes]:
+        """The window as log lines, oldest first, built without decoding the replies (kept
+        as JSON text): what a compaction carries into the next generation."""
+        dumps = _COMPACT.encode
+        return [f'{{"id":{dumps(rid)},"fp":{dumps(fp)},"reply":{reply}}}\n'.encode()
+                for rid, (fp, reply) in list(self._replies.items())]
+
     def records(self) -> list[dict[str, Any]]:
         """The window as log records, oldest first, for carrying into a new generation."""
         return [{"id": rid, "fp": fp, "reply": json.loads(reply)}

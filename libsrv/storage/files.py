@@ -99,6 +99,39 @@ class CatalogLock:
             filelock.unlock_descriptor(self._fd)
 
 
+class TryLock:
+    """A lock between processes that is taken only if free (``flock`` through filelock, on
+    `path`), released by `release` or by the holder's death. For work that one process at a
+    time should do, and that others may simply skip."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = -1
+
+    @property
+    def held(self) -> bool:
+        return self._fd >= 0
+
+    def try_acquire(self) -> bool:
+        if self._fd >= 0:
+            return True
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return False
+        if filelock.lock_descriptor(fd, blocking=False):
+            self._fd = fd
+            return True
+        os.close(fd)
+        return False
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            filelock.unlock_descriptor(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+
+
 def temp_name(path: Path) -> Path:
     return path.with_name(f"{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
 
@@ -117,6 +150,21 @@ def atomic_replace_open(path: Path, data: bytes, *, fsync: bool = True) -> int:
     The descriptor is the caller's to close. It is opened before the rename, so it is on the
     file this call wrote even if another process replaces `path` again right after."""
     tmp = temp_name(path)
+    fd = create_temp(tmp, data, fsync=fsync)
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"could not write {path}: {exc.strerror or exc}") from exc
+    if fsync:
+        fsync_folder(path.parent)
+    return fd
+
+
+def create_temp(tmp: Path, data: bytes, *, fsync: bool = True) -> int:
+    """Create the new file `tmp` holding `data` (synced to disk with `fsync`); a descriptor on
+    it (read-write, append), the caller's to close. On failure nothing is left behind."""
     fd = -1
     try:
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
@@ -125,14 +173,11 @@ def atomic_replace_open(path: Path, data: bytes, *, fsync: bool = True) -> int:
             view = view[os.write(fd, view):]
         if fsync:
             os.fsync(fd)
-        os.replace(tmp, path)
     except OSError as exc:
         if fd >= 0:
             os.close(fd)
         tmp.unlink(missing_ok=True)
-        raise StorageError(f"could not write {path}: {exc.strerror or exc}") from exc
-    if fsync:
-        fsync_folder(path.parent)
+        raise StorageError(f"could not write {tmp}: {exc.strerror or exc}") from exc
     return fd
 
 

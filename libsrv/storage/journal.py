@@ -8,27 +8,38 @@ sees a state older than an acknowledged write, and a request costs the same with
 1,000,000. Records are whole book states, so replaying one twice is harmless: that is what makes
 a crash between rewriting the snapshot and starting a new journal generation safe.
 
-The snapshot (the catalog file itself, in the class's format) is rewritten atomically when the
-journal grows as long as the catalog, when the server is idle and the catalog small, and on
-shutdown.
+The snapshot (the catalog file itself, in the class's format) is rewritten when the journal
+grows as long as the catalog (at least 1,000 records), when the server is idle, and on
+shutdown. Requests never wait for it: a background thread writes the snapshot and the journal's
+next generation from a copy taken at a cut, and the next write puts them in place with two
+renames (see `Compaction`). One process at a time compacts (`<catalog>.compact.lock`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
-from libsrv.catalog import Catalog, CatalogError
+from libsrv.catalog import Book, Catalog, CatalogError, document_bytes
 from libsrv.protocol import Request
 from libsrv.storage.base import AppliedRequests, Decide, Storage
-from libsrv.storage.files import DEFAULT_LOCK_TIMEOUT, CatalogLock, StorageError, atomic_write
-from libsrv.storage.linelog import LineLog, Record
+from libsrv.storage.files import (
+    DEFAULT_LOCK_TIMEOUT,
+    CatalogLock,
+    StorageError,
+    TryLock,
+    create_temp,
+    temp_name,
+)
+from libsrv.storage.linelog import LineLog, NextGeneration, Record
 
 log = logging.getLogger("libsrv.storage")
 
 MIN_COMPACT_RECORDS = 1000
-IDLE_FLUSH_MAX_BOOKS = 200_000  # an idle snapshot of more books would stall the next write
+COMPACT_RETRY_RECORDS = 256  # a process that found another compacting waits this many records
 
 
 def read_catalog(path: Path) -> Catalog:
@@ -54,6 +65,10 @@ class JournalStorage(Storage):
                            exclusive=locking)
         self._applied = AppliedRequests()
         self._pending = 0  # book changes in the journal that the snapshot does not hold yet
+        self._compaction: Compaction | None = None
+        self._next_try = 0  # `_pending` at which to ask for the compaction lock again
+        # one process at a time writes a snapshot; the others go on serving
+        self._compacting = TryLock(Path(f"{self.path}.compact.lock"))
         with self._lock:
             self._reload()
 
@@ -67,7 +82,7 @@ class JournalStorage(Storage):
     def _apply(self, records: list[Record]) -> None:
         for record in records:
             if "gen" in record:
-                self._pending = 0
+                self._pending = self._next_try = 0
                 continue
             book = record.get("book")
             if book is not None:
@@ -100,6 +115,7 @@ class JournalStorage(Storage):
     def write(self, request: Request, decide: Decide) -> dict[str, Any]:
         with self._lock:
             self._catch_up()
+            self._finish_compaction()
             replayed = self._applied.replay(request)
             if replayed is not None:
                 return replayed
@@ -112,33 +128,137 @@ class JournalStorage(Storage):
             self._log.append(record)
             self._apply([record])
             if self._pending >= max(self.compact_min, len(self._catalog)):
-                try:
-                    self._compact()
-                except StorageError as error:  # the write itself is safe in the journal
-                    log.warning("could not rewrite the snapshot (will retry later): %s", error)
+                self._start_compaction()
         return outcome.reply
 
-    def _compact(self) -> None:
-        """(Lock held, caught up.) Rewrite the snapshot, then start a new journal generation
-        that carries the remembered request ids."""
+    # -- compaction: the snapshot and the next journal generation are written on a thread;
+    # only the cut (a shallow copy) and the commit (a short append and two renames) are done
+    # here, with the lock held, so no request waits for a rewrite.
+
+    def _start_compaction(self, *, now: bool = False) -> None:
+        """(Lock held, caught up.) Begin writing a snapshot of the catalog as it is now, unless
+        one is under way here or in another process. After finding another process at it, a
+        writer asks again only every COMPACT_RETRY_RECORDS records (unless `now`)."""
+        if self._compaction is not None or (self._pending < self._next_try and not now):
+            return
+        if not self._compacting.try_acquire():  # another process is at it: ask again later
+            self._next_try = self._pending + COMPACT_RETRY_RECORDS
+            return
+        self._next_try = 0
+        self._compaction = Compaction(self.path, self._log, self._catalog.snapshot(),
+                                      self._catalog.shape, self._applied.lines())
+        self._compaction.start()
+
+    def _finish_compaction(self, *, wait: bool = False) -> None:
+        """(Lock held, caught up.) Put a finished compaction in place: the snapshot first,
+        then the journal's next generation (a crash between the two leaves the old journal,
+        whose whole-record lines replay harmlessly over the newer snapshot)."""
+        job = self._compaction
+        if job is None or not job.finished(wait=wait):
+            return
+        self._compaction = None
         try:
-            data = self._catalog.to_bytes()
-        except (UnicodeEncodeError, CatalogError) as exc:
-            raise StorageError(f"cannot encode the catalog: {exc}") from exc
-        atomic_write(self.path, data)
-        self._log.rewrite(self._applied.records())
-        self._pending = 0
+            if job.error is not None:
+                raise job.error
+            job.install_snapshot()
+            self._pending = self._log.commit(job.next_generation)
+        except StorageError as error:  # the journal still holds everything: retry later
+            log.warning("could not rewrite the snapshot (will retry later): %s", error)
+        finally:
+            job.discard()
+            self._compacting.release()
+
+    def _compact(self) -> None:
+        """(Lock held, caught up.) Compact now, on this thread (at shutdown)."""
+        self._finish_compaction(wait=True)
+        if not self._pending:
+            return
+        self._compacting.try_acquire()  # at shutdown, whoever else holds it is also done
+        self._compaction = Compaction(self.path, self._log, self._catalog.snapshot(),
+                                      self._catalog.shape, self._applied.lines())
+        self._compaction.run()
+        self._finish_compaction()
 
     def flush(self) -> None:
         with self._lock:
             self._catch_up()
-            if self._pending:
-                self._compact()
+            self._compact()
 
     def idle(self) -> None:
-        self._catch_up()
-        if self._pending and len(self._catalog) <= IDLE_FLUSH_MAX_BOOKS:
-            self.flush()
+        with self._lock:
+            self._catch_up()
+            self._finish_compaction()
+            if self._pending:
+                self._start_compaction(now=True)
 
     def close(self) -> None:
+        if self._compaction is not None:
+            self._compaction.finished(wait=True)
+            self._compaction.discard()
+            self._compaction = None
+        self._compacting.release()
         self._log.close()
+
+
+class Compaction:
+    """A snapshot and the journal generation after it, written from copies on a thread.
+
+    `books` (a shallow copy: records are never changed in place) and `id_lines` are taken
+    with the lock held; the files are written to temporary names and synced; `install_snapshot`
+    and `LineLog.commit` put them in place later, again with the lock held."""
+
+    def __init__(self, path: Path, journal: LineLog, books: list[Book], shape: str,
+                 id_lines: list[bytes]) -> None:
+        self.path = path
+        self._journal = journal
+        self._books, self._shape, self._id_lines = books, shape, id_lines
+        self.cut = journal.position
+        self.snapshot_tmp: Path | None = None
+        self.next_generation: NextGeneration
+        self.error: StorageError | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self.run, name="libsrv-compaction", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def run(self) -> None:
+        try:
+            try:
+                data = document_bytes(self._books, shape=self._shape)
+            except (UnicodeEncodeError, CatalogError, TypeError, ValueError) as exc:
+                raise StorageError(f"cannot encode the catalog: {exc}") from exc
+            tmp = temp_name(self.path)
+            os.close(create_temp(tmp, data))
+            self.snapshot_tmp = tmp
+            self.next_generation = self._journal.prepare(self._id_lines, self.cut)
+        except StorageError as error:
+            self.error = error
+        except Exception as error:  # a thread must not die silently
+            self.error = StorageError(f"compaction failed: {type(error).__name__}: {error}")
+        finally:
+            self._books, self._id_lines = [], []
+            self._done.set()
+
+    def finished(self, *, wait: bool = False) -> bool:
+        """Whether the files are written (or failed); with `wait`, after waiting for them."""
+        if wait and self._thread.is_alive():
+            self._thread.join()
+        return self._done.is_set()
+
+    def install_snapshot(self) -> None:
+        if self.snapshot_tmp is None:
+            raise StorageError("the snapshot was not written")
+        try:
+            os.replace(self.snapshot_tmp, self.path)
+        except OSError as exc:
+            raise StorageError(f"could not write {self.path}: {exc.strerror or exc}") from exc
+        self.snapshot_tmp = None
+
+    def discard(self) -> None:
+        """Remove what was written and not put in place."""
+        if self.snapshot_tmp is not None:
+            self.snapshot_tmp.unlink(missing_ok=True)
+            self.snapshot_tmp = None
+        if self._done.is_set() and self.error is None:
+            LineLog.discard(self.next_generation)

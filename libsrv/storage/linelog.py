@@ -12,16 +12,35 @@ import contextlib
 import errno
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from libsrv.storage.files import StorageError, atomic_replace_open, atomic_write
+from libsrv.storage.files import (
+    StorageError,
+    atomic_write,
+    create_temp,
+    fsync_folder,
+    temp_name,
+)
 
 Record = dict[str, Any]
 
 
 class UnreadableLine(StorageError):
     """A line of the log is not JSON: the file is damaged, or a reader's position is wrong."""
+
+
+@dataclass
+class NextGeneration:
+    """A generation written ahead in a temporary file, not yet in place (see LineLog.prepare).
+    `fd` is open on the temporary file until it is committed or discarded."""
+
+    cut: tuple[int, int]  # the generation it follows and the offset it was cut at
+    tmp: Path
+    fd: int
+    size: int  # bytes of the header and the carried records
+    records: int  # carried records
 
 
 def encode_line(record: Record) -> bytes:
@@ -38,6 +57,7 @@ class LineLog:
     def __init__(self, path: Path, *, fsync: bool = False, exclusive: bool = True) -> None:
         self.path = path
         self.fsync = fsync
+        self.fsync_rewrites = True  # a new generation replaces the old: always on disk first
         # Without the lock (the unsafe teaching mode) another writer's fresh line may look
         # like a torn tail, so tails are only cut when writers exclude each other.
         self.exclusive = exclusive
@@ -87,17 +107,47 @@ class LineLog:
         # Rewritten: the old file is final (rewrites happen under the lock, after all appends),
         # so finish it, then continue in the new generation if it is the next one.
         records = self._read_lines(first=False)[1]
-        old_gen = self.gen
+        old_gen, old_end = self.gen, self._offset
         self.close()
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         self._ino = os.fstat(self._fd).st_ino
         self._offset = 0
         self.count = 0
+        skipped = self._skip_known(old_gen, old_end)
+        if skipped is not None:
+            return records + [skipped] + self._read_lines(first=False)[1]
         header, more = self._read_lines(first=True)
         if header != old_gen + 1:
             return None
         self.gen = header
         return records + more
+
+    def _skip_known(self, old_gen: int, old_end: int) -> Record | None:
+        """When the new generation says it carries what this view has already read (its
+        header names the old generation and the offset it was cut at, and how many bytes it
+        carries), move past that region without parsing it; the header, or None."""
+        if not self.exclusive:
+            return None
+        first = os.pread(self._fd, 4096, 0)
+        newline = first.find(b"\n")
+        if newline < 0:
+            return None
+        try:
+            header = json.loads(first[:newline])
+        except ValueError:
+            return None
+        base, carried = header.get("base"), header.get("carried")
+        if header.get("gen") != old_gen + 1 or not isinstance(base, list) or len(base) != 2 \
+                or base[0] != old_gen or not isinstance(carried, int) \
+                or not isinstance(base[1], int) or not 0 <= base[1] <= old_end:
+            return None
+        offset = newline + 1 + carried + (old_end - base[1])
+        if offset > os.fstat(self._fd).st_size or os.pread(self._fd, 1, offset - 1) != b"\n":
+            return None  # not where a line ends: read it all instead
+        self._offset = offset
+        self.gen = header["gen"]
+        self.count = int(header.get("records", 0))
+        return header
 
     def _read_lines(self, *, first: bool) -> tuple[int | None, list[Record]]:
         size = os.fstat(self._fd).st_size
@@ -147,19 +197,69 @@ class LineLog:
         # else: other writers' lines may precede ours; the next catch_up reads them all in
         # file order, ours included (records are whole states, so applying ours twice is fine)
 
-    def rewrite(self, records: list[Record]) -> None:
-        """(Lock held, just caught up.) Start the next generation holding `records`."""
-        data = encode_line({"gen": self.gen + 1}) + b"".join(encode_line(r) for r in records)
+    @property
+    def position(self) -> tuple[int, int]:
+        """(generation, offset read or written up to): where a compaction cuts the log."""
+        return self.gen, self._offset
+
+    def prepare(self, lines: list[bytes], cut: tuple[int, int]) -> NextGeneration:
+        """Write the generation after `cut[0]` to a temporary file: a header naming the cut,
+        then `lines` (the records it carries). Needs no lock and touches no state of this view,
+        so it may run on another thread; `commit` puts it in place."""
+        carried = b"".join(lines)
+        header = encode_line({"gen": cut[0] + 1, "base": list(cut), "carried": len(carried),
+                              "records": len(lines)})
+        tmp = temp_name(self.path)
+        fd = create_temp(tmp, header + carried, fsync=self.fsync_rewrites)
+        return NextGeneration(cut, tmp, fd, len(header) + len(carried), len(lines))
+
+    def commit(self, nxt: NextGeneration) -> int:
+        """(Lock held, just caught up.) Append what was written since the cut to `nxt`, put
+        it in place of the log and continue in it; the number of records so copied.
+        Raises StorageError (and leaves the log as it was) if the log moved to another
+        generation meanwhile or the files fail."""
+        gen, start = nxt.cut
+        if gen != self.gen or start > self._offset:
+            raise StorageError(f"{self.path} moved on while its next generation was written")
+        tail = os.pread(self._fd, self._offset - start, start) if self._offset > start else b""
+        try:
+            view = memoryview(tail)
+            while view:
+                view = view[os.write(nxt.fd, view):]
+            if self.fsync_rewrites:
+                os.fsync(nxt.fd)
+            os.replace(nxt.tmp, self.path)
+        except OSError as exc:
+            raise StorageError(f"could not rewrite {self.path}: {exc.strerror or exc}") from exc
+        if self.fsync_rewrites:
+            fsync_folder(self.path.parent)
         # Keep the descriptor of the file written, not of whatever the name points to next:
         # without the lock (the unsafe teaching mode) another writer may rename its own
         # generation over ours at once, and our offset belongs to our file.
-        fd = atomic_replace_open(self.path, data, fsync=True)
         self.close()
-        self._fd = fd
-        self._ino = os.fstat(self._fd).st_ino
-        self._offset = len(data)
-        self.gen += 1
-        self.count = len(records)
+        self._fd, self._ino = nxt.fd, os.fstat(nxt.fd).st_ino
+        nxt.fd = -1
+        self._offset = nxt.size + len(tail)
+        self.gen = gen + 1
+        copied = tail.count(b"\n")
+        self.count = nxt.records + copied
+        return copied
+
+    @staticmethod
+    def discard(nxt: NextGeneration) -> None:
+        """Forget a prepared generation that will not be committed."""
+        if nxt.fd >= 0:
+            os.close(nxt.fd)
+            nxt.fd = -1
+        nxt.tmp.unlink(missing_ok=True)
+
+    def rewrite(self, records: list[Record]) -> None:
+        """(Lock held, just caught up.) Start the next generation holding `records`."""
+        nxt = self.prepare([encode_line(r) for r in records], self.position)
+        try:
+            self.commit(nxt)
+        finally:
+            self.discard(nxt)
 
     def close(self) -> None:
         if self._fd >= 0:
