@@ -284,7 +284,9 @@ def target_name(config: dict[str, Any]) -> str:
 
 
 def summary_row(summary: dict[str, Any]) -> dict[str, Any]:
+    """One tidy row: the settings that vary, the figures, and the cost per request."""
     config = summary["config"]
+    cost = summary.get("cost", {})
     return {"name": summary["name"], "workload": config["workload"],
             "target": target_name(config),
             "unsafe": config["unsafe_no_lock"], "workers": config["workers"],
@@ -293,4 +295,7 @@ def summary_row(summary: dict[str, Any]) -> dict[str, Any]:
             "p90_ms": summary["p90_ms"], "p99_ms": summary["p99_ms"],
             "p999_ms": summary["p999_ms"], "max_ms": summary["max_ms"],
             "timeouts": summary["timeouts"], "errors": summary["errors"],
-            "violations": summary["violations"], "requests": summary["requests"]}
+            "violations": summary["violations"], "requests": summary["requests"],
+            "server_cpu_us": cost.get("server_cpu_us_per_request"),
+            "load_cpu_us": summary.get("load", {}).get("cpu_us_per_request"),
+            "machine_busy": cost.get("machine_busy")}

@@ -5,6 +5,7 @@ its workers (``--workers N``) are in `libsrv.broker`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -64,6 +65,9 @@ def open_service(config: ServerConfig, board: StatsBoard, worker: int,
     if storage is None:
         storage = open_storage(config.storage, config.db, lock_timeout=config.lock_timeout,
                                locking=config.locking, fsync=config.fsync)
+    # The catalog just loaded lives as long as the process: keep the cyclic garbage collector
+    # from walking every book on some request (tens of ms with 20,000 books).
+    gc.freeze()
     return Service(storage, Policy(loan_days=config.loan_days, lang=config.lang), board, worker)
 
 

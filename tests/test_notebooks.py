@@ -57,9 +57,10 @@ def test_forms_notebook_builds_its_widgets(tmp_path: Path) -> None:
 
 def test_latency_notebook_runs_small(tmp_path: Path) -> None:
     nb = execute("03-latency.ipynb", f"CLIENTS = [1, 4]\nWORKERS = [0, 1]\nSECONDS = 1\n"
-                 f"BOOKS = 200\nOUT = {str(tmp_path)!r}", tmp_path)
+                 f"BOOKS = 200\nROUNDS = 1\nOUT = {str(tmp_path)!r}", tmp_path)
     text = outputs(nb)
     assert "throughput / echo" in text and "image/png" in str(nb.cells)
+    assert "server_cpu_us" in text and "kit broker + 2 echo workers" in text
 
 
 def test_concurrency_notebook_runs_small(tmp_path: Path) -> None:

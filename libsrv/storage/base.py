@@ -59,12 +59,17 @@ class AppliedRequests:
             raise IdReused(request.id)
         return json.loads(reply)
 
-    def lines(self) -> list[bytes]:
-        """The window as log lines, oldest first, built without decoding the replies (kept
-        as JSON text): what a compaction carries into the next generation."""
+    def snapshot(self) -> list[tuple[str, tuple[str, str]]]:
+        """The window as it is now, oldest first (cheap: a list of references)."""
+        return list(self._replies.items())
+
+    @staticmethod
+    def lines(snapshot: list[tuple[str, tuple[str, str]]]) -> list[bytes]:
+        """A window's snapshot as log lines, built without decoding the replies (kept as JSON
+        text): what a compaction carries into the next generation."""
         dumps = _COMPACT.encode
         return [f'{{"id":{dumps(rid)},"fp":{dumps(fp)},"reply":{reply}}}\n'.encode()
-                for rid, (fp, reply) in list(self._replies.items())]
+                for rid, (fp, reply) in snapshot]
 
     def records(self) -> list[dict[str, Any]]:
         """The window as log records, oldest first, for carrying into a new generation."""

@@ -146,7 +146,7 @@ class JournalStorage(Storage):
             return
         self._next_try = 0
         self._compaction = Compaction(self.path, self._log, self._catalog.snapshot(),
-                                      self._catalog.shape, self._applied.lines())
+                                      self._catalog.shape, self._applied.snapshot())
         self._compaction.start()
 
     def _finish_compaction(self, *, wait: bool = False) -> None:
@@ -175,7 +175,7 @@ class JournalStorage(Storage):
             return
         self._compacting.try_acquire()  # at shutdown, whoever else holds it is also done
         self._compaction = Compaction(self.path, self._log, self._catalog.snapshot(),
-                                      self._catalog.shape, self._applied.lines())
+                                      self._catalog.shape, self._applied.snapshot())
         self._compaction.run()
         self._finish_compaction()
 
@@ -203,15 +203,15 @@ class JournalStorage(Storage):
 class Compaction:
     """A snapshot and the journal generation after it, written from copies on a thread.
 
-    `books` (a shallow copy: records are never changed in place) and `id_lines` are taken
+    `books` (a shallow copy: records are never changed in place) and `ids` are taken
     with the lock held; the files are written to temporary names and synced; `install_snapshot`
     and `LineLog.commit` put them in place later, again with the lock held."""
 
     def __init__(self, path: Path, journal: LineLog, books: list[Book], shape: str,
-                 id_lines: list[bytes]) -> None:
+                 ids: list[tuple[str, tuple[str, str]]]) -> None:
         self.path = path
         self._journal = journal
-        self._books, self._shape, self._id_lines = books, shape, id_lines
+        self._books, self._shape, self._ids = books, shape, ids
         self.cut = journal.position
         self.snapshot_tmp: Path | None = None
         self.next_generation: NextGeneration
@@ -231,13 +231,14 @@ class Compaction:
             tmp = temp_name(self.path)
             os.close(create_temp(tmp, data))
             self.snapshot_tmp = tmp
-            self.next_generation = self._journal.prepare(self._id_lines, self.cut)
+            self.next_generation = self._journal.prepare(AppliedRequests.lines(self._ids),
+                                                         self.cut)
         except StorageError as error:
             self.error = error
         except Exception as error:  # a thread must not die silently
             self.error = StorageError(f"compaction failed: {type(error).__name__}: {error}")
         finally:
-            self._books, self._id_lines = [], []
+            self._books, self._ids = [], []
             self._done.set()
 
     def finished(self, *, wait: bool = False) -> bool:
