@@ -1,7 +1,8 @@
 """The kit's main job: a short default experiment, end to end, ending with the report.
 
 ``python -m bench demo`` starts its own servers (one per run, each on a fresh generated
-catalog), measures the echo baseline and the server side by side, sweeps clients and workers,
+catalog), measures the transport's limit (libzmq's proxy in front of echo workers) and the
+server side by side, sweeps clients and workers,
 compares the storage engines, runs the lost-update experiment with and without the lock, and
 writes ``report/README.md`` with its figures.
 """

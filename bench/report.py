@@ -131,8 +131,9 @@ def write_report(paths: list[Path], out: Path, title: str = "libsrv experiment r
              f"{machine['libzmq']}.\n",
              "Latency is measured from each request's intended send time (corrected for "
              "coordinated omission) and reported in milliseconds; warm-up requests are left "
-             "out. Ratios compare a run with the bare echo run of the same workers and "
-             "clients, measured on the same machine in the same session.\n",
+             "out. Ratios compare a run with the transport's limit (libzmq's C proxy in front of "
+             "the same number of REP echo workers; a bare REP echo for a single REP server) "
+             "with the same clients, measured on the same machine in the same session.\n",
              "## Runs\n", _markdown_table(table),
              "\nCommands:\n\n```\n" + "\n".join(s["command"] for s in summaries) + "\n```\n"]
     made = [("Latency distribution", fig_latency(runs, table, summaries,
@@ -172,7 +173,7 @@ def write_report(paths: list[Path], out: Path, title: str = "libsrv experiment r
     ratios = table[table["throughput_vs_echo"].notna()]
     if not ratios.empty:
         made.append(("Ratio to the echo baseline", fig_bars(
-            ratios, "throughput_vs_echo", "Throughput as a fraction of the bare echo",
+            ratios, "throughput_vs_echo", "Throughput as a fraction of the transport's limit",
             "server / echo", summaries, figures / "vs_echo.png")))
     else:
         skipped.append("ratio to the echo baseline (no echo run with the same shape)")
