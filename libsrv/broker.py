@@ -97,15 +97,20 @@ def serve_dealer(sock: zmq.Socket, handle: Callable[[list[bytes]], Handled], sto
                 last_activity = time.monotonic()
             continue
         logging_on = request_log.isEnabledFor(logging.INFO)
+        replies = []
         while True:
             try:
                 client, *request = recv(zmq.NOBLOCK)
             except again:
                 break
             handled = handle(request)
-            send([client, handled.frame])
+            replies.append([client, handled.frame])
             if logging_on:
                 log_request(name, pid, handled)
+        # the batch's replies back to back: libzmq's I/O thread, woken by the first, takes the
+        # rest without another wake-up
+        for reply in replies:
+            send(reply)
         last_activity = time.monotonic()
 
 
@@ -229,11 +234,12 @@ class Broker:
     def _drain_backend(self, backend: zmq.Socket, frontend: zmq.Socket) -> None:
         """Every reply already queued: forward it, and give the worker its credit back."""
         now = time.monotonic()
+        replies = []
         while True:
             try:
                 msg = backend.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                break
             worker = self._workers.get(msg[0])
             if worker is None:
                 continue  # a worker that died after sending: its requests were re-sent
@@ -248,7 +254,9 @@ class Broker:
             worker.credits += 1
             self._credits += 1
             worker.progress_at = now
-            frontend.send_multipart([msg[1], b"", *msg[2:]])
+            replies.append([msg[1], b"", *msg[2:]])
+        for reply in replies:  # back to back, as the workers send theirs
+            frontend.send_multipart(reply)
 
     def _drain_frontend(self, frontend: zmq.Socket) -> None:
         """Take as many requests as the workers have room for."""
