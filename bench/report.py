@@ -99,16 +99,20 @@ def fig_bars(table: pd.DataFrame, column: str, title: str, ylabel: str,
 def _markdown_table(table: pd.DataFrame) -> str:
     columns = ["name", "target", "workers", "clients", "books", "requests", "throughput",
                "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "timeouts", "errors",
-               "violations", "throughput_vs_echo", "p99_vs_echo"]
+               "violations", "throughput_vs_echo", "p99_vs_echo", "server_cpu_us",
+               "load_cpu_us", "machine_busy"]
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
     rows = []
     for _, row in table[columns].iterrows():
         cells = []
         for column in columns:
             value = row[column]
-            if isinstance(value, float):
-                cells.append("–" if value != value else (f"{value:,.0f}" if column ==
-                                                          "throughput" else f"{value:.3f}"))
+            if value is None:
+                cells.append("–")
+            elif isinstance(value, float):
+                whole = column in ("throughput", "server_cpu_us", "load_cpu_us")
+                cells.append("–" if value != value else (f"{value:,.0f}" if whole
+                                                          else f"{value:.3f}"))
             else:
                 cells.append(str(value))
         rows.append("| " + " | ".join(cells) + " |")
@@ -133,7 +137,10 @@ def write_report(paths: list[Path], out: Path, title: str = "libsrv experiment r
              "coordinated omission) and reported in milliseconds; warm-up requests are left "
              "out. Ratios compare a run with the transport's limit (libzmq's C proxy in front of "
              "the same number of REP echo workers; a bare REP echo for a single REP server) "
-             "with the same clients, measured on the same machine in the same session.\n",
+             "with the same clients, measured on the same machine in the same session. "
+             "`server_cpu_us` and `load_cpu_us` are the CPU time one request cost the server's "
+             "processes and the load generator; `machine_busy` is the share of all cores that "
+             "was busy (1.0 = every core).\n",
              "## Runs\n", _markdown_table(table),
              "\nCommands:\n\n```\n" + "\n".join(s["command"] for s in summaries) + "\n```\n"]
     made = [("Latency distribution", fig_latency(runs, table, summaries,
