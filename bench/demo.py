@@ -13,12 +13,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from bench.compare import same_load
 from bench.report import write_report
 from bench.runner import RunConfig, run_experiment, summary_row
 
 
 def default_plan(seconds: float) -> list[RunConfig]:
-    base = RunConfig(duration=seconds, warmup=0.5, books=10_000)
+    # every run driven by the same load processes, so that ratios compare servers, not loads
+    base = same_load(RunConfig(duration=seconds, warmup=0.5, books=10_000))
     plan = [replace(base, echo=True), base, replace(base, storage="json")]
     plan += [replace(base, clients=clients) for clients in (1, 4, 64)]
     plan += [replace(base, workers=workers) for workers in (0, 1, 4)]

@@ -46,6 +46,6 @@ def test_no_anomaly_while_workers_die_under_a_mixed_load(tmp_path: Path) -> None
                                        kill_worker_every=1.0), tmp_path, progress=False)
     summary = outcome.summary
     assert summary["workers_killed"] >= 2
-    assert summary["codes"].get("OK", 0) > 1000
+    assert summary["codes"].get("OK", 0) > 200
     assert outcome.violations == 0, outcome.verdict["details"][:3]
     assert summary["timeouts"] == 0
