@@ -23,7 +23,7 @@ from bench.settings import SETTINGS, RunConfig, add_flags, config_from_args, run
 from libsrv.generate import write_catalog
 from libsrv.library import Policy, plan_write
 from libsrv.protocol import Action, Request
-from libsrv.storage.files import StorageError, atomic_replace_open, atomic_write
+from libsrv.storage.files import StorageError
 from libsrv.storage.journal import JournalStorage
 from tests.fake_servers import fake_server
 
@@ -182,17 +182,6 @@ def test_the_recorded_command_runs_again_to_the_same_configuration(tmp_path: Pat
 
 
 # ---------------------------------------------------------------- the unsafe teaching run
-
-
-def test_a_descriptor_from_an_atomic_replace_stays_on_the_file_it_wrote(tmp_path: Path) -> None:
-    path = tmp_path / "log"
-    fd = atomic_replace_open(path, b"mine\n")
-    try:
-        atomic_write(path, b"somebody else's, longer\n")  # another writer renames over it
-        assert path.read_bytes() == b"somebody else's, longer\n"
-        assert os.pread(fd, 100, 0) == b"mine\n"
-    finally:
-        os.close(fd)
 
 
 def _unlocked_writer(db: str, rounds: int, errors: object) -> None:

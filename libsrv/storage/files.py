@@ -141,25 +141,15 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
 
     Writes a temporary file beside it, fsyncs it, renames it over `path` and fsyncs the folder.
     """
-    os.close(atomic_replace_open(path, data, fsync=fsync))
-
-
-def atomic_replace_open(path: Path, data: bytes, *, fsync: bool = True) -> int:
-    """`atomic_write`, returning a descriptor (read-write, append) on the file written.
-
-    The descriptor is the caller's to close. It is opened before the rename, so it is on the
-    file this call wrote even if another process replaces `path` again right after."""
     tmp = temp_name(path)
-    fd = create_temp(tmp, data, fsync=fsync)
+    os.close(create_temp(tmp, data, fsync=fsync))
     try:
         os.replace(tmp, path)
     except OSError as exc:
-        os.close(fd)
         tmp.unlink(missing_ok=True)
         raise StorageError(f"could not write {path}: {exc.strerror or exc}") from exc
     if fsync:
         fsync_folder(path.parent)
-    return fd
 
 
 def create_temp(tmp: Path, data: bytes, *, fsync: bool = True) -> int:

@@ -185,6 +185,10 @@ class JournalStorage(Storage):
             self._compact()
 
     def idle(self) -> None:
+        self._catch_up()
+        job = self._compaction
+        if not self._pending and (job is None or not job.finished()):
+            return  # nothing to do: leave the lock alone (another program may hold it)
         with self._lock:
             self._catch_up()
             self._finish_compaction()
