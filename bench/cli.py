@@ -1,4 +1,6 @@
-"""``python -m bench run | baseline | sweep | report | echo``.
+"""``python -m bench run | baseline | sweep | compare | report | demo | echo``.
+
+The flags that describe a run come from `bench.settings`, the one table of a run's settings.
 
 Exit status of ``run``: 0 when the run completed and the verifier found nothing, 1 when the
 verifier found violations, 2 when the run itself failed, 3 when it missed a threshold
