@@ -225,3 +225,23 @@ def test_a_failed_write_changes_nothing(engine: str, catalog_file: Path) -> None
     assert other.read().get(DON_QUIJOTE)["estado"] != LENT
     retried = write(other, "loan_isbn", rid="fails-1")  # not remembered as applied
     assert retried["code"] == Code.OK and retried["book"]["estado"] == LENT
+
+
+def test_a_compaction_overtaken_by_another_process_is_dropped(tmp_path: Path) -> None:
+    """a's snapshot is cut, then b writes and compacts on its own (as at shutdown): a's older
+    snapshot must not replace b's newer one."""
+    path = write_catalog(tmp_path / "race.json", 3)
+    a = JournalStorage(path, compact_min=4)
+    b = JournalStorage(path, compact_min=4)
+    for n in range(3):
+        write(a, "loan_isbn", isbn_for(n))
+    write(a, "return_isbn", isbn_for(0))  # a's 4th change cuts a snapshot
+    assert a.compacting
+    write(b, "loan_isbn", isbn_for(0), borrower="late")  # after a's cut
+    b.flush()  # b compacts now, without waiting for a
+    wait_until(lambda: (a.idle(), not a.compacting)[1], message="a's compaction to end")
+    fresh = JournalStorage(path)
+    assert fresh.read().get(isbn_for(0))["prestatario"] == "late"
+    assert on_disk(path).get(isbn_for(0))["prestatario"] == "late"
+    for storage in (a, b, fresh):
+        storage.close()

@@ -160,6 +160,11 @@ class JournalStorage(Storage):
         try:
             if job.error is not None:
                 raise job.error
+            if job.cut[0] != self._log.position[0]:
+                # another process compacted meanwhile (as at shutdown): its snapshot is newer,
+                # and ours must not replace it
+                log.info("a newer snapshot was written meanwhile; dropping this one")
+                return
             job.install_snapshot()
             self._pending = self._log.commit(job.next_generation)
         except StorageError as error:  # the journal still holds everything: retry later
@@ -194,6 +199,12 @@ class JournalStorage(Storage):
             self._finish_compaction()
             if self._pending:
                 self._start_compaction(now=True)
+
+    @property
+    def compacting(self) -> bool:
+        """Whether this process has a snapshot under way (written or waiting to be put in
+        place)."""
+        return self._compaction is not None
 
     def close(self) -> None:
         if self._compaction is not None:
