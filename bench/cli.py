@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.runner import run_experiment, sweep
-from bench.settings import ECHO_VIA, RunConfig, add_flags, config_from_args
+from bench.settings import ECHO_VIA, add_flags, config_from_args, same_load
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_FAILED, EXIT_THRESHOLD = 0, 1, 2, 3
 
@@ -27,10 +27,6 @@ def _load_flags(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) 
     parser.add_argument("--out", default="report/runs",
                         help="folder for run folders (default report/runs)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def _config(args: argparse.Namespace, **overrides: Any) -> RunConfig:
-    return config_from_args(args, **overrides)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -72,7 +68,7 @@ def summary_warnings(summary: dict[str, Any]) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    outcome = run_experiment(_config(args), args.out,
+    outcome = run_experiment(config_from_args(args), args.out,
                              progress=not args.no_progress)
     summary = outcome.summary
     _print_summary(summary)
@@ -95,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    outcome = run_experiment(_config(args, echo=args.via), args.out,
+    outcome = run_experiment(config_from_args(args, echo=args.via), args.out,
                              progress=not args.no_progress)
     _print_summary(outcome.summary)
     print(f"results in {outcome.folder}")
@@ -116,7 +112,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         grid["storage"] = args.storage_list.split(",")
     if args.workload_list:
         grid["workload"] = args.workload_list.split(",")
-    table = sweep(_config(args), args.out, progress=not args.no_progress, **grid)
+    table = sweep(config_from_args(args), args.out, progress=not args.no_progress, **grid)
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
     return EXIT_VIOLATIONS if table["violations"].sum() else EXIT_OK
 
@@ -135,11 +131,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         compare,
         describe,
         medians,
-        same_load,
         transport_reference,
     )
 
-    base = same_load(_config(args))
+    base = same_load(config_from_args(args))
     if args.reference == "server":
         reference, candidates = base, {}
     else:

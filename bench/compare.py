@@ -11,7 +11,6 @@ row uses the same load processes, so the load generator is the same for all of t
 
 from __future__ import annotations
 
-import os
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -104,11 +103,3 @@ def medians(table: pd.DataFrame) -> pd.DataFrame:
             row["violations"] = int(group["violations"].sum())
         out.append(row)
     return pd.DataFrame(out)
-
-
-def same_load(config: RunConfig) -> RunConfig:
-    """`config` with an explicit number of load processes (one per CPU, at most one per
-    client, unless given), so that every row of a comparison is driven alike."""
-    if config.processes:
-        return config
-    return replace(config, processes=max(1, min(config.clients, os.cpu_count() or 1)))

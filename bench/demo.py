@@ -13,9 +13,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench.compare import same_load
 from bench.report import write_report
 from bench.runner import RunConfig, run_experiment, summary_row
+from bench.settings import same_load
 
 
 def default_plan(seconds: float) -> list[RunConfig]:

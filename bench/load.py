@@ -43,8 +43,6 @@ CLIENTS_PER_PROCESS = 250
 ANSWERS = frozenset({Code.OK, Code.UNAVAILABLE, Code.NOT_LOANED, Code.NOT_FOUND})
 
 
-
-
 def new_histogram() -> HdrHistogram:
     return HdrHistogram(1, HIST_MAX_NS, HIST_DIGITS)  # in ns: 0.1% resolution from 1 µs up
 
@@ -67,6 +65,15 @@ class LoadSpec:
     # Request ids start with this; unique per run, so a server that remembers ids never mistakes
     # a request of this run for a retry of an earlier one (the seed still fixes the workload).
     run_id: str = field(default_factory=lambda: secrets.token_hex(6))
+
+    def window(self, t0: int) -> tuple[int, int | None]:
+        """(measure_from, end) in perf_counter_ns for a run starting at `t0`: samples count
+        from the end of the warm-up; clients start no request at or after `end` (None: the
+        run is a count of requests, with no warm-up)."""
+        if self.requests is not None:
+            return t0, None
+        measure_from = t0 + int(self.warmup * 1e9)
+        return measure_from, measure_from + int((self.duration or 0) * 1e9)
 
     def process_count(self) -> int:
         if self.processes:
@@ -119,10 +126,7 @@ class _ClientPool:
         self.poller = zmq.Poller()
         self.by_sock: dict[zmq.Socket, _Client] = {}
         self.records: list[Record] = []
-        warmup_ns = int(spec.warmup * 1e9) if spec.requests is None else 0
-        self.measure_from = t0 + warmup_ns
-        self.end = t0 + warmup_ns + int((spec.duration or 0) * 1e9) \
-            if spec.requests is None else None
+        self.measure_from, self.end = spec.window(t0)
         self.timeout_ns = int(spec.timeout * 1e9)
         self.interval = int(spec.clients / spec.rate * 1e9) if spec.rate else 0
         self.think = int(spec.think * 1e9)
@@ -344,7 +348,6 @@ def run_load(spec: LoadSpec, progress: Callable[[int, int], None] | None = None)
         uncorrected.decode_and_add(result.uncorrected)
         records.extend(result.records)
     ordered = [gathered[slot] for slot in sorted(gathered)]
-    end = None if spec.requests is not None else \
-        ordered[0].measure_from + int((spec.duration or 0) * 1e9)
-    return LoadResult(records, corrected, uncorrected, t0, ordered[0].measure_from, end, nproc,
+    measure_from, end = spec.window(t0)
+    return LoadResult(records, corrected, uncorrected, t0, measure_from, end, nproc,
                       [r.cpu_seconds for r in ordered], [r.wall_seconds for r in ordered])

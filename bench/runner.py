@@ -26,9 +26,9 @@ import pandas as pd
 from bench.load import LoadSpec, run_load
 from bench.procstat import CostMeter, rss_mb
 from bench.results import machine_info, new_run_folder, records_frame, summarize, write_run
-from bench.settings import RunConfig, run_command
+from bench.settings import RunConfig, run_command, same_load
 from bench.verifier import ops_from_records, verify
-from bench.workloads import KeySpace, needs_titles, workload_named
+from bench.workloads import KeySpace, Workload, needs_titles, workload_named
 from libsrv.catalog import LENT, Catalog
 from libsrv.client import LibraryClient, ServerUnreachable
 from libsrv.generate import write_catalog
@@ -179,15 +179,14 @@ def _progress_bar(config: RunConfig) -> tuple[Callable[[int, int], None], Callab
     return update, bar.close
 
 
-def _load_spec(config: RunConfig, endpoint: str, keys: KeySpace) -> LoadSpec:
-    processes = config.processes
-    if config.echo and not processes:
-        # the echo answers faster than one load process can ask: give it every CPU
-        processes = min(config.clients, os.cpu_count() or 1)
-    return LoadSpec(endpoint, config.clients, workload_named(config.workload, config.hot), keys,
-                    duration=config.duration, requests=config.requests, rate=config.rate,
-                    think=config.think, warmup=config.warmup, timeout=config.timeout,
-                    retries=config.retries, seed=config.seed, processes=processes)
+def _load_spec(config: RunConfig, endpoint: str, workload: Workload,
+               keys: KeySpace) -> LoadSpec:
+    if config.echo:  # the echo answers faster than one load process can ask
+        config = same_load(config)
+    return LoadSpec(endpoint, config.clients, workload, keys, duration=config.duration,
+                    requests=config.requests, rate=config.rate, think=config.think,
+                    warmup=config.warmup, timeout=config.timeout, retries=config.retries,
+                    seed=config.seed, processes=config.processes)
 
 
 def _final_state(endpoint: str, isbns: list[str]) -> dict[str, Any]:
@@ -220,7 +219,7 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             keys = KeySpace(config.books, True, books) if db is not None else \
                 KeySpace(books=books)
             initial = {b["ISBN"]: b["estado"] == LENT for b in listed}
-            spec = _load_spec(config, endpoint, keys)
+            spec = _load_spec(config, endpoint, workload, keys)
             measured = server if server is not None and not config.echo else None
             memory = {"start_mb": rss_mb(server_pids(endpoint, measured))} if measured else {}
             update, close = _progress_bar(config) if progress else (None, lambda: None)
@@ -235,7 +234,7 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
                 memory["end_mb"] = rss_mb(server_pids(endpoint, measured))
             frame = records_frame(result)
             if not config.echo:
-                ops = ops_from_records(r._asdict() for r in result.records)
+                ops = ops_from_records(result.records)
                 served = _final_state(endpoint,
                                       sorted({op.isbn for op in ops if op.isbn is not None}))
         # our server has stopped here, so its catalog file is final

@@ -9,9 +9,10 @@ writes the ``python -m bench run`` line whose parsing gives the same `RunConfig`
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from bench.workloads import WORKLOADS
@@ -116,6 +117,15 @@ SETTINGS: tuple[Setting, ...] = (
 )
 DEFAULTS = RunConfig()
 _SHOWN_ALWAYS = {"workload", "clients", "seed", "duration", "requests"}
+
+
+def same_load(config: RunConfig) -> RunConfig:
+    """`config` with an explicit number of load processes (one per CPU, at most one per
+    client, unless given): what the echo baselines need, and what a comparison gives every
+    row so that all are driven alike."""
+    if config.processes:
+        return config
+    return replace(config, processes=max(1, min(config.clients, os.cpu_count() or 1)))
 
 
 def _default_text(setting: Setting) -> str:

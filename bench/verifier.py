@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.history import BAD_REPLY, TIMEOUT
+from bench.history import BAD_REPLY, TIMEOUT, Record
 from libsrv.catalog import LENT
 from libsrv.protocol import Action, Code
 
@@ -90,22 +90,20 @@ def _lent(state: object) -> int | None:
     return None if not isinstance(state, str) else int(state == LENT)
 
 
-def ops_from_records(records: Iterable[Mapping[str, Any]]) -> list[Op]:
-    """The operations the verifier checks, from the recorder's rows (`bench.history.Record`).
+def ops_from_records(records: Iterable[Record]) -> list[Op]:
+    """The operations the verifier checks, from the recorded requests.
 
     Kept: queries by ISBN that returned the book, loans and returns with any reply or none.
     Left out: title queries (their replies list many books), pings and catalog pages, and
     replies that say nothing about a book's state (NOT_FOUND, BAD_REQUEST)."""
     ops = []
     for r in records:
-        action, code = r["action"], r["code"]
-        complete = r["t_recv"]
-        complete = None if complete is None or complete != complete else int(complete)
-        common = {"client": int(r["client"]), "invoke": int(r["t_send"])}
+        action, code, complete = r.action, r.code, r.t_recv
+        common = {"client": r.client, "invoke": r.t_send}
         if action == Action.QUERY_ISBN:
-            value = _lent(r.get("reply_state"))
-            if code == Code.OK and value is not None and r.get("reply_isbn") == r["isbn"]:
-                ops.append(Op(kind=QUERY, isbn=r["isbn"], complete=complete, status=OK,
+            value = _lent(r.reply_state)
+            if code == Code.OK and value is not None and r.reply_isbn == r.isbn:
+                ops.append(Op(kind=QUERY, isbn=r.isbn, complete=complete, status=OK,
                               value=value, **common))
             continue
         kind = _WRITE_KINDS.get(action)
@@ -113,16 +111,16 @@ def ops_from_records(records: Iterable[Mapping[str, Any]]) -> list[Op]:
             continue
         by_title = action == Action.LOAN_TITLE
         if code in _UNKNOWN_CODES:
-            isbn = None if by_title else r["isbn"]
+            isbn = None if by_title else r.isbn
             ops.append(Op(kind=kind, isbn=isbn, complete=None, status=UNKNOWN,
-                          borrower=r.get("borrower"), **common))
+                          borrower=r.borrower, **common))
             continue
-        isbn = r.get("reply_isbn") if by_title else r["isbn"]
+        isbn = r.reply_isbn if by_title else r.isbn
         if isbn is None or complete is None:
             continue
         if code == Code.OK:
             ops.append(Op(kind=kind, isbn=isbn, complete=complete, status=OK,
-                          borrower=r.get("borrower"), reply_borrower=r.get("reply_borrower"),
+                          borrower=r.borrower, reply_borrower=r.reply_borrower,
                           **common))
         elif code == _REFUSAL[kind]:
             # a loan by title is refused only when every copy, the one named included, is lent

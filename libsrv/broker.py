@@ -182,9 +182,6 @@ class Broker:
         self._workers[identity] = _Worker(row, identity, process)
         self._changed = True
 
-    def _room(self) -> int:
-        return self._credits
-
     def _loop(self, frontend: zmq.Socket, backend: zmq.Socket, endpoint: str,
               on_ready: Callable[[str], None]) -> None:
         announced = False
@@ -200,7 +197,7 @@ class Broker:
                 busy = any(w.inflight for w in self._workers.values())
                 if not busy or time.monotonic() - stopping_since > 2.0:
                     return
-            want_frontend = stopping_since is None and self._room() > len(self._pending)
+            want_frontend = stopping_since is None and self._credits > len(self._pending)
             if want_frontend != watching_frontend:
                 if want_frontend:
                     poller.register(frontend, zmq.POLLIN)
@@ -260,7 +257,7 @@ class Broker:
 
     def _drain_frontend(self, frontend: zmq.Socket) -> None:
         """Take as many requests as the workers have room for."""
-        room = self._room() - len(self._pending)
+        room = self._credits - len(self._pending)
         while room > 0:
             try:
                 msg = frontend.recv_multipart(zmq.NOBLOCK)

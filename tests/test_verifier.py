@@ -152,7 +152,7 @@ def record(action: str, code: str, start: int, end: int | None, *, state: str | 
 
 
 def test_records_become_transitions_assertions_and_unknowns() -> None:
-    ops = ops_from_records(r._asdict() for r in [
+    ops = ops_from_records([
         record("loan_isbn", "OK", 0, 1, state="prestado"),
         record("query_isbn", "OK", 2, 3, state="prestado"),
         record("loan_isbn", "UNAVAILABLE", 4, 5, state="prestado"),
@@ -173,7 +173,7 @@ def test_an_internal_reply_to_a_write_is_unknown_not_failed() -> None:
     rows = [record("loan_isbn", "OK", 0, 1, state="prestado"),
             record("return_isbn", "INTERNAL", 2, 3),
             record("loan_isbn", "OK", 4, 5, state="prestado")]
-    assert verify(ops_from_records(r._asdict() for r in rows), {A: False}, lent(True)).ok
+    assert verify(ops_from_records(rows), {A: False}, lent(True)).ok
 
 
 # ---------------------------------------------------------------- against an exhaustive search

@@ -57,7 +57,6 @@ class LineLog:
     def __init__(self, path: Path, *, fsync: bool = False, exclusive: bool = True) -> None:
         self.path = path
         self.fsync = fsync
-        self.fsync_rewrites = True  # a new generation replaces the old: always on disk first
         # Without the lock (the unsafe teaching mode) another writer's fresh line may look
         # like a torn tail, so tails are only cut when writers exclude each other.
         self.exclusive = exclusive
@@ -210,7 +209,8 @@ class LineLog:
         header = encode_line({"gen": cut[0] + 1, "base": list(cut), "carried": len(carried),
                               "records": len(lines)})
         tmp = temp_name(self.path)
-        fd = create_temp(tmp, header + carried, fsync=self.fsync_rewrites)
+        # a new generation replaces the old one: it is on disk first, whatever `fsync` says
+        fd = create_temp(tmp, header + carried, fsync=True)
         return NextGeneration(cut, tmp, fd, len(header) + len(carried), len(lines))
 
     def commit(self, nxt: NextGeneration) -> int:
@@ -226,13 +226,11 @@ class LineLog:
             view = memoryview(tail)
             while view:
                 view = view[os.write(nxt.fd, view):]
-            if self.fsync_rewrites:
-                os.fsync(nxt.fd)
+            os.fsync(nxt.fd)
             os.replace(nxt.tmp, self.path)
         except OSError as exc:
             raise StorageError(f"could not rewrite {self.path}: {exc.strerror or exc}") from exc
-        if self.fsync_rewrites:
-            fsync_folder(self.path.parent)
+        fsync_folder(self.path.parent)
         # Keep the descriptor of the file written, not of whatever the name points to next:
         # without the lock (the unsafe teaching mode) another writer may rename its own
         # generation over ours at once, and our offset belongs to our file.
