@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.runner import run_experiment, sweep
-from bench.settings import ECHO_VIA, add_flags, config_from_args, same_load
+from bench.settings import (
+    DEMO_ROUNDS,
+    DEMO_SECONDS,
+    ECHO_VIA,
+    add_flags,
+    config_from_args,
+    same_load,
+)
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_FAILED, EXIT_THRESHOLD = 0, 1, 2, 3
 
@@ -161,7 +168,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bench.demo import run_demo
 
-    run_demo(Path(args.out), seconds=args.seconds)
+    run_demo(Path(args.out), seconds=args.seconds, rounds=args.rounds)
     return EXIT_OK
 
 
@@ -211,8 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--title", default="libsrv experiment report")
     report.set_defaults(func=cmd_report)
     demo = sub.add_parser("demo", help="the default experiment and its report")
-    demo.add_argument("--out", default="report")
-    demo.add_argument("--seconds", type=float, default=3.0, help="measured seconds per run")
+    demo.add_argument("--out", default="report",
+                      help="folder of the report; runs go under OUT/runs (default: report)")
+    demo.add_argument("--seconds", type=float, default=DEMO_SECONDS,
+                      help=f"measured seconds per run (default: {DEMO_SECONDS:g})")
+    demo.add_argument("--rounds", type=int, default=DEMO_ROUNDS,
+                      help=f"interleaved rounds of every run (default: {DEMO_ROUNDS})")
     demo.set_defaults(func=cmd_demo)
     echo = sub.add_parser("echo", help="serve the echo baseline (used by `baseline`)",
                           add_help=False)

@@ -1,70 +1,251 @@
-"""Figures from run results, as matplotlib Figures: the report saves them, notebooks show them."""
+"""The lab report's figures, as matplotlib Figures: the report saves them, notebooks show them.
+
+Every figure takes rows of `bench.rounds.aggregate` (one per configuration, medians over
+rounds with the lowest and highest round) and draws each point at its median with a bar from
+the lowest to the highest round. A point measured in one round only is drawn hollow, and so is
+a percentile that a round had too few requests to measure. Each configuration has one colour
+and marker; the runs' settings are written under the figure by the report, not inside it.
+"""
 
 from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import pandas as pd
 from hdrh.histogram import HdrHistogram
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
-PERCENTILE_TICKS = (0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99)
+from bench.rounds import TAIL_SAMPLES, enough
+
+# colour-blind-safe colours (Okabe and Ito), each with its own marker; red is kept for runs
+# without the lock so that it always means "unsafe"
+STYLES = [("#0072B2", "o"), ("#E69F00", "s"), ("#009E73", "^"), ("#CC79A7", "D"),
+          ("#56B4E9", "v"), ("#000000", "P"), ("#999999", "X"), ("#F0E442", "*")]
+UNSAFE = ("#D62728", "x")
+SAFE = STYLES[0]
+PERCENTILE_TICKS = (50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99)
+SIZE = (8.5, 4.2)
 
 
-def _finish_latency_axes(ax: plt.Axes, xlabel: str, ylabel: str, title: str) -> None:
-    """Log latency axis, labels, grid and legend, shared by the latency figures."""
+def style(index: int, unsafe: bool = False) -> tuple[str, str]:
+    return UNSAFE if unsafe else STYLES[index % len(STYLES)]
+
+
+def _spread(rows: pd.DataFrame, metric: str) -> list[list[float]]:
+    """Error-bar lengths below and above each median: down to the lowest, up to the highest."""
+    return [list((rows[metric] - rows[f"{metric}_lo"]).clip(lower=0)),
+            list((rows[f"{metric}_hi"] - rows[metric]).clip(lower=0))]
+
+
+def _figure(columns: int = 1, note: str = "") -> tuple[plt.Figure, list[plt.Axes]]:
+    fig, axes = plt.subplots(1, columns, figsize=SIZE, layout="constrained", squeeze=False)
+    if note:
+        fig.supxlabel(note, fontsize=8, color="0.35")
+    return fig, list(axes[0])
+
+
+def _number(value: float) -> str:
+    if value != value:
+        return "–"
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 0.1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def _plain_ticks(ax: plt.Axes, values: Sequence[float], axis: str = "x") -> None:
+    """Ticks at exactly `values`, written as plain numbers (1, 4, 16, 64, not 2^0...2^6)."""
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(FixedLocator(list(values)))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_locator(NullLocator())
+
+
+def _log_ticks(ax: plt.Axes) -> None:
+    """A log y axis labelled 0.1, 1, 10, 100 ... instead of powers of ten."""
     ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
-def latency_percentiles(histograms: dict[str, HdrHistogram]) -> plt.Figure:
-    """Latency by percentile, one line per run (log scales: the tail is what matters)."""
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    for name, hist in histograms.items():
-        if hist.get_total_count() == 0:
+def _bars(ax: plt.Axes, rows: pd.DataFrame, metric: str, labels: list[str],
+          colours: list[str], *, log: bool = False, unit: str = "") -> None:
+    """Bars at the medians with the rounds' spread, each labelled with its median."""
+    positions = list(range(len(rows)))
+    hollow = [r == 1 for r in rows["rounds"]]
+    ax.bar(positions, rows[metric], color=[("white" if h else c) for h, c in
+                                           zip(hollow, colours, strict=True)],
+           edgecolor=colours, linewidth=1.5, yerr=_spread(rows, metric), capsize=4,
+           error_kw={"elinewidth": 1, "ecolor": "0.2"})
+    tops = rows[f"{metric}_hi"].where(rows[f"{metric}_hi"].notna(), rows[metric])
+    for x, median, top in zip(positions, rows[metric], tops, strict=True):
+        y = top * (1.25 if log else 1.0) + (0 if log else 0.02 * tops.max())
+        ax.annotate(_number(median) + unit, (x, y), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(positions, labels, fontsize=8)
+    if log:
+        _log_ticks(ax)
+        low = max(min(rows[f"{metric}_lo"].min(), rows[metric].min()) / 3, 1e-3)
+        ax.set_ylim(low, tops.max() * 6)
+    else:
+        ax.set_ylim(0, tops.max() * 1.18 if tops.max() > 0 else 1)
+    ax.grid(True, axis="y", which="major", alpha=0.3)
+
+
+def latency_vs_clients(rows: pd.DataFrame, note: str = "") -> plt.Figure:
+    """Left: p50 and p99 latency against clients (log scales); right: throughput."""
+    fig, (left, right) = _figure(2, note)
+    clients = list(rows["clients"])
+    for index, (metric, name, line) in enumerate((("p50_ms", "median (p50)", "-"),
+                                                  ("p99_ms", "p99", "--"))):
+        colour, marker = style(index)
+        left.errorbar(clients, rows[metric], yerr=_spread(rows, metric), color=colour,
+                      marker=marker, linestyle=line, capsize=3, label=name)
+        weak = rows[~rows[f"{metric}_enough"] | (rows["rounds"] == 1)]
+        left.plot(weak["clients"], weak[metric], linestyle="none", marker=marker,
+                  markerfacecolor="white", markeredgecolor=colour, markersize=8)
+    left.set_xscale("log")
+    _plain_ticks(left, clients)
+    _log_ticks(left)
+    left.set_xlabel("concurrent clients")
+    left.set_ylabel("latency (ms)")
+    left.set_title("Latency", fontsize=10)
+    left.grid(True, which="both", alpha=0.3)
+    left.legend(fontsize=8)
+    colour, marker = style(2)
+    right.errorbar(clients, rows["throughput"], yerr=_spread(rows, "throughput"), color=colour,
+                   marker=marker, capsize=3)
+    right.set_xscale("log")
+    _plain_ticks(right, clients)
+    right.set_ylim(0, rows["throughput_hi"].max() * 1.15)
+    right.set_xlabel("concurrent clients")
+    right.set_ylabel("requests / s")
+    right.set_title("Throughput", fontsize=10)
+    right.grid(True, alpha=0.3)
+    return fig
+
+
+def percentile_curves(curves: dict[str, list[HdrHistogram]], note: str = "") -> plt.Figure:
+    """Latency at each percentile, one line per configuration at the median of its rounds with a
+    band from the lowest to the highest round; a line stops where fewer than TAIL_SAMPLES
+    requests of a round lie beyond the percentile."""
+    fig, (ax,) = _figure(1, note)
+    for index, (name, hists) in enumerate(curves.items()):
+        counts = [h.get_total_count() for h in hists]
+        if not counts or min(counts) == 0:
             continue
-        points = [(1 / (1 - p / 100), hist.get_value_at_percentile(p) / 1e6)
-                  for p in PERCENTILE_TICKS]
-        ax.plot([x for x, _ in points], [y for _, y in points], marker=".", label=name)
+        ticks = [p for p in PERCENTILE_TICKS if enough(min(counts), p)]
+        values = [[h.get_value_at_percentile(p) / 1e6 for h in hists] for p in ticks]
+        xs = [1 / (1 - p / 100) for p in ticks]
+        middle = [statistics.median(v) for v in values]
+        colour, marker = style(index)
+        ax.plot(xs, middle, color=colour, marker=marker, label=name)
+        if len(hists) > 1:
+            ax.fill_between(xs, [min(v) for v in values], [max(v) for v in values],
+                            color=colour, alpha=0.15, linewidth=0)
     ax.set_xscale("log")
-    ax.set_xticks([1, 2, 10, 100, 1000, 10000])
-    ax.set_xticklabels(["0%", "50%", "90%", "99%", "99.9%", "99.99%"])
-    _finish_latency_axes(ax, "percentile", "latency (ms, from intended send)",
-                         "Latency distribution per configuration")
+    _plain_ticks(ax, [2, 10, 100, 1000, 10000])
+    ax.xaxis.set_major_formatter(FuncFormatter(
+        lambda v, _: {2: "50%", 10: "90%", 100: "99%", 1000: "99.9%", 10000: "99.99%"}
+        .get(round(v), "")))
+    _log_ticks(ax)
+    ax.set_xlabel(f"percentile (each line stops where fewer than {TAIL_SAMPLES} requests "
+                  "lie beyond it)")
+    ax.set_ylabel("latency (ms)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
     return fig
 
 
-def latency_vs_clients(table: pd.DataFrame) -> plt.Figure:
-    """p50 and p99 against clients, one pair of lines per target, workers and workload."""
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    for (target, workers, workload), group in table.groupby(["target", "workers", "workload"]):
-        if group["clients"].nunique() < 2:
-            continue  # a single point is no line; it is in the table
-        group = group.sort_values("clients")
-        label = f"{target}, {workers} workers, {workload}"
-        ax.plot(group["clients"], group["p50_ms"], marker="o", label=f"p50 {label}")
-        ax.plot(group["clients"], group["p99_ms"], marker="^", ls="--", label=f"p99 {label}")
-    ax.set_xscale("log", base=2)
-    _finish_latency_axes(ax, "concurrent clients", "latency (ms)",
-                         "p50 and p99 latency against the number of clients")
+def workers_label(workers: int) -> str:
+    return "0\n(single REP)" if workers == 0 else str(workers)
+
+
+def throughput_vs_workers(rows: pd.DataFrame, note: str = "") -> plt.Figure:
+    """Left: throughput per number of workers; right: the server's CPU time per request."""
+    fig, (left, right) = _figure(2, note)
+    labels = [workers_label(w) for w in rows["workers"]]
+    colour = STYLES[0][0]
+    _bars(left, rows, "throughput", labels, [colour] * len(rows))
+    left.set_xlabel("worker processes")
+    left.set_ylabel("requests / s")
+    left.set_title("Throughput", fontsize=10)
+    _bars(right, rows, "server_cpu_us", labels, [STYLES[1][0]] * len(rows), unit=" µs")
+    right.set_xlabel("worker processes")
+    right.set_ylabel("server CPU time per request (µs)")
+    right.set_title("Cost per request", fontsize=10)
     return fig
 
 
-def bars(table: pd.DataFrame, column: str, title: str, ylabel: str) -> plt.Figure:
-    """One bar per run (red for runs without the lock), labelled with its value."""
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    labels = table["name"].tolist()
-    unsafe = table["unsafe"] if "unsafe" in table else [False] * len(table)
-    ax.bar(range(len(labels)), table[column], color=["#c0392b" if u else "#2e86c1"
-                                                     for u in unsafe])
-    ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=25, ha="right", fontsize=7)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
+def storage_engines(rows: pd.DataFrame, note: str = "") -> plt.Figure:
+    """Throughput and p99 per storage engine, on log scales (they differ by decades)."""
+    fig, (left, right) = _figure(2, note)
+    labels = list(rows["storage"])
+    colours = [style(i)[0] for i in range(len(rows))]
+    _bars(left, rows, "throughput", labels, colours, log=True)
+    left.set_ylabel("requests / s (log scale)")
+    left.set_title("Throughput", fontsize=10)
+    _bars(right, rows, "p99_ms", labels, colours, log=True, unit=" ms")
+    right.set_ylabel("p99 latency, ms (log scale)")
+    right.set_title("p99 latency", fontsize=10)
+    for ax in (left, right):
+        ax.set_xlabel("storage engine")
+    return fig
+
+
+def lost_updates(rows: pd.DataFrame, note: str = "") -> plt.Figure:
+    """Anomalies the verifier found in each round, with and without the lock."""
+    fig, (ax,) = _figure(1, note)
+    rounds = max(len(v) for v in rows["violations_per_round"])
+    width = 0.8 / len(rows)
+    for index, (_, row) in enumerate(rows.iterrows()):
+        colour = UNSAFE[0] if row["unsafe"] else SAFE[0]
+        name = "without the lock" if row["unsafe"] else "with the lock"
+        counts = row["violations_per_round"]
+        xs = [r + (index - (len(rows) - 1) / 2) * width for r in range(len(counts))]
+        ax.bar(xs, counts, width=width * 0.95, color=colour, label=name)
+        for x, count in zip(xs, counts, strict=True):
+            ax.annotate(str(count), (x, count), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(rounds), [f"round {r + 1}" for r in range(rounds)])
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    top = max(max(v) for v in rows["violations_per_round"])
+    ax.set_ylim(0, max(top * 1.2, 1))
+    ax.set_ylabel("anomalies found by the verifier")
     ax.grid(True, axis="y", alpha=0.3)
-    for i, value in enumerate(table[column]):
-        ax.annotate(f"{value:,.2f}" if value < 100 else f"{value:,.0f}", (i, value),
-                    ha="center", va="bottom", fontsize=7)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def versus_limit(rows: pd.DataFrame, limit: str, note: str = "") -> plt.Figure:
+    """Each server's throughput as a fraction of the transport's limit, one bar per server
+    (median over rounds, spread as bars), on a log scale when they span a decade or more."""
+    fig, (ax,) = _figure(1, note)
+    positions = list(range(len(rows)))
+    colours = [style(i, u)[0] for i, u in enumerate(rows["unsafe"])]
+    ax.barh(positions, rows["throughput_vs_echo"], color=colours,
+            xerr=_spread(rows, "throughput_vs_echo"), capsize=4,
+            error_kw={"elinewidth": 1, "ecolor": "0.2"})
+    ax.set_yticks(positions, list(rows["label"]), fontsize=8)
+    ax.invert_yaxis()
+    spread_decades = rows["throughput_vs_echo"].max() / max(rows["throughput_vs_echo"].min(),
+                                                            1e-9) >= 10
+    if spread_decades:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xlim(rows["throughput_vs_echo_lo"].min() / 3, 3)
+    else:
+        ax.set_xlim(0, 1.25)
+    ax.axvline(1.0, color="0.3", linestyle=":", linewidth=1)
+    ax.annotate(limit + " = 1", (1.0, 0.0), xycoords=("data", "axes fraction"),
+                xytext=(-3, 3), textcoords="offset points", fontsize=8, ha="right",
+                va="bottom", color="0.3")
+    for y, (_, row) in zip(positions, rows.iterrows(), strict=True):
+        top = row["throughput_vs_echo_hi"]
+        ax.annotate(f" {_number(row['throughput_vs_echo'])}", (top, y), va="center",
+                    fontsize=8)
+    ax.set_xlabel("throughput as a fraction of the transport's limit (1 = as fast as it)")
+    ax.grid(True, axis="x", which="major", alpha=0.3)
     return fig

@@ -19,6 +19,8 @@ from bench.workloads import WORKLOADS
 from libsrv.storage import ENGINES
 
 DEFAULT_DURATION = 10.0
+DEMO_SECONDS = 2.0  # the demo's runs: short, and repeated in rounds to show their spread
+DEMO_ROUNDS = 3
 ECHO_VIA = ("proxy", "broker")  # the first is what --echo alone means
 
 

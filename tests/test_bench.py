@@ -124,10 +124,9 @@ def test_the_verifier_catches_real_lost_updates_and_clears_the_safe_server(
     assert safe.violations == 0
     report = write_report([tmp_path], tmp_path / "report")
     text = report.read_text()
-    assert "hot-spot-journal-unsafe" in text and "double-" in text
-    for png in (tmp_path / "report" / "figures").glob("*.png"):
-        assert png.stat().st_size > 10_000
-    assert (tmp_path / "report" / "figures" / "verdicts.png").exists()
+    assert "## The lost-update experiment" in text and "journal, NO LOCK" in text
+    assert "What the verifier found" in text and "double-" in text
+    assert (tmp_path / "report" / "figures" / "lost-update.png").stat().st_size > 10_000
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -59,14 +59,19 @@ def test_latency_notebook_runs_small(tmp_path: Path) -> None:
     nb = execute("03-latency.ipynb", f"CLIENTS = [1, 4]\nWORKERS = [0, 1]\nSECONDS = 1\n"
                  f"BOOKS = 200\nROUNDS = 1\nOUT = {str(tmp_path)!r}", tmp_path)
     text = outputs(nb)
-    assert "throughput / echo" in text and "image/png" in str(nb.cells)
+    for title in ("Against the transport's limit", "Latency against clients",
+                  "Throughput against workers"):
+        assert title in text
+    assert "What the runs show." in text and "image/png" in str(nb.cells)
     assert "server_cpu_us" in text and "kit broker + 2 echo workers" in text
 
 
 def test_concurrency_notebook_runs_small(tmp_path: Path) -> None:
-    nb = execute("04-concurrency.ipynb", f"CLIENTS = 8\nSECONDS = 2\nOUT = {str(tmp_path)!r}",
+    nb = execute("04-concurrency.ipynb", f"CLIENTS = 8\nSECONDS = 2\nROUNDS = 1\n"
+                 f"OUT = {str(tmp_path)!r}",
                  tmp_path)
     text = outputs(nb)
+    assert "The lost-update experiment" in text and "What the runs show." in text
     assert "without the lock:" in text and "with the lock: 0" in text
 
 

@@ -1,0 +1,359 @@
+"""The lab report's experiments: for each, the question, a figure, the conclusion the numbers
+support, and a small table; the report and notebooks 03 and 04 show the same `Section`s.
+
+`sections(runs)` finds, among any run folders, the experiments they answer: latency against
+clients, throughput against workers, the storage engines, the lost-update experiment, and the
+transport's limit. An experiment the runs cannot answer (say, no run without the lock) is left
+out. Conclusions are computed from the medians over rounds, and say how many rounds they rest
+on; a single round is called what it is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from bench import plots
+from bench.results import read_histogram
+from bench.rounds import aggregate, find_runs, runs_frame, varied
+
+
+@dataclass
+class Section:
+    """One experiment of the report."""
+
+    key: str  # also the figure's file name
+    title: str
+    question: str
+    figure: plt.Figure
+    conclusion: str
+    table: pd.DataFrame  # already rounded and labelled for reading
+    commands: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # the verifier's, in words
+
+    def markdown(self, figure_path: str | None = None) -> str:
+        """The section as Markdown (the figure linked at `figure_path` when given)."""
+        parts = [f"## {self.title}\n", f"**Question.** {self.question}\n"]
+        if figure_path:
+            parts.append(f"![{self.title}]({figure_path})\n")
+        parts.append(f"**What the runs show.** {self.conclusion}\n")
+        parts.append(table_markdown(self.table))
+        if self.findings:
+            parts.append("What the verifier found (the first few):\n")
+            parts += [f"- {finding}" for finding in self.findings]
+            parts.append("")
+        if self.commands:
+            parts.append("Each run repeats with:\n\n```\n" + "\n".join(self.commands) +
+                         "\n```\n")
+        return "\n".join(parts)
+
+
+def table_markdown(table: pd.DataFrame) -> str:
+    head = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
+    return head + "\n".join("| " + " | ".join(str(v) for v in row) + " |"
+                            for row in table.itertuples(index=False)) + "\n"
+
+
+def _n(value: float, digits: int = 0) -> str:
+    if value != value:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def _ms(value: float) -> str:
+    return "–" if value != value else (f"{value:.2f}" if value < 10 else f"{value:,.1f}")
+
+
+def _spread(row: pd.Series, metric: str, fmt=_n) -> str:
+    """`median (lowest–highest)`, or the median alone when there was one round."""
+    if row["rounds"] == 1:
+        return fmt(row[metric])
+    return f"{fmt(row[metric])} ({fmt(row[metric + '_lo'])}–{fmt(row[metric + '_hi'])})"
+
+
+def _pct(row: pd.Series, metric: str) -> str:
+    text = _spread(row, metric, _ms)
+    return text if row[f"{metric}_enough"] else text + " †"
+
+
+def _rounds(rows: pd.DataFrame) -> str:
+    counts = sorted(set(rows["rounds"]))
+    if counts == [1]:
+        return "one round only, so these are single measurements, not settled results"
+    low, high = counts[0], counts[-1]
+    number = f"{low}" if low == high else f"{low} to {high}"
+    return f"medians of {number} interleaved rounds, with the lowest and highest round"
+
+
+def _note(rows: pd.DataFrame, hollow: bool = False) -> str:
+    """The line under a figure: what its points are, and on how many CPUs."""
+    marks = " · a hollow mark: one round, or too few requests for that percentile" \
+        if hollow else ""
+    return f"{_rounds(rows)}{marks} · {rows['cpus'].iloc[0]} CPUs"
+
+
+def _commands(rows: pd.DataFrame) -> list[str]:
+    return sorted({c for commands in rows["commands"] for c in commands})
+
+
+def _figures_table(rows: pd.DataFrame, first: str, first_values: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({
+        first: first_values,
+        "rounds": list(rows["rounds"]),
+        "req/s": [_spread(r, "throughput") for _, r in rows.iterrows()],
+        "p50 ms": [_pct(r, "p50_ms") for _, r in rows.iterrows()],
+        "p99 ms": [_pct(r, "p99_ms") for _, r in rows.iterrows()],
+        "server CPU µs/req": [_n(v) for v in rows["server_cpu_us"]],
+        "cores busy": [_n(100 * v) + "%" if v == v else "–" for v in rows["machine_busy"]],
+    })
+
+
+def clients_section(table: pd.DataFrame, runs: pd.DataFrame) -> list[Section]:
+    rows = varied(table, "clients")
+    if rows.empty:
+        return []
+    lo, hi = rows.iloc[0], rows.iloc[-1]
+    best = rows["throughput"].max()
+    knee = rows[rows["throughput"] >= 0.9 * best].iloc[0]
+    text = (f"From {lo['clients']} to {hi['clients']} clients, the median latency went from "
+            f"{_ms(lo['p50_ms'])} ms to {_ms(hi['p50_ms'])} ms and p99 from "
+            f"{_ms(lo['p99_ms'])} ms to {_ms(hi['p99_ms'])} ms, while throughput went from "
+            f"{_n(lo['throughput'])} to {_n(hi['throughput'])} requests/s. ")
+    if knee["clients"] < hi["clients"]:
+        text += (f"Throughput was within 10% of its highest value from {knee['clients']} "
+                 f"clients on: past that point the server is saturated, and every extra client "
+                 f"only waits longer in its queue (p50 x{hi['p50_ms'] / knee['p50_ms']:.1f} "
+                 f"from {knee['clients']} to {hi['clients']} clients).")
+    else:
+        text += (f"Throughput was still rising at {hi['clients']} clients: the server was not "
+                 "yet saturated.")
+    note = _note(rows)
+    first = rows.iloc[0]["config"]
+    curves = {f"{r['clients']} clients": [read_histogram(f) for f in r["folders"]]
+              for _, r in rows.iterrows()}
+    return [Section(
+        "clients", "Latency against clients",
+        f"How do latency and throughput change as more clients share one server "
+        f"({first.storage}, {plots.workers_label(first.workers).splitlines()[0]} workers, "
+        f"{first.workload} workload)?",
+        plots.latency_vs_clients(rows, _note(rows, hollow=True)),
+        text + f" ({_rounds(rows)}.)",
+        _figures_table(rows, "clients", [str(c) for c in rows["clients"]]),
+        _commands(rows)),
+        Section(
+        "percentiles", "The whole latency distribution",
+        "Beyond p50 and p99: how slow is the slowest request in a hundred, a thousand, "
+        "ten thousand, for each number of clients?",
+        plots.percentile_curves(curves, note),
+        _tail_sentence(rows) + f" ({_rounds(rows)}; shaded: the lowest to the highest round.)",
+        _figures_table(rows, "clients", [str(c) for c in rows["clients"]]).iloc[:, :5],
+        [])]
+
+
+def _tail_sentence(rows: pd.DataFrame) -> str:
+    parts = []
+    for _, row in rows.iterrows():
+        if row["p999_ms_enough"]:
+            parts.append(f"{row['clients']} clients: p99.9 {_ms(row['p999_ms'])} ms, "
+                         f"{row['p999_ms'] / row['p50_ms']:.1f}x the median")
+    if not parts:
+        return ("No run had enough requests to measure p99.9 (at least 10,000 per round): run "
+                "longer to see the tail.")
+    return "The tail is where queues show: " + "; ".join(parts) + "."
+
+
+def workers_section(table: pd.DataFrame) -> list[Section]:
+    rows = varied(table, "workers")
+    if rows.empty:
+        return []
+    by = {int(r["workers"]): r for _, r in rows.iterrows()}
+    pooled = [w for w in by if w > 0]
+    most = max(pooled) if pooled else None
+    sentences = []
+    if most is not None and 1 in by and most != 1:
+        sentences.append(f"{most} workers gave {by[most]['throughput'] / by[1]['throughput']:.1f}x "
+                         f"the throughput of 1 ({_n(by[most]['throughput'])} against "
+                         f"{_n(by[1]['throughput'])} requests/s)")
+    top = by[most] if most is not None else rows.iloc[-1]
+    busy = top["machine_busy"]
+    cpus = top["cpus"]
+    if busy == busy:
+        sentences.append(f"with {top['workers']} workers the machine's {cpus} cores were "
+                         f"{busy:.0%} busy")
+    text = "; ".join(sentences).capitalize() + ". " if sentences else ""
+    if busy == busy and busy >= 0.85:
+        text += ("The cores were nearly full, so more worker processes could not add "
+                 "throughput here: they take turns on the same cores. On a machine with more "
+                 "cores, throughput grows with workers until the broker's own core is full. ")
+    if 0 in by and pooled:
+        best_pool = max(pooled, key=lambda w: by[w]["throughput"])
+        ratio = by[0]["throughput"] / by[best_pool]["throughput"]
+        text += (f"The single REP server (0 workers: no broker, one process) answered "
+                 f"{_n(by[0]['throughput'])} requests/s, {ratio:.1f}x the best broker "
+                 f"({best_pool} workers): the broker's extra hop costs "
+                 f"{_n(by[best_pool]['server_cpu_us'] - by[0]['server_cpu_us'])} µs of CPU per "
+                 f"request, which only pays off with cores to spare.")
+    return [Section(
+        "workers", "Throughput against workers",
+        "Does a broker in front of more worker processes answer more requests per second?",
+        plots.throughput_vs_workers(rows, _note(rows)),
+        text.strip() + f" ({_rounds(rows)}.)",
+        _figures_table(rows, "workers", [plots.workers_label(w).replace("\n", " ")
+                                         for w in rows["workers"]]),
+        _commands(rows))]
+
+
+def storage_section(table: pd.DataFrame) -> list[Section]:
+    rows = varied(table, "storage")
+    if rows.empty:
+        return []
+    fast = rows.loc[rows["throughput"].idxmax()]
+    slow = rows.loc[rows["throughput"].idxmin()]
+    text = (f"{fast['storage']} answered {fast['throughput'] / slow['throughput']:,.0f}x the "
+            f"requests per second of {slow['storage']} ({_n(fast['throughput'])} against "
+            f"{_n(slow['throughput'], 1 if slow['throughput'] < 10 else 0)}), and its p99 was "
+            f"{_ms(fast['p99_ms'])} ms against {_ms(slow['p99_ms'])} ms.")
+    if {"json", "journal"} <= set(rows["storage"]):
+        text += (f" The json engine rewrites the whole {fast['books']:,}-book file for every "
+                 "loan or return, under the lock, so writers queue behind each other; the "
+                 "journal appends one line.")
+    if not all(rows["p99_ms_enough"]):
+        text += " († too few requests in a round to measure p99: the slow engine answered " \
+                "few; run longer.)"
+    return [Section(
+        "storage", "Storage engines",
+        "What does it cost to keep the catalog on disk: rewriting the JSON file on every "
+        "change, or appending to a journal?",
+        plots.storage_engines(rows, _note(rows)),
+        text + f" ({_rounds(rows)}.)",
+        _figures_table(rows, "storage", list(rows["storage"])),
+        _commands(rows))]
+
+
+def _findings(rows: pd.DataFrame, limit: int = 4) -> list[str]:
+    """The verifier's first findings in these rows' runs, one of each kind before a second of
+    any, so that a reader sees every way the runs went wrong."""
+    details = []
+    for folders in rows["folders"]:
+        for folder in folders:
+            details += json.loads((Path(folder) / "violations.json").read_text()) \
+                .get("details", [])
+    seen: dict[str, int] = {}
+    ranked = []
+    for detail in details:
+        seen[detail["kind"]] = seen.get(detail["kind"], 0) + 1
+        ranked.append((seen[detail["kind"]], len(ranked), detail))
+    return [f"{d['kind']}: {d['detail']}" for _, _, d in sorted(ranked)[:limit]]
+
+
+def lost_update_section(table: pd.DataFrame) -> list[Section]:
+    rows = varied(table, "unsafe_no_lock")
+    if rows.empty:
+        return []
+    rows = rows.iloc[::-1]  # without the lock first
+    unsafe = rows[rows["unsafe"]].iloc[0]
+    safe = rows[~rows["unsafe"]].iloc[0]
+    hit = sum(1 for v in unsafe["violations_per_round"] if v)
+    counts = ", ".join(str(v) for v in unsafe["violations_per_round"])
+    text = (f"Without the lock, the verifier found anomalies in {hit} of {unsafe['rounds']} "
+            f"round(s) ({counts}): clients were told a loan or return succeeded that no order "
+            f"of the acknowledged operations explains, so an update was lost or doubled. ")
+    if safe["violations"] == 0:
+        text += (f"With the lock, it found none in {safe['rounds']} round(s) "
+                 f"({safe['requests']:,} requests checked against the final catalog file).")
+    else:
+        text += (f"With the lock it found {safe['violations']}: that is a bug in the server, "
+                 "not a lesson; please report it with the run folder.")
+    if not hit:
+        text += (" This time no round without the lock lost an update: races need clients "
+                 "that collide; raise the clients or the duration.")
+    shown = pd.DataFrame({
+        "lock": ["off" if r["unsafe"] else "on" for _, r in rows.iterrows()],
+        "rounds": list(rows["rounds"]),
+        "requests": [f"{r:,}" for r in rows["requests"]],
+        "anomalies per round": [", ".join(map(str, v)) for v in rows["violations_per_round"]],
+        "req/s": [_spread(r, "throughput") for _, r in rows.iterrows()],
+    })
+    return [Section(
+        "lost-update", "The lost-update experiment",
+        f"{unsafe['clients']} clients loan and return {_books(unsafe['config'].hot or 1)} as "
+        f"fast as they can, through {unsafe['workers']} worker processes. Does the file lock "
+        "keep every acknowledged loan and return exact?",
+        plots.lost_updates(rows, f"anomalies found in each round · {rows['cpus'].iloc[0]} CPUs"),
+        text, shown, _commands(rows),
+        _findings(rows[rows["unsafe"]]) + _findings(rows[~rows["unsafe"]]))]
+
+
+def _books(count: int) -> str:
+    return "the same book" if count == 1 else f"the same {count} books"
+
+
+def limit_section(table: pd.DataFrame) -> list[Section]:
+    servers = table[(table["echo"] == "") & table["throughput_vs_echo"].notna()]
+    if servers.empty:
+        return []
+    limits = table[table["echo"] == "proxy"]
+    main = servers.iloc[0]
+    servers = servers[servers["workload"] == main["workload"]]  # the echo ignores the workload
+    limit = limits[(limits["workers"] == main["workers"]) &
+                   (limits["clients"] == main["clients"])].iloc[0]
+    text = (f"The server ({main['label']}) answered {_spread(main, 'throughput_vs_echo', _r)} "
+            f"of the requests per second of the {limit['label']} with the same clients, and "
+            f"its p99 was {main['p99_vs_echo']:.2f}x the echo's. It spent "
+            f"{_n(main['server_cpu_us'])} µs of server CPU per request, the echo "
+            f"{_n(limit['server_cpu_us'])} µs: the difference is what parsing, looking up, "
+            "locking and recording a request cost.")
+    others = servers.iloc[1:]
+    if not others.empty:
+        text += " Others: " + "; ".join(
+            f"{r['label']} {_r(r['throughput_vs_echo'])}" for _, r in others.iterrows()) + "."
+    shown = pd.DataFrame({
+        "configuration": list(servers["label"]),
+        "rounds": list(servers["rounds"]),
+        "throughput / limit": [_spread(r, "throughput_vs_echo", _r)
+                               for _, r in servers.iterrows()],
+        "p99 / limit": [_r(v) for v in servers["p99_vs_echo"]],
+        "server CPU µs/req": [_n(v) for v in servers["server_cpu_us"]],
+    })
+    return [Section(
+        "limit", "Against the transport's limit",
+        "How close does the server come to what ZeroMQ itself can do on this machine: libzmq's "
+        "C proxy in front of the same number of workers that only echo, loaded by the same "
+        "clients in the same round?",
+        plots.versus_limit(servers, f"the {limit['label']}", _note(servers)),
+        text + f" ({_rounds(servers)}.)", shown,
+        _commands(pd.concat([servers.iloc[:1], limits.iloc[:1]])))]
+
+
+def _r(value: float) -> str:
+    return "–" if value != value else (f"{value:.2f}" if value >= 0.1 else f"{value:.3f}")
+
+
+def sections(paths: Sequence[Path | str]) -> list[Section]:
+    """The experiments that the run folders under `paths` answer, in the report's order."""
+    runs = runs_frame(find_runs(paths))
+    if runs.empty:
+        raise ValueError("no run folders (with summary.json) among the given paths")
+    table = aggregate(runs)
+    return (limit_section(table) + clients_section(table, runs) + workers_section(table) +
+            storage_section(table) + lost_update_section(table))
+
+
+def show(found: Sequence[Section]) -> None:
+    """Display sections in a notebook: the same words, figure and table as the report."""
+    from IPython.display import Markdown, display
+
+    for section in found:
+        display(Markdown(f"### {section.title}\n\n**Question.** {section.question}"))
+        display(section.figure)
+        plt.close(section.figure)
+        display(Markdown(f"**What the runs show.** {section.conclusion}"))
+        display(Markdown(table_markdown(section.table)))
+        if section.findings:
+            display(Markdown("What the verifier found (the first few):\n\n" +
+                             "\n".join(f"- {f}" for f in section.findings)))

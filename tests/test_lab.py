@@ -1,0 +1,196 @@
+"""The lab report's arithmetic and figures, on run folders written here with known figures.
+
+Each folder has what a real run writes (summary, latency histogram, verdict), so the report
+reads them exactly as it reads a real run; the real runs are in test_bench and the notebooks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from bench.lab import sections
+from bench.load import new_histogram
+from bench.report import write_report
+from bench.results import machine_info
+from bench.rounds import aggregate, enough, find_runs, runs_frame
+from bench.settings import RunConfig, run_command, run_name
+
+BASE = RunConfig(duration=2, warmup=0.5, processes=2)
+STEP = iter(range(10**6))
+
+
+def fake_run(root: Path, config: RunConfig, *, throughput: float, latency_ms: float = 2.0,
+             requests: int = 5000, busy: float = 0.5, cpu_us: float = 300.0,
+             details: list[dict[str, Any]] | None = None, cpus: int = 2) -> Path:
+    """A run folder as run_experiment writes it: every request took `latency_ms` but the last
+    1% took ten times as long."""
+    step = next(STEP)
+    folder = root / f"{run_name(config)}-{step}"
+    folder.mkdir(parents=True)
+    hist = new_histogram()
+    slow = requests // 100
+    hist.record_value(int(latency_ms * 1e6), requests - slow)
+    hist.record_value(int(latency_ms * 10e6), slow)
+    (folder / "latency.hdr").write_text(json.dumps({"corrected": hist.encode().decode(),
+                                                    "uncorrected": hist.encode().decode()}))
+    details = details or []
+    (folder / "violations.json").write_text(json.dumps({"details": details}))
+    p = {q: hist.get_value_at_percentile(q) / 1e6 for q in (50, 90, 99, 99.9, 100)}
+    summary = {"name": folder.name, "config": asdict(config), "throughput": throughput,
+               "p50_ms": p[50], "p90_ms": p[90], "p99_ms": p[99], "p999_ms": p[99.9],
+               "max_ms": p[100], "timeouts": 0, "errors": 0, "violations": len(details),
+               "requests": requests, "cost": {"server_cpu_us_per_request": cpu_us,
+                                              "machine_busy": busy},
+               "load": {"cpu_us_per_request": 100.0},
+               "machine": {**machine_info(), "cpus": cpus},
+               # runs a second apart, in the order this test writes them
+               "started_at": f"2026-01-01T{10 + step // 3600:02}:{step // 60 % 60:02}:"
+                             f"{step % 60:02}",
+               "command": run_command(config)}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+def table_of(root: Path):
+    return aggregate(runs_frame(find_runs([root])))
+
+
+def test_a_configuration_is_its_median_over_rounds_with_the_spread(tmp_path: Path) -> None:
+    for throughput in (100.0, 300.0, 200.0):
+        fake_run(tmp_path, BASE, throughput=throughput)
+    (row,) = table_of(tmp_path).itertuples()
+    assert (row.rounds, row.throughput, row.throughput_lo, row.throughput_hi) == \
+        (3, 200.0, 100.0, 300.0)
+
+
+def test_each_round_is_compared_with_the_transports_limit_of_the_same_round(
+        tmp_path: Path) -> None:
+    # round 1: limit 1000, server 500 (0.5); round 2: limit 500, server 400 (0.8). Against the
+    # median limit (750) the ratios would be 0.67 and 0.53 instead.
+    for limit, server in ((1000.0, 500.0), (500.0, 400.0)):
+        fake_run(tmp_path, replace(BASE, echo="proxy"), throughput=limit)
+        fake_run(tmp_path, BASE, throughput=server)
+    table = table_of(tmp_path)
+    server = table[table["echo"] == ""].iloc[0]
+    assert (server["throughput_vs_echo_lo"], server["throughput_vs_echo_hi"]) == \
+        pytest.approx((0.5, 0.8))
+    (limit,) = [s for s in sections([tmp_path]) if s.key == "limit"]
+    assert "0.65 (0.50–0.80)" in limit.conclusion
+
+
+def test_the_workers_conclusion_is_computed_from_the_runs(tmp_path: Path) -> None:
+    for _ in range(3):
+        fake_run(tmp_path, replace(BASE, workers=1), throughput=1000.0, busy=0.6, cpu_us=400)
+        fake_run(tmp_path, replace(BASE, workers=4), throughput=1600.0, busy=0.97, cpu_us=420)
+        fake_run(tmp_path, replace(BASE, workers=0), throughput=2400.0, busy=0.9, cpu_us=150)
+    (workers,) = [s for s in sections([tmp_path]) if s.key == "workers"]
+    assert "4 workers gave 1.6x the throughput of 1 (1,600 against 1,000" in workers.conclusion
+    assert "2 cores were 97% busy" in workers.conclusion
+    assert "nearly full" in workers.conclusion
+    assert "answered 2,400 requests/s, 1.5x the best broker (4 workers)" in workers.conclusion
+    assert "270 µs" in workers.conclusion  # 420 - 150, what the broker hop costs
+    assert list(workers.table["workers"]) == ["0 (single REP)", "1", "4"]
+    assert "medians of 3 interleaved rounds" in workers.conclusion
+
+
+def test_one_round_is_not_presented_as_settled(tmp_path: Path) -> None:
+    for clients, throughput in ((1, 500.0), (16, 2000.0)):
+        fake_run(tmp_path, replace(BASE, clients=clients), throughput=throughput)
+    clients = next(s for s in sections([tmp_path]) if s.key == "clients")
+    assert "one round only" in clients.conclusion
+    assert "(" not in clients.table["req/s"].iloc[0]  # no spread to show
+
+
+def test_a_percentile_measured_on_too_few_requests_is_marked(tmp_path: Path) -> None:
+    assert enough(1000, 99) and not enough(999, 99) and not enough(9999, 99.9)
+    fake_run(tmp_path, BASE, throughput=2000.0, requests=5000)
+    fake_run(tmp_path, replace(BASE, storage="json"), throughput=40.0, requests=80,
+             latency_ms=300)
+    storage = next(s for s in sections([tmp_path]) if s.key == "storage")
+    marks = dict(zip(storage.table["storage"], storage.table["p99 ms"], strict=True))
+    assert marks["json"].endswith("†") and not marks["journal"].endswith("†")
+    assert "journal answered 50x the requests per second of json" in storage.conclusion
+
+
+def test_the_lost_update_section_counts_every_round_and_words_the_findings(
+        tmp_path: Path) -> None:
+    fight = replace(BASE, workload="hot-spot", hot=1)
+    finding = {"book": "9798000000007", "kind": "double-loan",
+               "detail": "client 4 was told its loan of «El silencio» (9798000000007) "
+                         "succeeded between 208.5 and 215.6 ms, but ...", "ops": []}
+    for count in (2, 0, 3):
+        fake_run(tmp_path, replace(fight, unsafe_no_lock=True), throughput=3000.0,
+                 details=[finding] * count)
+        fake_run(tmp_path, fight, throughput=2500.0)
+    (lost,) = [s for s in sections([tmp_path]) if s.key == "lost-update"]
+    assert "anomalies in 2 of 3 round(s) (2, 0, 3)" in lost.conclusion
+    assert "With the lock, it found none in 3 round(s)" in lost.conclusion
+    assert lost.findings[0].startswith("double-loan: client 4 was told its loan of «El silencio»")
+    assert list(lost.table["lock"]) == ["off", "on"]
+
+
+def drawn_texts(fig: plt.Figure) -> list[Any]:
+    """Every piece of text the figure draws (tick labels only where there is a tick)."""
+    texts = [*fig.texts, *(t for t in (fig._supxlabel, fig._supylabel, fig._suptitle) if t)]
+    for ax in fig.axes:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts]
+        if ax.get_legend():
+            texts += ax.get_legend().get_texts()
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            texts += [t.label1 for t in axis.get_major_ticks()
+                      if low - 1e-9 <= t.get_loc() <= high + 1e-9]
+    unique = {id(t): t for t in texts if t.get_visible() and t.get_text().strip()}
+    return list(unique.values())
+
+
+def test_the_report_has_a_section_per_experiment_and_figures_without_overlapping_text(
+        tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    fight = replace(BASE, workload="hot-spot", hot=1)
+    finding = {"book": "1", "kind": "double-return", "detail": "client 2 was told ...",
+               "ops": []}
+    for round_ in range(3):
+        fake_run(runs, replace(BASE, echo="proxy"), throughput=6000.0 + round_)
+        fake_run(runs, BASE, throughput=3500.0 - 100 * round_)
+        fake_run(runs, replace(BASE, storage="json"), throughput=50.0, requests=100,
+                 latency_ms=200)
+        for clients in (1, 4, 64):
+            fake_run(runs, replace(BASE, clients=clients), throughput=900.0 * clients ** 0.3,
+                     latency_ms=0.5 * clients ** 0.7)
+        for workers in (0, 1, 4):
+            fake_run(runs, replace(BASE, workers=workers), throughput=3000.0 + 500 * workers)
+        fake_run(runs, replace(fight, unsafe_no_lock=True), throughput=3000.0,
+                 details=[finding] * (round_ + 1))
+        fake_run(runs, fight, throughput=2500.0)
+    found = sections([runs])
+    assert [s.key for s in found] == ["limit", "clients", "percentiles", "workers", "storage",
+                                      "lost-update"]
+    for section in found:
+        fig = section.figure
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        width, height = fig.canvas.get_width_height()
+        boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in drawn_texts(fig)]
+        for index, (text, box) in enumerate(boxes):
+            assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, \
+                (section.key, text, "outside the figure")
+            for other, other_box in boxes[index + 1:]:
+                assert not box.overlaps(other_box), (section.key, text, other)
+        plt.close(fig)
+    report = write_report([runs], tmp_path / "report")
+    text = report.read_text()
+    for section in found:
+        assert f"## {section.title}" in text and f"figures/{section.key}.png" in text
+        assert (tmp_path / "report" / "figures" / f"{section.key}.png").stat().st_size > 10_000
+    assert "Not in these runs" not in text
+    assert text.count("**What the runs show.**") == len(found)
