@@ -79,7 +79,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         raise ConfigError("--port must be between 0 and 65535")
     if config.storage not in ENGINES:
         raise ConfigError(f"--storage must be one of {', '.join(ENGINES)}")
-    if config.lang not in LANGUAGES:
+    if config.lang is not None and config.lang not in LANGUAGES:
         raise ConfigError(f"--lang must be one of {', '.join(LANGUAGES)}")
     if config.loan_days < 1:
         raise ConfigError("--loan-days must be at least 1")
@@ -194,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"storage engine (default {DEFAULT_ENGINE})")
     serve.add_argument("--loan-days", type=int,
                        help=f"loan period for both kinds of loan (default {DEFAULT_LOAN_DAYS})")
-    serve.add_argument("--lang", choices=LANGUAGES, help="language of reply messages (default en)")
+    serve.add_argument("--lang", choices=LANGUAGES,
+                       help="language of every reply message (default: Spanish to requests "
+                       "that use the class's Spanish action names, English to the others)")
     serve.add_argument("--config", help="a class-style config.json; flags override it")
     serve.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
                        help="seconds to wait for the catalog lock before failing a write")

@@ -31,7 +31,7 @@ class ServerConfig:
     db: str = DEFAULT_DB
     storage: str = DEFAULT_ENGINE
     loan_days: int = DEFAULT_LOAN_DAYS
-    lang: str = "en"
+    lang: str | None = None  # None: each reply in the language of its request's action name
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     locking: bool = True
     fsync: bool | None = None

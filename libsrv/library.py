@@ -20,10 +20,15 @@ DEFAULT_LOAN_DAYS = 7
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Settings that shape replies: the loan period in days and the message language."""
+    """Settings that shape replies: the loan period in days and the message language (None:
+    Spanish to a request that used the class's Spanish action names, else English)."""
 
     loan_days: int = DEFAULT_LOAN_DAYS
-    lang: str = "en"
+    lang: str | None = None
+
+    def language(self, legacy: bool) -> str:
+        """The language of the reply to a request (`legacy`: it used a Spanish action name)."""
+        return self.lang or ("es" if legacy else "en")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +44,7 @@ def _reply(policy: Policy, request: Request, code: Code, key: str, *,
     extra: dict[str, Any] = {}
     if request.action in QUERY_ACTIONS:
         extra["found"] = book is not None
-    return make_reply(code, render(key, policy.lang, **params), book=book,
+    return make_reply(code, render(key, policy.language(request.legacy), **params), book=book,
                       request_id=request.id, **extra)
 
 
@@ -72,10 +77,10 @@ def answer_read(request: Request, catalog: Catalog, policy: Policy) -> dict[str,
         books = catalog.page(request.offset, request.limit)
         total = len(catalog)
         if books:
-            message = render("catalog_page", policy.lang, first=request.offset + 1,
+            message = render("catalog_page", policy.language(request.legacy), first=request.offset + 1,
                              last=request.offset + len(books), total=total)
         else:
-            message = render("catalog_past_end", policy.lang, offset=request.offset,
+            message = render("catalog_past_end", policy.language(request.legacy), offset=request.offset,
                              total=total)
         return make_reply(Code.OK, message, books=books, request_id=request.id, total=total,
                           offset=request.offset)

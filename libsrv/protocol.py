@@ -91,6 +91,7 @@ class ProtocolError(Exception):
         self.key = key
         self.params = params
         self.request_id = request_id
+        self.legacy = False  # set when the request named its action the class's Spanish way
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +259,15 @@ def parse_request(frames: list[bytes]) -> Request:
     if resolved is None:
         raise ProtocolError("unknown_action", rid)
     action, legacy = resolved
+    try:
+        return Request(action=action, id=rid, legacy=legacy, **_fields(obj, action, rid))
+    except ProtocolError as error:
+        error.legacy = legacy
+        raise
+
+
+def _fields(obj: dict[str, Any], action: Action, rid: str | None) -> dict[str, Any]:
+    """The validated fields `action` needs from the request object."""
     fields: dict[str, Any] = {}
     for name in REQUIRED_FIELDS[action]:
         if name == "isbn":
@@ -273,19 +283,21 @@ def parse_request(frames: list[bytes]) -> Request:
     if action in (Action.CATALOG, Action.QUERY_TITLE):
         fields["offset"] = _int_field(obj, "offset", 0, 0, 10**12, rid)
         fields["limit"] = _int_field(obj, "limit", DEFAULT_PAGE, 1, MAX_PAGE, rid)
-    return Request(action=action, id=rid, legacy=legacy, **fields)
+    return fields
 
 
-def peek_request_id(frames: list[bytes]) -> str | None:
-    """Best effort: the id of a request that failed to parse, so its error can echo it."""
+def peek_request(frames: list[bytes]) -> tuple[str | None, bool]:
+    """Best effort, for a request that was not parsed or not answered: its id (so an error can
+    echo it) and whether it named its action the class's Spanish way."""
     try:
         if len(frames) == 1 and len(frames[0]) <= MAX_FRAME_BYTES:
             obj = _decode_json(frames[0])
             if isinstance(obj, dict):
-                return _request_id(obj)
+                resolved = resolve_action(obj.get("action"))
+                return _request_id(obj), bool(resolved and resolved[1])
     except (ValueError, RecursionError, ProtocolError):
-        return None
-    return None
+        pass
+    return None, False
 
 
 # ---------------------------------------------------------------- replies

@@ -20,7 +20,7 @@ from libsrv.protocol import (
     encode_reply,
     make_reply,
     parse_request,
-    peek_request_id,
+    peek_request,
 )
 from libsrv.stats import StatsBoard
 from libsrv.storage import IdReused, Storage, StorageError
@@ -55,7 +55,7 @@ class Service:
         try:
             request = parse_request(frames)
         except ProtocolError as error:
-            message = render(error.key, self.policy.lang, **error.params)
+            message = render(error.key, self.policy.language(error.legacy), **error.params)
             reply = make_reply(Code.BAD_REQUEST, message, request_id=error.request_id)
             return self._finish(reply, "invalid", "invalid")
         label = str(request.action)
@@ -63,30 +63,34 @@ class Service:
             reply = self._dispatch(request)
         except IdReused as error:
             reply = make_reply(Code.BAD_REQUEST,
-                               render("id_reused", self.policy.lang, id=error.request_id),
+                               render("id_reused", self.policy.language(request.legacy),
+                                      id=error.request_id),
                                request_id=request.id)
         except StorageError as error:
             log.error("storage failed on %s: %s", label, error)
-            reply = self.internal(str(error), request.id)
+            reply = self.internal(str(error), request.id, request.legacy)
         except Exception as error:  # the last line of defence: a REQ client must get a reply
             log.exception("unexpected error on %s", label)
-            reply = self.internal(f"unexpected {type(error).__name__}", request.id)
+            reply = self.internal(f"unexpected {type(error).__name__}", request.id,
+                                  request.legacy)
         shown = f"{label} (class client)" if request.legacy else label
         return self._finish(reply, shown, label)
 
-    def internal(self, reason: str, request_id: str | None) -> dict[str, Any]:
-        return make_reply(Code.INTERNAL, render("internal", self.policy.lang, reason=reason),
+    def internal(self, reason: str, request_id: str | None,
+                 legacy: bool = False) -> dict[str, Any]:
+        return make_reply(Code.INTERNAL,
+                          render("internal", self.policy.language(legacy), reason=reason),
                           request_id=request_id)
 
     def _dispatch(self, request: Request) -> dict[str, Any]:
         action = request.action
         if action == Action.PING:
-            return make_reply(Code.OK, render("pong", self.policy.lang), request_id=request.id,
+            return make_reply(Code.OK, render("pong", self.policy.language(request.legacy)), request_id=request.id,
                               worker=self.worker, pid=os.getpid())
         if action == Action.STATS:
             stats = self.board.snapshot()
             stats["books"] = len(self.storage.read())
-            return make_reply(Code.OK, render("stats", self.policy.lang), request_id=request.id,
+            return make_reply(Code.OK, render("stats", self.policy.language(request.legacy)), request_id=request.id,
                               stats=stats)
         if request.is_write:
             today = self.today()
@@ -105,9 +109,12 @@ class Service:
         return Handled(frame, action, reply["code"])
 
 
-def internal_reply_frame(frames: list[bytes], lang: str, reason: str) -> bytes:
+def internal_reply_frame(frames: list[bytes], lang: str | None, reason: str) -> bytes:
     """An INTERNAL reply frame built without a Service (the broker answers a request that
-    killed two workers with it); echoes the request id when it can be read."""
-    reply = make_reply(Code.INTERNAL, render("internal", lang, reason=reason),
-                       request_id=peek_request_id(frames))
+    killed two workers with it); echoes the request id when it can be read. `lang` as in
+    `Policy`."""
+    request_id, legacy = peek_request(frames)
+    reply = make_reply(Code.INTERNAL,
+                       render("internal", Policy(lang=lang).language(legacy), reason=reason),
+                       request_id=request_id)
     return encode_reply(reply)

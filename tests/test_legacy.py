@@ -58,3 +58,31 @@ def test_class_client_and_db_work_unchanged(start_server, tmp_path: Path,
     for book in saved["libros"]:
         assert list(book) == ["ISBN", "titulo", "autores", "estado", "prestatario",
                               "fecha_prestamo", "fecha_devolucion"]
+
+
+def test_replies_follow_the_language_of_the_action_name(start_server, catalog_file: Path,
+                                                        ctx: zmq.Context) -> None:
+    server = start_server(catalog_file, workers=0)
+    isbn = "9788437604947"
+    spanish = send(ctx, server.endpoint, {"action": "Consulta por ISBN", "isbn": isbn})
+    english = send(ctx, server.endpoint, {"action": "query_isbn", "isbn": isbn})
+    assert spanish["message"].startswith("Libro encontrado")
+    assert english["message"].startswith("Book found")
+    # an error in a Spanish request is explained in Spanish too
+    missing = send(ctx, server.endpoint, {"action": "Prestamo por ISBN", "isbn": isbn})
+    assert missing["code"] == "BAD_REQUEST"
+    assert missing["message"] == "Falta el campo 'borrower'."
+    unknown = send(ctx, server.endpoint, {"action": "Consulta por Autor"})
+    assert unknown["message"] == "Unknown action."  # no way to tell which language it wanted
+
+
+def test_lang_flag_sets_one_language_for_every_reply(start_server, catalog_file: Path,
+                                                     ctx: zmq.Context) -> None:
+    server = start_server(catalog_file, workers=0, args=["--lang", "en"])
+    reply = send(ctx, server.endpoint, {"action": "Consulta por ISBN", "isbn": "9788437604947"})
+    assert reply["message"].startswith("Book found")
+    spanish = start_server(catalog_file, workers=0, args=["--lang", "es"])
+    reply = send(ctx, spanish.endpoint, {"action": "ping"})
+    assert reply["code"] == "OK"
+    reply = send(ctx, spanish.endpoint, {"action": "query_isbn", "isbn": "9788437604947"})
+    assert reply["message"].startswith("Libro encontrado")

@@ -21,7 +21,7 @@ from libsrv.protocol import (
     isbn13_check_digit,
     isbn13_is_valid,
     parse_request,
-    peek_request_id,
+    peek_request,
 )
 
 
@@ -107,8 +107,9 @@ def test_an_unparseable_request_still_echoes_its_id_when_it_can() -> None:
     with pytest.raises(ProtocolError) as caught:
         parse_request(frames)
     assert caught.value.request_id == "abc"
-    assert peek_request_id(frames) == "abc"
-    assert peek_request_id([b"{"]) is None
+    assert peek_request(frames) == ("abc", False)
+    assert peek_request([b"{"]) == (None, False)
+    assert peek_request([b'{"action": "Prestamo por ISBN", "id": "x"}']) == ("x", True)
 
 
 def test_isbn_check_digits() -> None:
