@@ -178,9 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="one experiment")
     _load_flags(run)
-    run.add_argument("--max-p99-ms", type=float, help="exit 3 if p99 is above this")
-    run.add_argument("--min-throughput", type=float, help="exit 3 if req/s is below this")
-    run.add_argument("--max-timeouts", type=int, help="exit 3 if more requests timed out")
+    run.add_argument("--max-p99-ms", type=float,
+                     help="exit 3 if p99 is above this (default: no limit)")
+    run.add_argument("--min-throughput", type=float,
+                     help="exit 3 if req/s is below this (default: no limit)")
+    run.add_argument("--max-timeouts", type=int,
+                     help="exit 3 if more requests timed out (default: no limit)")
     run.set_defaults(func=cmd_run)
     base = sub.add_parser("baseline", help="an echo in the server's topology: the "
                           "transport's limit")
@@ -191,15 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
     base.set_defaults(func=cmd_baseline)
     grid = sub.add_parser("sweep", help="a grid of runs, printed as one table")
     _load_flags(grid, skip=("label",))
-    grid.add_argument("--clients-list", help="e.g. 1,4,16,64")
-    grid.add_argument("--workers-list", help="e.g. 0,1,2,4")
-    grid.add_argument("--storage-list", help="e.g. journal,json")
-    grid.add_argument("--workload-list", help="e.g. read-mostly,hot-spot")
+    for name, example in (("clients", "1,4,16,64"), ("workers", "0,1,2,4"),
+                          ("storage", "journal,json"), ("workload", "read-mostly,hot-spot")):
+        grid.add_argument(f"--{name}-list", help=f"the values of --{name} to run, e.g. "
+                          f"{example} (default: only --{name})")
     grid.set_defaults(func=cmd_sweep)
     comp = sub.add_parser("compare", help="candidates against a reference (default: the "
                           "echo baseline), interleaved rounds, median ratios")
     _load_flags(comp, skip=("echo", "label"))
-    comp.add_argument("--rounds", type=int, default=3)
+    comp.add_argument("--rounds", type=int, default=3,
+                      help="interleaved rounds of every row (default 3)")
     comp.add_argument("--reference", choices=["echo", "server"], default="echo",
                       help="echo: the transport's limit for the base shape (libzmq's proxy in "
                       "front of the same number of echo workers; a bare REP echo for "
@@ -209,13 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--storages", default="journal",
                       help="storage engines to compare, comma-separated; empty for none "
                       "(default journal)")
-    comp.add_argument("--workers-list", help="also servers with these workers, e.g. 0,1,4")
-    comp.add_argument("--books-list", help="also compare catalog sizes, e.g. 10,1000000")
+    comp.add_argument("--workers-list", help="also servers with these workers, e.g. 0,1,4 "
+                      "(default: none)")
+    comp.add_argument("--books-list", help="also compare catalog sizes, e.g. 10,1000000 "
+                      "(default: none)")
     comp.set_defaults(func=cmd_compare)
     report = sub.add_parser("report", help="write report/ from run folders")
     report.add_argument("runs", nargs="+", help="run folders (or folders holding them)")
-    report.add_argument("--out", default="report")
-    report.add_argument("--title", default="libsrv experiment report")
+    report.add_argument("--out", default="report",
+                        help="folder the report is written to (default: report)")
+    report.add_argument("--title", default="libsrv experiment report",
+                        help="the report's heading (default: libsrv experiment report)")
     report.set_defaults(func=cmd_report)
     demo = sub.add_parser("demo", help="the default experiment and its report")
     demo.add_argument("--out", default="report",

@@ -71,12 +71,14 @@ class RunConfig:
 @dataclass(frozen=True)
 class Setting:
     """One field of RunConfig on the command line: its flag, its type, its help line, and the
-    tag that names a non-default value in a run's folder name."""
+    tag that names a non-default value in a run's folder name; `unset` says what happens
+    when a setting whose default is None is not given."""
 
     field: str
     type: Any  # int, float, str, bool (a switch), or "tristate" (--x / --no-x / neither)
     help: str
     tag: str
+    unset: str = ""
 
     @property
     def flag(self) -> str:
@@ -85,7 +87,7 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("endpoint", str, "load an existing server (tcp://HOST:PORT) instead of starting "
-            "one", "at"),
+            "one", "at", "start a server"),
     Setting("workers", int, "server worker processes; 0 = one REP socket", "w"),
     Setting("storage", str, f"storage engine: {', '.join(sorted(ENGINES))}", "st"),
     Setting("unsafe_no_lock", bool, "start the server without its file lock (to watch lost "
@@ -97,8 +99,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("processes", int, "load processes (0: one per 250 clients; the echo baseline: "
             "one per CPU)", "p"),
     Setting("duration", float, "seconds measured, after the warm-up", "d"),
-    Setting("requests", int, "or a number of requests (no warm-up)", "n"),
-    Setting("rate", float, "open loop: total requests per second", "rate"),
+    Setting("requests", int, "or a number of requests (no warm-up)", "n", "run for --duration"),
+    Setting("rate", float, "open loop: total requests per second", "rate",
+            "closed loop, each client waits for its reply"),
     Setting("think", float, "closed loop: seconds between a reply and the next request",
             "think"),
     Setting("warmup", float, "seconds left out of the figures (not out of the history)",
@@ -107,15 +110,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retries", int, "resend a timed-out request this many times (same id, new "
             "socket)", "retry"),
     Setting("kill_worker_every", float, "SIGKILL one worker of the server every this many "
-            "seconds", "kill"),
+            "seconds", "kill", "never"),
     Setting("workload", str, f"{', '.join(WORKLOADS)}, or mix:action=weight,...", ""),
-    Setting("hot", int, "restrict the workload to this many books", "hot"),
+    Setting("hot", int, "restrict the workload to this many books", "hot", "every book"),
     Setting("seed", int, "fixes the sequence of requests", "seed"),
     Setting("echo", "choice", "load an echo instead of the server: proxy (libzmq's C proxy "
             "in front of --workers REP echo workers, or a bare REP echo with --workers 0: the "
             "transport's limit; --echo alone) or broker (the kit's broker in front of echo "
-            "workers: the broker's cost)", "echo"),
-    Setting("label", str, "name the run's folder", ""),
+            "workers: the broker's cost)", "echo", "the server"),
+    Setting("label", str, "name the run's folder", "", "named by its settings"),
 )
 DEFAULTS = RunConfig()
 _SHOWN_ALWAYS = {"workload", "clients", "seed", "duration", "requests"}
@@ -132,8 +135,10 @@ def same_load(config: RunConfig) -> RunConfig:
 
 def _default_text(setting: Setting) -> str:
     value = getattr(DEFAULTS, setting.field)
-    if setting.type is bool or value in (None, ""):
+    if setting.type is bool:
         return ""
+    if value in (None, ""):
+        return f" (default: {setting.unset})" if setting.unset else ""
     return f" (default {value:g})" if isinstance(value, float) else f" (default {value})"
 
 

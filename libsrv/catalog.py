@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from libsrv.protocol import fold, has_surrogates, isbn13_is_valid, normalize_isbn
@@ -152,12 +153,18 @@ class Catalog:
         raise CatalogError("a catalog is {\"libros\": [...]} or a list of books")
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Catalog:
+    def from_bytes(cls, data: bytes, source: Path | str | None = None) -> Catalog:
+        """The catalog in a file's bytes; errors name `source`, the file, when given."""
         try:
-            document = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise CatalogError(f"the catalog file is not valid JSON: {exc}") from None
-        return cls.from_document(document)
+            try:
+                document = json.loads(data.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                raise CatalogError(f"not valid JSON: {exc}") from None
+            return cls.from_document(document)
+        except CatalogError as exc:
+            if source is None:
+                raise
+            raise CatalogError(f"the catalog file {source} cannot be used: {exc}") from None
 
     def to_document(self) -> object:
         books = list(self._books.values())

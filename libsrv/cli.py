@@ -142,6 +142,11 @@ _CALLS: dict[str, tuple[Action, tuple[str, ...]]] = {
 }
 
 
+def _action_spelling(name: str) -> str:
+    """An action as typed: query_isbn, query-isbn and QUERY-ISBN name the same one."""
+    return name.strip().lower().replace("_", "-")
+
+
 def cmd_call(args: argparse.Namespace) -> int:
     action, names = _CALLS[args.action]
     if len(args.values) != len(names):
@@ -197,15 +202,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--lang", choices=LANGUAGES,
                        help="language of every reply message (default: Spanish to requests "
                        "that use the class's Spanish action names, English to the others)")
-    serve.add_argument("--config", help="a class-style config.json; flags override it")
+    serve.add_argument("--config", help="a class-style config.json whose 'server' section sets "
+                       "host, port, workers, db, storage, loan_days and lang; flags override "
+                       "it (default: none)")
     serve.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
-                       help="seconds to wait for the catalog lock before failing a write")
+                       help="seconds to wait for the catalog lock before failing a write "
+                       f"(default {DEFAULT_LOCK_TIMEOUT:g})")
     serve.add_argument("--worker-timeout", type=float, default=None,
                        help="kill and replace a worker busy this long on one request "
                        "(default 10 s, more for catalogs over 500,000 books)")
     serve.add_argument("--curve", metavar="KEYDIR", default=None,
                        help="encrypt with CurveZMQ and admit only clients whose public keys "
-                       "are in KEYDIR/authorized (see `python -m libsrv keys`)")
+                       "are in KEYDIR/authorized (see `python -m libsrv keys`; default: "
+                       "plain TCP, no encryption)")
     serve.add_argument("--fsync", action=argparse.BooleanOptionalAction, default=None,
                        help="fsync every write (json: on by default; journal: off by default)")
     serve.add_argument("--unsafe-no-lock", action="store_true",
@@ -217,32 +226,48 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     call = sub.add_parser("call", help="send one request and print the reply")
-    call.add_argument("action", choices=sorted(_CALLS))
+    call.add_argument("action", type=_action_spelling, choices=sorted(_CALLS),
+                      help="what to ask (query_isbn and query-isbn both work)")
     call.add_argument("values", nargs="*", help="isbn / title / borrower, as the action needs")
-    call.add_argument("--endpoint", help="server endpoint (default tcp://127.0.0.1:5555)")
-    call.add_argument("--config", help="a class-style config.json (its 'client' section)")
-    call.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
-    call.add_argument("--retries", type=int, default=DEFAULT_RETRIES)
-    call.add_argument("--server-key", help="the server's public key file (CurveZMQ)")
-    call.add_argument("--client-key", help="this client's .key_secret file (CurveZMQ)")
+    call.add_argument("--endpoint", help=f"server endpoint (default tcp://{DEFAULT_HOST}:"
+                      f"{DEFAULT_PORT}, or the --config file's)")
+    call.add_argument("--config", help="a class-style config.json whose 'client' section "
+                      "names the server (default: none)")
+    call.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                      help=f"seconds to wait for each reply (default {DEFAULT_TIMEOUT:g})")
+    call.add_argument("--retries", type=int, default=DEFAULT_RETRIES,
+                      help="send again this many times, on a new socket, when no reply comes "
+                      f"(default {DEFAULT_RETRIES})")
+    call.add_argument("--server-key", help="the server's public key file, for a server "
+                      "started with --curve (default: plain TCP)")
+    call.add_argument("--client-key", help="this client's .key_secret file, for a server "
+                      "started with --curve (default: plain TCP)")
     call.set_defaults(func=cmd_call)
 
     gen = sub.add_parser("generate", help="write a synthetic catalog of any size")
-    gen.add_argument("--books", type=int, required=True)
-    gen.add_argument("--out", required=True)
-    gen.add_argument("--seed", type=int, default=1)
+    gen.add_argument("--books", type=int, required=True, help="how many books")
+    gen.add_argument("--out", required=True, help="the catalog file to write")
+    gen.add_argument("--seed", type=int, default=1,
+                     help="the same seed writes the same catalog (default 1)")
     gen.set_defaults(func=cmd_generate)
 
     demo = sub.add_parser("demo", help="start a server on a copy of the catalog, run every "
                           "operation against it, print the replies, stop it")
-    demo.add_argument("--db", default=DEFAULT_DB, help="catalog to copy")
-    demo.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
-    demo.add_argument("--storage", choices=sorted(ENGINES), default=DEFAULT_ENGINE)
+    demo.add_argument("--db", default=DEFAULT_DB,
+                      help=f"catalog to copy; the file itself is not changed (default "
+                      f"{DEFAULT_DB})")
+    demo.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                      help=f"worker processes; 0 is a single REP socket (default "
+                      f"{DEFAULT_WORKERS})")
+    demo.add_argument("--storage", choices=sorted(ENGINES), default=DEFAULT_ENGINE,
+                      help=f"storage engine (default {DEFAULT_ENGINE})")
     demo.set_defaults(func=_cmd_demo)
 
     keys = sub.add_parser("keys", help="CurveZMQ key pairs for the server and its clients")
-    keys.add_argument("--dir", default="keys")
-    keys.add_argument("--client", action="append", default=[], help="a client name (repeat)")
+    keys.add_argument("--dir", default="keys", help="folder for the keys (default keys)")
+    keys.add_argument("--client", action="append", default=[],
+                      help="a client name; repeat for more clients (default: none, only the "
+                      "server's keys)")
     keys.set_defaults(func=cmd_keys)
 
     forms = sub.add_parser("forms", help="the forms page (Voila), the class's web page as "
@@ -250,9 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     forms.add_argument("--endpoint", help="an existing server; default: start one")
     forms.add_argument("--db", help="catalog for the server started here (served in place); "
                        "default: a copy of the shipped catalog")
-    forms.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
-    forms.add_argument("--host", default="127.0.0.1", help="0.0.0.0 opens the page to the LAN")
-    forms.add_argument("--port", type=int, default=8866)
+    forms.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                       help=f"workers of the server started here (default {DEFAULT_WORKERS})")
+    forms.add_argument("--host", default="127.0.0.1",
+                       help="address of the page; 0.0.0.0 opens it to the LAN (default "
+                       "127.0.0.1)")
+    forms.add_argument("--port", type=int, default=8866, help="the page's port (default 8866)")
     forms.set_defaults(func=_cmd_forms)
     return parser
 

@@ -76,12 +76,12 @@ def answer_read(request: Request, catalog: Catalog, policy: Policy) -> dict[str,
     if request.action == Action.CATALOG:
         books = catalog.page(request.offset, request.limit)
         total = len(catalog)
+        lang = policy.language(request.legacy)
         if books:
-            message = render("catalog_page", policy.language(request.legacy), first=request.offset + 1,
+            message = render("catalog_page", lang, first=request.offset + 1,
                              last=request.offset + len(books), total=total)
         else:
-            message = render("catalog_past_end", policy.language(request.legacy), offset=request.offset,
-                             total=total)
+            message = render("catalog_past_end", lang, offset=request.offset, total=total)
         return make_reply(Code.OK, message, books=books, request_id=request.id, total=total,
                           offset=request.offset)
     raise ValueError(f"{request.action} is not a read action")

@@ -84,13 +84,14 @@ class Service:
 
     def _dispatch(self, request: Request) -> dict[str, Any]:
         action = request.action
+        lang = self.policy.language(request.legacy)
         if action == Action.PING:
-            return make_reply(Code.OK, render("pong", self.policy.language(request.legacy)), request_id=request.id,
+            return make_reply(Code.OK, render("pong", lang), request_id=request.id,
                               worker=self.worker, pid=os.getpid())
         if action == Action.STATS:
             stats = self.board.snapshot()
             stats["books"] = len(self.storage.read())
-            return make_reply(Code.OK, render("stats", self.policy.language(request.legacy)), request_id=request.id,
+            return make_reply(Code.OK, render("stats", lang), request_id=request.id,
                               stats=stats)
         if request.is_write:
             today = self.today()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import filelock
@@ -161,3 +163,16 @@ def test_a_missing_catalog_is_a_one_line_error(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error:") and "does not exist" in result.stderr
+
+
+def test_a_bad_catalog_is_named_and_a_folder_leaves_no_lock_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"libros": [{"ISBN": "1"}]}')
+    folder = tmp_path / "catalogs"
+    folder.mkdir()
+    for db, words in ((broken, "missing field"), (folder, "is not a file")):
+        result = subprocess.run([sys.executable, "-m", "libsrv", "serve", "--port", "0",
+                                 "--db", str(db)], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2
+        assert str(db) in result.stderr and words in result.stderr, result.stderr
+    assert not (tmp_path / "catalogs.lock").exists() and not any(folder.iterdir())

@@ -34,5 +34,8 @@ def prepare_files(path: Path | str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOU
     path = Path(path)
     if not path.exists():
         raise StorageError(f"the catalog file {path} does not exist")
+    if not path.is_file():  # checked before the lock, which would leave a file beside it
+        raise StorageError(f"the catalog {path} is not a file (is it a folder?); --db takes "
+                           "the catalog's JSON file")
     with CatalogLock(path, timeout=lock_timeout):
         return sweep_temp_files(path)

@@ -49,7 +49,7 @@ def read_catalog(path: Path) -> Catalog:
         raise StorageError(f"the catalog file {path} does not exist") from None
     except OSError as exc:
         raise StorageError(f"cannot read the catalog file {path}: {exc.strerror}") from exc
-    return Catalog.from_bytes(data)
+    return Catalog.from_bytes(data, path)
 
 
 class JournalStorage(Storage):

@@ -67,7 +67,7 @@ class JsonStorage(Storage):
                     break
                 chunks.append(chunk)
                 size -= len(chunk)
-            catalog = Catalog.from_bytes(b"".join(chunks))
+            catalog = Catalog.from_bytes(b"".join(chunks), self.path)
         except BaseException:
             os.close(fd)
             raise

@@ -1,0 +1,51 @@
+"""Every command-line flag says what it does and, when it takes a value, what it defaults to."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from bench.cli import build_parser as bench_parser
+from libsrv.cli import build_parser as libsrv_parser
+
+
+def commands(parser: argparse.ArgumentParser, prefix: str):
+    """(name, parser) for the program and each of its sub-commands."""
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from commands(sub, f"{prefix} {name}")
+
+
+def flags():
+    for program, parser in (("python -m libsrv", libsrv_parser()),
+                            ("python -m bench", bench_parser())):
+        for name, command in commands(parser, program):
+            for action in command._actions:
+                if action.option_strings and not isinstance(
+                        action, argparse._HelpAction | argparse._VersionAction):
+                    yield pytest.param(action, id=f"{name} {action.option_strings[-1]}")
+
+
+@pytest.mark.parametrize("action", list(flags()))
+def test_every_flag_has_help_with_its_default(action: argparse.Action) -> None:
+    assert action.help and len(action.help) > 10
+    switch = action.nargs == 0
+    if not switch and not action.required:
+        assert "default" in action.help.lower(), action.help
+
+
+@pytest.mark.parametrize("spelling", ["query-isbn", "query_isbn", "QUERY_ISBN"])
+def test_call_takes_actions_with_dashes_or_underscores(spelling: str) -> None:
+    args = libsrv_parser().parse_args(["call", spelling, "9788437604947"])
+    assert args.action == "query-isbn"
+
+
+def test_an_unknown_action_lists_the_choices() -> None:
+    result = subprocess.run([sys.executable, "-m", "libsrv", "call", "fly"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "loan-isbn" in result.stderr
