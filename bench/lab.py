@@ -134,7 +134,7 @@ def clients_section(table: pd.DataFrame, runs: pd.DataFrame) -> list[Section]:
                  "yet saturated.")
     note = _note(rows)
     first = rows.iloc[0]["config"]
-    curves = {f"{r['clients']} clients": [read_histogram(f) for f in r["folders"]]
+    curves = {_clients(r["clients"]): [read_histogram(f) for f in r["folders"]]
               for _, r in rows.iterrows()}
     return [Section(
         "clients", "Latency against clients",
@@ -155,11 +155,15 @@ def clients_section(table: pd.DataFrame, runs: pd.DataFrame) -> list[Section]:
         [])]
 
 
+def _clients(count: int) -> str:
+    return f"{count} client" if count == 1 else f"{count} clients"
+
+
 def _tail_sentence(rows: pd.DataFrame) -> str:
     parts = []
     for _, row in rows.iterrows():
         if row["p999_ms_enough"]:
-            parts.append(f"{row['clients']} clients: p99.9 {_ms(row['p999_ms'])} ms, "
+            parts.append(f"{_clients(row['clients'])}: p99.9 {_ms(row['p999_ms'])} ms, "
                          f"{row['p999_ms'] / row['p50_ms']:.1f}x the median")
     if not parts:
         return ("No run had enough requests to measure p99.9 (at least 10,000 per round): run "
@@ -176,8 +180,11 @@ def workers_section(table: pd.DataFrame) -> list[Section]:
     most = max(pooled) if pooled else None
     sentences = []
     if most is not None and 1 in by and most != 1:
-        sentences.append(f"{most} workers gave {by[most]['throughput'] / by[1]['throughput']:.1f}x "
-                         f"the throughput of 1 ({_n(by[most]['throughput'])} against "
+        gain = by[most]["throughput"] / by[1]["throughput"]
+        how = (f"gave {gain:.1f}x the throughput of 1" if gain >= 1.05 else
+               f"gave less throughput than 1 ({gain:.2f}x)" if gain <= 0.95 else
+               f"gave about the throughput of 1 ({gain:.2f}x)")
+        sentences.append(f"{most} workers {how} ({_n(by[most]['throughput'])} against "
                          f"{_n(by[1]['throughput'])} requests/s)")
     top = by[most] if most is not None else rows.iloc[-1]
     busy = top["machine_busy"]

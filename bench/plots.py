@@ -147,10 +147,9 @@ def percentile_curves(curves: dict[str, list[HdrHistogram]], note: str = "") -> 
             ax.fill_between(xs, [min(v) for v in values], [max(v) for v in values],
                             color=colour, alpha=0.15, linewidth=0)
     ax.set_xscale("log")
-    _plain_ticks(ax, [2, 10, 100, 1000, 10000])
-    ax.xaxis.set_major_formatter(FuncFormatter(
-        lambda v, _: {2: "50%", 10: "90%", 100: "99%", 1000: "99.9%", 10000: "99.99%"}
-        .get(round(v), "")))
+    names = {round(1 / (1 - p / 100)): f"{p:g}%" for p in PERCENTILE_TICKS}
+    _plain_ticks(ax, sorted(names))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: names.get(round(v), "")))
     _log_ticks(ax)
     ax.set_xlabel(f"percentile (each line stops where fewer than {TAIL_SAMPLES} requests "
                   "lie beyond it)")
