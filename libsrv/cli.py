@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from libsrv.config import (
     read_config_file,
     server_settings,
 )
+from libsrv.forms_page import CULL_AFTER
 from libsrv.library import DEFAULT_LOAN_DAYS
 from libsrv.messages import LANGUAGES
 from libsrv.protocol import Action
@@ -281,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="address of the page; 0.0.0.0 opens it to the LAN (default "
                        "127.0.0.1)")
     forms.add_argument("--port", type=int, default=8866, help="the page's port (default 8866)")
+    forms.add_argument("--cull-after", type=float, default=CULL_AFTER,
+                       help="stop a visitor's kernel when no page has been connected to it for "
+                       f"this many idle seconds (default {CULL_AFTER:g})")
     forms.set_defaults(func=_cmd_forms)
     return parser
 
@@ -298,8 +303,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def _cmd_forms(args: argparse.Namespace) -> int:
     from libsrv.forms_page import serve_forms
 
+    # SIGTERM (a service manager, a closed terminal) stops the page as Ctrl-C does, so the
+    # server started for it is stopped and its catalog copy removed
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     return serve_forms(endpoint=args.endpoint, db=Path(args.db) if args.db else None,
-                       workers=args.workers, host=args.host, port=args.port)
+                       workers=args.workers, host=args.host, port=args.port,
+                       cull_after=args.cull_after)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import html
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from libsrv.client import BadReply, LibraryClient, Reply, ServerUnreachable
+from libsrv.forms_page import ENDPOINT_VARIABLE
 from libsrv.process import ServerProcess
 from libsrv.security import CurveKeys
 
@@ -91,6 +93,28 @@ def unreachable_message(endpoint: str, error: Exception) -> str:
                      code="UNREACHABLE")
 
 
+COPY_PREFIX = "libsrv-notebook-"
+OWNER_FILE = "owner.pid"
+
+
+def sweep_stale_copies(folder: Path | str | None = None) -> list[Path]:
+    """Delete catalog copies whose owner process is gone (a kernel killed before it could
+    stop its server); returns the folders removed."""
+    removed = []
+    for copy in Path(folder or tempfile.gettempdir()).glob(COPY_PREFIX + "*"):
+        try:
+            owner = int((copy / OWNER_FILE).read_text())
+            os.kill(owner, 0)
+            continue  # its owner is alive
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            continue  # not ours to judge (no owner file yet, or another user's)
+        shutil.rmtree(copy, ignore_errors=True)
+        removed.append(copy)
+    return removed
+
+
 class LocalServer:
     """A server started from a notebook, in the background, on a copy of a catalog.
 
@@ -103,7 +127,9 @@ class LocalServer:
                  args: tuple[str, ...] = ()) -> None:
         source = Path(db) if db is not None else SHIPPED_CATALOG
         if copy:
-            self._tmp = tempfile.mkdtemp(prefix="libsrv-notebook-")
+            sweep_stale_copies()
+            self._tmp = tempfile.mkdtemp(prefix=COPY_PREFIX)
+            (Path(self._tmp) / OWNER_FILE).write_text(str(os.getpid()))
             self.db = Path(self._tmp) / source.name
             shutil.copy(source, self.db)
         else:
@@ -121,8 +147,11 @@ class LocalServer:
         return self._process.alive()
 
     def stop(self) -> None:
-        """Stop the server cleanly (its catalog file is then complete and current)."""
+        """Stop the server cleanly. A catalog given with ``copy=False`` is then complete and
+        current; a copy made here is deleted with its folder."""
         self._process.stop()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -167,7 +196,9 @@ class LibraryForms:
     """
 
     def __init__(self, endpoint: str, *, timeout: float = 2.0, retries: int = 1,
-                 curve: CurveKeys | None = None) -> None:
+                 curve: CurveKeys | None = None, show_endpoint: bool = True) -> None:
+        """`show_endpoint=False` hides the server box (the forms page: students do not
+        choose the server)."""
         self.timeout, self.retries, self.curve = timeout, retries, curve
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="libsrv-ui")
         self.endpoint = widgets.Text(value=endpoint, description="Server",
@@ -197,7 +228,7 @@ class LibraryForms:
         for index, title in enumerate(("Query by ISBN", "Query by title", "Loan by ISBN",
                                        "Loan by title", "Return", "Catalog")):
             self.tabs.set_title(index, title)
-        self.widget = widgets.VBox([self.endpoint, self.tabs])
+        self.widget = widgets.VBox([self.endpoint, self.tabs] if show_endpoint else [self.tabs])
 
     def run(self, call: Callable[[LibraryClient], Any],
             show: Callable[[Any], None]) -> Future[None]:
@@ -245,3 +276,17 @@ class LibraryForms:
         from IPython.display import display
 
         display(self.widget)
+
+
+
+def forms_page() -> LibraryForms:
+    """What the forms page shows (``python -m libsrv forms`` serves it): the forms for the
+    server named by the LIBSRV_ENDPOINT environment variable, without the server box, with the
+    catalog tab already loaded."""
+    endpoint = os.environ.get(ENDPOINT_VARIABLE)
+    if not endpoint:
+        raise RuntimeError(f"the forms page needs {ENDPOINT_VARIABLE}; start it with "
+                           "`python -m libsrv forms`")
+    forms = LibraryForms(endpoint, show_endpoint=False)
+    forms.refresh()
+    return forms

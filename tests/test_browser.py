@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from libsrv.catalog import Catalog
-from tests.conftest import ROOT, free_port, wait_until
+from tests.conftest import free_port, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -39,17 +39,23 @@ def test_the_voila_forms_page_loans_a_book(start_server, catalog_file: Path,
 
     server = start_server(catalog_file, workers=2)
     port = free_port()
-    env = dict(os.environ, LIBSRV_ENDPOINT=server.endpoint, JUPYTER_PLATFORM_DIRS="1")
+    env = dict(os.environ, JUPYTER_PLATFORM_DIRS="1")
     voila = subprocess.Popen(
-        [sys.executable, "-m", "voila", str(ROOT / "notebooks" / "02-forms.ipynb"),
-         "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+        [sys.executable, "-m", "libsrv", "forms", "--endpoint", server.endpoint,
+         "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=tmp_path)
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_until(lambda: answers(url), timeout=90, message="Voilà to serve the page")
         with sync_playwright() as play:
             browser = play.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            # Voilà asks a CDN for its icon font, which an offline classroom cannot reach;
+            # anything else failing (our page, its widgets) is an error
+            page.on("requestfailed", lambda r: None if "cdn.jsdelivr.net" in r.url
+                    else errors.append(f"{r.url} failed"))
             page.goto(url, timeout=120_000)
             page.get_by_role("tab", name="Loan by ISBN").click(timeout=120_000)
             page.locator("input[placeholder=ISBN]:visible").fill("9788437604947")
@@ -64,6 +70,7 @@ def test_the_voila_forms_page_loans_a_book(start_server, catalog_file: Path,
             assert "<b>Guillermo</b>" in text  # shown as text, not as markup
             assert page.locator(".libsrv-card b", has_text="Guillermo").count() == 0
             browser.close()
+        assert not errors, errors
     finally:
         voila.terminate()
         try:

@@ -1,0 +1,97 @@
+"""The forms page as a student and a health check meet it, and what it leaves behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from libsrv.ui import COPY_PREFIX, OWNER_FILE, LocalServer, sweep_stale_copies
+from tests.conftest import free_port, wait_until
+
+
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every process below `pid`, read from /proc."""
+    parents: dict[int, int] = {}
+    commands: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            commands[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ") \
+                .decode(errors="replace")
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, its_parent in parents.items():
+            if its_parent == parent:
+                found.append((child, commands.get(child, "")))
+                frontier.append(child)
+    return found
+
+
+def kernels(pid: int) -> int:
+    return sum("ipykernel" in command for _, command in descendants(pid))
+
+
+def fetch(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.read().decode()
+    except OSError:
+        return None
+
+
+def test_a_health_check_leaves_no_kernel_and_the_page_cleans_up(tmp_path: Path) -> None:
+    port = free_port()
+    page = subprocess.Popen([sys.executable, "-m", "libsrv", "forms", "--port", str(port),
+                             "--cull-after", "5"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    try:
+        first = page.stdout.readline()  # type: ignore[union-attr]
+        copy = Path(re.search(r"shipped catalog, (\S+),", first).group(1))  # type: ignore[union-attr]
+        assert copy.exists()
+        html = wait_until(lambda: fetch(f"http://127.0.0.1:{port}/"), timeout=90,
+                          message="the forms page to answer")
+        # a student sees the heading and the forms, nothing meant for notebook authors
+        assert "Biblioteca" in html
+        for author_text in ("ENDPOINT", "LIBSRV_", "environment variable"):
+            assert author_text not in html
+        # the GET started a kernel that nobody connects to: it must not stay
+        assert kernels(page.pid) == 1
+        wait_until(lambda: kernels(page.pid) == 0, timeout=60,
+                   message="the unconnected kernel to be culled")
+        page.send_signal(signal.SIGTERM)
+        output = page.communicate(timeout=60)[0]
+    finally:
+        if page.poll() is None:
+            page.kill()
+            page.wait(10)
+    assert not copy.parent.exists(), "the catalog copy outlived the page"
+    assert "WARNING" not in output and "Traceback" not in output, output
+
+
+def test_a_local_server_removes_its_copy_and_old_copies_are_swept(tmp_path: Path) -> None:
+    server = LocalServer(workers=0)
+    folder = server.db.parent
+    assert server.db.exists() and folder.name.startswith(COPY_PREFIX)
+    server.stop()
+    assert not folder.exists()
+    # copies whose kernel was killed (no stop) are swept; a live owner's copy is kept
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(30)
+    orphan, alive = tmp_path / f"{COPY_PREFIX}orphan", tmp_path / f"{COPY_PREFIX}alive"
+    for folder, pid in ((orphan, gone.pid), (alive, os.getpid())):
+        folder.mkdir()
+        (folder / OWNER_FILE).write_text(str(pid))
+        (folder / "catalog.json").write_text("{}")
+    assert sweep_stale_copies(tmp_path) == [orphan]
+    assert alive.exists() and not orphan.exists()
