@@ -4,10 +4,13 @@
     python3 kit.py demo     # set up, start a server, run the experiment, write the report
     python3 kit.py test     # set up, lint, run the whole test suite
     python3 kit.py forms    # the forms page (Voila) on a server of its own
-    python3 kit.py lab      # JupyterLab on the notebooks
+    python3 kit.py lab      # JupyterLab on the notebooks (also as root, as in containers)
+    python3 kit.py serve    # a catalog server (flags as `python -m libsrv serve`)
+    python3 kit.py browser  # install Chromium for the browser tests (root with apt-get)
 
-The first run creates .venv/ and installs the project with its test tools; later runs reuse it
-(and reinstall when pyproject.toml changes).
+The first run creates .venv/ and installs the project with its test tools, showing each step and
+pip's own progress; later runs reuse it (and reinstall when pyproject.toml changes). Nothing is
+installed outside .venv/ except by `browser`, which says what it runs.
 """
 
 from __future__ import annotations
@@ -39,27 +42,43 @@ def setup() -> None:
     if STAMP.exists() and STAMP.read_text() == wanted and PY.exists():
         return
     if not PY.exists():
-        print(f"creating {VENV}", flush=True)
+        print(f"[setup 1/2] creating the virtual environment {VENV}", flush=True)
         venv.create(VENV, with_pip=True)
-    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[test]")
+    print("[setup 2/2] installing libsrv and its dependencies into .venv (the first time "
+          "takes a minute or two; pip shows its progress)", flush=True)
+    run(PY, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "on",
+        "--root-user-action=ignore",
+        "-e", ".[test]")
     STAMP.write_text(wanted)
+    print("[setup] done", flush=True)
 
 
-def ensure_browser() -> None:
-    """The browser test needs Debian's Chromium; install it where we may (root with apt-get,
-    as in CI). Elsewhere that one test skips and says how to install it."""
-    if shutil.which("chromium") or shutil.which("chromium-browser"):
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def install_browser() -> None:
+    """Chromium for the browser tests: Debian's package, installed with apt-get as root (as in
+    CI). Elsewhere it says what to run instead."""
+    if chromium():
+        print(f"Chromium is installed ({chromium()}); the browser tests will run.")
         return
     if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
-        print("note: chromium is not installed, so the browser test will be skipped", flush=True)
-        return
+        sys.exit("Install Chromium with your system's package manager (Debian/Ubuntu: "
+                 "sudo apt-get install chromium), then run the tests again.")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for command in (["apt-get", "update", "-qq"],
-                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
+    for command in (["apt-get", "update"],
+                    ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
         print("+", " ".join(command), flush=True)
-        if subprocess.run(command, env=env, stdout=subprocess.DEVNULL).returncode:
-            print("note: could not install chromium; the browser test will be skipped")
-            return
+        if subprocess.run(command, env=env).returncode:
+            sys.exit("could not install Chromium; the browser tests will be skipped")
+
+
+def lab_command(python: Path | str, args: list[str]) -> list[str | Path]:
+    """JupyterLab on the notebooks; as root (classroom containers) it must be allowed."""
+    as_root = os.name == "posix" and os.geteuid() == 0
+    return [python, "-m", "jupyter", "lab", "notebooks", *(["--allow-root"] if as_root else []),
+            *args]
 
 
 def main(argv: list[str]) -> None:
@@ -69,13 +88,18 @@ def main(argv: list[str]) -> None:
         "test": [[PY, "-m", "ruff", "check", "."], [PY, "-m", "pytest", *argv[1:]]],
         "serve": [[PY, "-m", "libsrv", "serve", *argv[1:]]],
         "forms": [[PY, "-m", "libsrv", "forms", *argv[1:]]],
-        "lab": [[PY, "-m", "jupyter", "lab", "notebooks", *argv[1:]]],
+        "lab": [lab_command(PY, argv[1:])],
+        "browser": [],
     }
     if not argv or argv[0] not in jobs:
         sys.exit(f"usage: python3 kit.py {{{'|'.join(jobs)}}} [args]")
+    if argv[0] == "browser":
+        install_browser()
+        return
     setup()
-    if argv[0] == "test":
-        ensure_browser()
+    if argv[0] == "test" and not chromium():
+        print("note: Chromium is not installed, so the browser tests will be skipped; "
+              "`python3 kit.py browser` installs it", flush=True)
     for command in jobs[argv[0]]:
         run(*command)
 

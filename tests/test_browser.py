@@ -20,8 +20,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-component-update", "--disable-sync"]
 
 pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed; `python3 kit.py test` installs "
-    "Debian's chromium when it runs as root (as in CI); elsewhere: apt-get install chromium")
+    CHROMIUM is None, reason="Chromium is not installed: `python3 kit.py browser` installs it "
+    "(as root with apt-get, as CI does), or install it with your package manager")
 
 
 

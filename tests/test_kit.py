@@ -1,0 +1,55 @@
+"""kit.py, the one bootstrapper: its JupyterLab job starts, also as root."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from tests.conftest import ROOT, free_port, wait_until
+
+
+def load_kit():
+    spec = importlib.util.spec_from_file_location("kit", ROOT / "kit.py")
+    assert spec is not None and spec.loader is not None
+    kit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kit)
+    return kit
+
+
+def status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except OSError:
+        return None
+
+
+def test_the_lab_job_starts_jupyterlab_as_whoever_runs_it(tmp_path: Path) -> None:
+    """In CI this runs as root, where JupyterLab refuses to start unless told it may."""
+    port = free_port()
+    command = load_kit().lab_command(sys.executable, [
+        "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+        "--IdentityProvider.token=kit-test"])
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+               JUPYTER_DATA_DIR=str(tmp_path / "data"), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"))
+    lab = subprocess.Popen([str(part) for part in command], cwd=ROOT, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: lab.poll() is not None or
+                   status(f"http://127.0.0.1:{port}/api/status?token=kit-test"),
+                   timeout=90, message="JupyterLab to answer")
+        assert lab.poll() is None, lab.communicate(timeout=10)[0][-2000:]
+        listing = status(f"http://127.0.0.1:{port}/api/contents/03-latency.ipynb"
+                         "?token=kit-test")
+        assert listing == 200  # it serves the notebooks folder
+    finally:
+        lab.terminate()
+        try:
+            lab.wait(30)
+        except subprocess.TimeoutExpired:
+            lab.kill()
+            lab.wait(10)
