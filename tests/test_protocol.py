@@ -181,3 +181,26 @@ def test_fuzz_any_object_parses_to_clean_fields_or_is_refused(obj: dict) -> None
         if value is not None:
             assert isinstance(value, str) and value.strip() and value.encode("utf-8")
     assert request.offset >= 0 and 1 <= request.limit <= 1000
+
+
+def test_the_protocol_docs_example_is_a_reply_the_server_would_give() -> None:
+    """docs/protocol.md's example request and reply agree with each other and with the code."""
+    import re
+    from datetime import date, timedelta
+
+    from libsrv.library import DEFAULT_LOAN_DAYS
+    from libsrv.messages import render
+    from tests.conftest import ROOT
+
+    blocks = re.findall(r"```json\n(.*?)```", (ROOT / "docs" / "protocol.md").read_text(),
+                        re.S)
+    request = parse_request([blocks[0].encode()])
+    reply = json.loads(blocks[1])
+    book = reply["book"]
+    assert book["ISBN"] == request.isbn and reply["id"] == request.id
+    assert reply["code"] == "UNAVAILABLE" and reply["success"] is False
+    assert date.fromisoformat(book["fecha_devolucion"]) - \
+        date.fromisoformat(book["fecha_prestamo"]) == timedelta(days=DEFAULT_LOAN_DAYS)
+    assert reply["message"] == render("unavailable", "en", title=book["titulo"],
+                                      due=book["fecha_devolucion"])
+    assert set(reply) >= {"success", "code", "message", "book", "books"}
