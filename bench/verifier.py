@@ -334,16 +334,20 @@ class _Describe:
         return {
             "double-loan": f"client {op.client} was told its loan of {book} succeeded {when}, "
                            "but in every order of the acknowledged operations the book was "
-                           "already lent then: two borrowers hold it",
+                           "already lent then: two borrowers hold it; the loan should have "
+                           "been refused as UNAVAILABLE",
             "double-return": f"client {op.client} was told its return of {book} succeeded "
                              f"{when}, but in every order of the acknowledged operations "
-                             "nobody had it then: a return was counted twice or a loan lost",
+                             "nobody had it then: a return was counted twice or a loan lost; "
+                             "it should have been refused as NOT_LOANED",
             "stale-read": f"client {op.client} queried {book} {when} and saw it "
                           f"{'lent' if op.value else 'available'}, which no order of the "
-                          "acknowledged loans and returns allows: an old state was served",
+                          "acknowledged loans and returns allows: an old state was served; it "
+                          "should have shown every write acknowledged before it was asked",
             "wrong-refusal": f"client {op.client}'s {op.kind} of {book} was refused {when} as "
                              f"if the book were {'lent' if op.value else 'available'}, but in "
-                             "every order of the acknowledged operations it was not",
+                             "every order of the acknowledged operations it was not; it should "
+                             "have succeeded",
         }[kind] + f" (the book started {start})."
 
 
@@ -411,5 +415,6 @@ def _final_state(isbn: str, history: list[Op], start: int, final: int | None,
         f"after the run the server shows {describe.book(isbn)} {state}, but no order of its "
         f"{loans} acknowledged loans and {returns} acknowledged returns"
         + (f" (and {unknown} writes of unknown outcome)" if unknown else "")
-        + f", starting {'lent' if start else 'available'}, ends that way: an update was lost",
+        + f", starting {'lent' if start else 'available'}, ends that way: an update was lost; it "
+        f"should show {'available' if final else 'lent'}",
         [describe.op(o) for o in history if o.status == OK][-6:])
