@@ -15,7 +15,13 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 from hdrh.histogram import HdrHistogram
-from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
+from matplotlib.ticker import (
+    FixedLocator,
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullLocator,
+)
 
 from bench.rounds import TAIL_SAMPLES, enough
 
@@ -67,8 +73,9 @@ def _plain_ticks(ax: plt.Axes, values: Sequence[float], axis: str = "x") -> None
 
 
 def _log_ticks(ax: plt.Axes) -> None:
-    """A log y axis labelled 0.1, 1, 10, 100 ... instead of powers of ten."""
+    """A log y axis labelled 1, 2, 5, 10, 20, 50 ... instead of powers of ten."""
     ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
