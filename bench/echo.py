@@ -47,7 +47,7 @@ def echo_worker_main(config: ServerConfig, board: StatsBoard, row: int, identity
     sock.connect(backend)
     sock.send_multipart([READY, str(WORKER_CREDITS).encode()])
     try:
-        serve_dealer(sock, lambda frames: ECHOED, stop, f"Echo worker {row + 1}")
+        serve_dealer(sock, lambda frames, key: ECHOED, stop, f"Echo worker {row + 1}")
     finally:
         sock.close()
         ctx.term()

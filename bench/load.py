@@ -62,6 +62,7 @@ class LoadSpec:
     retries: int = 0  # Lazy Pirate: resend a timed-out request (same id) on a new socket
     seed: int = 1  # fixes the workload
     processes: int = 0  # 0: one per 250 clients, at least 1, at most the CPUs
+    ids: bool = True  # False: requests carry no id, as the class's client sends them
     # Request ids start with this; unique per run, so a server that remembers ids never mistakes
     # a request of this run for a retry of an earlier one (the seed still fixes the workload).
     run_id: str = field(default_factory=lambda: secrets.token_hex(6))
@@ -162,7 +163,7 @@ class _ClientPool:
                                                  self.spec.keys)
         client.step += 1
         client.request = (action, fields)
-        rid = f"{self.spec.run_id}-{client.index}-{client.step}"
+        rid = f"{self.spec.run_id}-{client.index}-{client.step}" if self.spec.ids else None
         client.payload = encode_request(action, id=rid, **fields)
         if client.sock is not None:
             client.sock.send(client.payload)

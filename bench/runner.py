@@ -136,7 +136,10 @@ def worker_killer(endpoint: str, server: ServerProcess | None,
             except (RunError, ServerUnreachable):
                 continue  # the server is busy or between workers; try at the next tick
             if pids:
-                os.kill(rng.choice(pids), signal.SIGKILL)
+                try:
+                    os.kill(rng.choice(pids), signal.SIGKILL)
+                except ProcessLookupError:
+                    continue  # it died already; the stats were older than that
                 kills.append(time.monotonic())
 
     thread = threading.Thread(target=killer, daemon=True)
@@ -186,7 +189,7 @@ def _load_spec(config: RunConfig, endpoint: str, workload: Workload,
     return LoadSpec(endpoint, config.clients, workload, keys, duration=config.duration,
                     requests=config.requests, rate=config.rate, think=config.think,
                     warmup=config.warmup, timeout=config.timeout, retries=config.retries,
-                    seed=config.seed, processes=config.processes)
+                    seed=config.seed, processes=config.processes, ids=not config.no_ids)
 
 
 def _final_state(endpoint: str, isbns: list[str]) -> dict[str, Any]:

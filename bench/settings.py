@@ -43,6 +43,7 @@ class RunConfig:
     warmup: float = 1.0
     timeout: float = 5.0
     retries: int = 0
+    no_ids: bool = False  # requests without an id, as the class's client sends them
     kill_worker_every: float | None = None  # seconds; SIGKILL one worker of our server each time
     workload: str = "read-mostly"
     hot: int | None = None
@@ -63,6 +64,9 @@ class RunConfig:
             object.__setattr__(self, "duration", None)
         elif self.requests is None and self.duration is None:
             object.__setattr__(self, "duration", DEFAULT_DURATION)
+        if self.no_ids and self.retries:
+            raise ValueError("a retry needs the request's id: --retries cannot go with "
+                             "--no-ids")
 
     def name(self) -> str:
         return run_name(self)
@@ -109,6 +113,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("timeout", float, "seconds a request waits for its reply", "to"),
     Setting("retries", int, "resend a timed-out request this many times (same id, new "
             "socket)", "retry"),
+    Setting("no_ids", bool, "send requests without an id, as the class's client does (no "
+            "client retries then)", "noids"),
     Setting("kill_worker_every", float, "SIGKILL one worker of the server every this many "
             "seconds", "kill", "never"),
     Setting("workload", str, f"{', '.join(WORKLOADS)}, or mix:action=weight,...", ""),

@@ -20,6 +20,7 @@ move each way); the broker adds and strips the worker's identity.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import os
@@ -27,7 +28,7 @@ import shutil
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 
@@ -60,6 +61,13 @@ MAX_QUICK_DEATHS = 5  # workers dying before they are ready: give up instead of 
 MAX_ATTEMPTS = 2  # a request that killed this many workers is answered INTERNAL
 
 
+def _request_keys() -> Iterator[bytes]:
+    """Keys unique to this broker's life and to every earlier one on the same catalog (a
+    random prefix), in a few bytes per request."""
+    prefix = os.urandom(8)
+    return (prefix + n.to_bytes(8, "big") for n in itertools.count())
+
+
 def worker_main(config: ServerConfig, board: StatsBoard, row: int, identity: bytes,
                 backend: str) -> None:
     """A worker process: load the catalog, grant the broker credits, answer until signalled."""
@@ -82,7 +90,8 @@ def worker_main(config: ServerConfig, board: StatsBoard, row: int, identity: byt
         flush_and_close(service, name)
 
 
-def serve_dealer(sock: zmq.Socket, handle: Callable[[list[bytes]], Handled], stop: StopFlag,
+def serve_dealer(sock: zmq.Socket, handle: Callable[[list[bytes], bytes], Handled],
+                 stop: StopFlag,
                  name: str, idle: Callable[[], None] | None = None) -> None:
     """A worker's loop: at each wake-up, answer every request already queued."""
     pid = os.getpid()
@@ -100,10 +109,10 @@ def serve_dealer(sock: zmq.Socket, handle: Callable[[list[bytes]], Handled], sto
         replies = []
         while True:
             try:
-                client, *request = recv(zmq.NOBLOCK)
+                client, key, *request = recv(zmq.NOBLOCK)
             except again:
                 break
-            handled = handle(request)
+            handled = handle(request, key)
             replies.append([client, handled.frame])
             if logging_on:
                 log_request(name, pid, handled)
@@ -114,6 +123,12 @@ def serve_dealer(sock: zmq.Socket, handle: Callable[[list[bytes]], Handled], sto
         last_activity = time.monotonic()
 
 
+# A request the broker holds: the client's message, how many workers it was sent to, and the
+# key the broker gave it. The key makes a re-sent write idempotent when the client gave no id:
+# a worker that applied it and died before answering has left the key in the journal.
+_Request = tuple[list[bytes], int, bytes]
+
+
 @dataclass
 class _Worker:
     row: int
@@ -121,7 +136,7 @@ class _Worker:
     process: BaseProcess
     ready: bool = False
     credits: int = 0
-    inflight: deque[tuple[list[bytes], int]] = field(default_factory=deque)  # (msg, attempts)
+    inflight: deque[_Request] = field(default_factory=deque)
     progress_at: float = 0.0  # last reply, or the dispatch that found it idle
     killed: bool = False
 
@@ -136,7 +151,8 @@ class Broker:
     # The function each worker process runs; the CLI passes one that sets up logging first.
     worker_entry: Callable[..., None] = worker_main
     _workers: dict[bytes, _Worker] = field(default_factory=dict)
-    _pending: deque[tuple[list[bytes], int]] = field(default_factory=deque)
+    _pending: deque[_Request] = field(default_factory=deque)
+    _keys: Iterator[bytes] = field(default_factory=lambda: _request_keys())
     _generation: int = 0
     _quick_deaths: int = 0
     _credits: int = 0  # the sum of every worker's credits
@@ -265,7 +281,7 @@ class Broker:
                 return
             if len(msg) < 3 or msg[1] != b"":
                 continue  # not a REQ envelope: there is no way to answer it
-            self._pending.append((msg, 0))
+            self._pending.append((msg, 0, next(self._keys)))
             room -= 1
 
     def _dispatch(self, backend: zmq.Socket) -> None:
@@ -273,17 +289,17 @@ class Broker:
         pending, workers = self._pending, self._workers.values()
         while pending and self._credits > 0 and not self.stop:
             worker = max(workers, key=_room_of)
-            msg, attempts = pending.popleft()
+            msg, attempts, key = pending.popleft()
             try:
-                backend.send_multipart([worker.identity, msg[0], *msg[2:]])
+                backend.send_multipart([worker.identity, msg[0], key, *msg[2:]])
             except zmq.ZMQError:  # EHOSTUNREACH: the worker is gone; its sentinel will say so
-                pending.appendleft((msg, attempts))
+                pending.appendleft((msg, attempts, key))
                 self._credits -= worker.credits
                 worker.credits = 0
                 continue
             if not worker.inflight:
                 worker.progress_at = time.monotonic()
-            worker.inflight.append((msg, attempts + 1))
+            worker.inflight.append((msg, attempts + 1, key))
             worker.credits -= 1
             self._credits -= 1
 
@@ -305,9 +321,9 @@ class Broker:
         del self._workers[worker.identity]
         self._credits -= worker.credits
         self._changed = True
-        for msg, attempts in reversed(worker.inflight):  # back to the front, in order
+        for msg, attempts, key in reversed(worker.inflight):  # back to the front, in order
             if attempts < MAX_ATTEMPTS:
-                self._pending.appendleft((msg, attempts))
+                self._pending.appendleft((msg, attempts, key))
             else:  # it killed two workers: answer instead of trying a third
                 frontend.send_multipart([*msg[:2], internal_reply_frame(
                     msg[2:], self.config.lang, "the worker handling it died")])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -26,6 +26,9 @@ from libsrv.stats import StatsBoard
 from libsrv.storage import IdReused, Storage, StorageError
 
 log = logging.getLogger("libsrv.service")
+# Starts the ids the broker gives writes that came without one; no client id can hold it (ids
+# with control characters are refused).
+BROKER_KEY_MARK = "\x1f"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +53,21 @@ class Service:
         self.row = max(0, worker - 1)
         self.today = today
 
-    def handle(self, frames: list[bytes]) -> Handled:
-        """The reply to one request message. Never raises."""
+    def handle(self, frames: list[bytes], key: bytes | None = None) -> Handled:
+        """The reply to one request message. Never raises.
+
+        `key` is the broker's name for this request: a write whose client gave no id is
+        remembered under it, so the broker may send it again (after its worker died) without
+        it being applied twice. The reply does not show it."""
         try:
             request = parse_request(frames)
         except ProtocolError as error:
             message = render(error.key, self.policy.language(error.legacy), **error.params)
             reply = make_reply(Code.BAD_REQUEST, message, request_id=error.request_id)
             return self._finish(reply, "invalid", "invalid")
+        keyed = key is not None and request.id is None and request.is_write
+        if keyed:
+            request = replace(request, id=BROKER_KEY_MARK + key.hex())
         label = str(request.action)
         try:
             reply = self._dispatch(request)
@@ -73,6 +83,8 @@ class Service:
             log.exception("unexpected error on %s", label)
             reply = self.internal(f"unexpected {type(error).__name__}", request.id,
                                   request.legacy)
+        if keyed:
+            reply.pop("id", None)
         shown = f"{label} (class client)" if request.legacy else label
         return self._finish(reply, shown, label)
 

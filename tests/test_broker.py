@@ -49,3 +49,16 @@ def test_no_anomaly_while_workers_die_under_a_mixed_load(tmp_path: Path) -> None
     assert summary["codes"].get("OK", 0) > 200
     assert outcome.violations == 0, outcome.verdict["details"][:3]
     assert summary["timeouts"] == 0
+
+
+def test_writes_without_an_id_are_applied_once_when_their_worker_dies(tmp_path: Path) -> None:
+    """The class's client sends no id. The broker re-sends a dead worker's requests, and a
+    write the dead worker had applied but not answered must not be applied again (a loan made
+    would be answered UNAVAILABLE, which the verifier calls a wrong refusal)."""
+    outcome = run_experiment(RunConfig(workers=2, books=50, clients=12, duration=8, warmup=0,
+                                       workload=MIX, hot=2, no_ids=True, timeout=5,
+                                       kill_worker_every=0.5), tmp_path, progress=False)
+    summary = outcome.summary
+    assert summary["workers_killed"] >= 4
+    assert summary["codes"].get("OK", 0) > 200
+    assert outcome.violations == 0, outcome.verdict["details"][:3]
