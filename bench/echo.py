@@ -30,6 +30,11 @@ from libsrv.stats import StatsBoard
 
 ECHO_REPLY = encode_reply(make_reply(Code.OK, "echo"))
 ECHOED = Handled(ECHO_REPLY, "echo", Code.OK)
+
+
+def _echo(frames: list[bytes], key: bytes | None = None, *,
+          wait: float | None = None) -> Handled:
+    return ECHOED
 POLL_MS = 100
 VIA = ("proxy", "broker")
 
@@ -47,7 +52,7 @@ def echo_worker_main(config: ServerConfig, board: StatsBoard, row: int, identity
     sock.connect(backend)
     sock.send_multipart([READY, str(WORKER_CREDITS).encode()])
     try:
-        serve_dealer(sock, lambda frames, key: ECHOED, stop, f"Echo worker {row + 1}")
+        serve_dealer(sock, _echo, stop, f"Echo worker {row + 1}")
     finally:
         sock.close()
         ctx.term()

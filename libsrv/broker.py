@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
+from typing import Protocol
 
 import zmq
 
@@ -49,16 +50,34 @@ from libsrv.server import (
 )
 from libsrv.service import Handled, internal_reply_frame
 from libsrv.stats import StatsBoard
+from libsrv.storage import LockTimeout
 
 log = logging.getLogger("libsrv.server")
 
 READY = b"READY"
+WAITING = b"WAITING"  # a worker's heartbeat while writes wait for a lock held elsewhere
+WAITING_BEAT_SECONDS = 1.0
 # Requests a worker accepts ahead. More lets a worker answer a burst at one wake-up; fewer
 # keeps what a dying or stuck worker holds small. Measured in docs/broker.md.
 WORKER_CREDITS = 4
 STOP_WORKERS_SECONDS = 15.0
 MAX_QUICK_DEATHS = 5  # workers dying before they are ready: give up instead of looping
 MAX_ATTEMPTS = 2  # a request that killed this many workers is answered INTERNAL
+# A write waits this long for the catalog lock before the worker sets it aside to answer reads
+# (the kit's own writers hold the lock for microseconds, the json engine's for milliseconds);
+# a set-aside write is tried again at every turn, waiting this long each time.
+FIRST_WAIT_SECONDS = 0.2
+RETRY_WAIT_SECONDS = 0.02
+WAITING_POLL_MS = 5
+
+
+def _answered(inflight: deque[_Request], client: bytes) -> None:
+    """Forget the request `client` was answered for. Usually the oldest, but a worker answers
+    a write waiting for the lock after the reads that came behind it."""
+    for index, (msg, _, _) in enumerate(inflight):
+        if msg[0] == client:
+            del inflight[index]
+            return
 
 
 def _request_keys() -> Iterator[bytes]:
@@ -74,7 +93,14 @@ def worker_main(config: ServerConfig, board: StatsBoard, row: int, identity: byt
     stop = StopFlag().install()
     board.pids[row] = os.getpid()
     name = f"Worker {row + 1}"
-    service = open_service(config, board, row + 1)
+    while True:  # a replacement started while another program holds the lock waits for it
+        try:
+            service = open_service(config, board, row + 1)
+            break
+        except LockTimeout as error:
+            if stop:
+                return
+            log.warning("%s cannot load the catalog yet: %s; waiting on", name, error)
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.linger = 0
@@ -83,36 +109,70 @@ def worker_main(config: ServerConfig, board: StatsBoard, row: int, identity: byt
         sock.connect(backend)
         sock.send_multipart([READY, str(WORKER_CREDITS).encode()])
         serve_dealer(sock, service.handle, stop, name,
-                     idle=lambda: housekeeping(service, name))
+                     idle=lambda: housekeeping(service, name), locked_out=service.locked_out,
+                     patience=config.lock_timeout)
     finally:
         sock.close()
         ctx.term()
         flush_and_close(service, name)
 
 
-def serve_dealer(sock: zmq.Socket, handle: Callable[[list[bytes], bytes], Handled],
-                 stop: StopFlag,
-                 name: str, idle: Callable[[], None] | None = None) -> None:
-    """A worker's loop: at each wake-up, answer every request already queued."""
+class Handler(Protocol):
+    """What a worker's loop calls: `Service.handle`, or the echo's stand-in."""
+
+    def __call__(self, frames: list[bytes], key: bytes | None = None, *,
+                 wait: float | None = None) -> Handled | None: ...
+
+
+def serve_dealer(sock: zmq.Socket, handle: Handler, stop: StopFlag, name: str,
+                 idle: Callable[[], None] | None = None,
+                 locked_out: Callable[[list[bytes], float], Handled] | None = None,
+                 patience: float = 15.0) -> None:
+    """A worker's loop: at each wake-up, answer every request already queued.
+
+    A write that finds the catalog lock held (by another program: the kit's own writers hold
+    it for microseconds) is set aside, and the worker goes on answering reads; it tries the
+    set-aside writes again, oldest first, at every turn, and after `patience` seconds answers
+    one with `locked_out` instead. Meanwhile it tells the broker every WAITING_BEAT_SECONDS
+    that it is waiting, not stuck (a stopped worker sends nothing, and is replaced)."""
     pid = os.getpid()
     last_activity = time.monotonic()
     poller = zmq.Poller()  # one poller for the life of the loop: `sock.poll` builds one a call
     poller.register(sock, zmq.POLLIN)
     recv, send, again = sock.recv_multipart, sock.send_multipart, zmq.Again
+    waiting: deque[tuple[bytes, bytes, list[bytes], float]] = deque()  # (client, key, req, t)
+    beat_at = 0.0
     while not stop:
-        if not poller.poll(POLL_MS):
+        if waiting and time.monotonic() >= beat_at:
+            send([WAITING])
+            beat_at = time.monotonic() + WAITING_BEAT_SECONDS
+        if not poller.poll(WAITING_POLL_MS if waiting else POLL_MS) and not waiting:
             if idle is not None and time.monotonic() - last_activity >= IDLE_SECONDS:
                 idle()
                 last_activity = time.monotonic()
             continue
         logging_on = request_log.isEnabledFor(logging.INFO)
         replies = []
+        while waiting:
+            client, key, request, since = waiting[0]
+            overdue = time.monotonic() - since >= patience and locked_out is not None
+            handled = locked_out(request, patience) if overdue else \
+                handle(request, key, wait=RETRY_WAIT_SECONDS)
+            if handled is None:
+                break  # still held; the others behind it wait their turn
+            waiting.popleft()
+            replies.append([client, handled.frame])
+            if logging_on:
+                log_request(name, pid, handled)
         while True:
             try:
                 client, key, *request = recv(zmq.NOBLOCK)
             except again:
                 break
-            handled = handle(request, key)
+            handled = handle(request, key, wait=FIRST_WAIT_SECONDS)
+            if handled is None:
+                waiting.append((client, key, request, time.monotonic() - FIRST_WAIT_SECONDS))
+                continue
             replies.append([client, handled.frame])
             if logging_on:
                 log_request(name, pid, handled)
@@ -256,14 +316,16 @@ class Broker:
             worker = self._workers.get(msg[0])
             if worker is None:
                 continue  # a worker that died after sending: its requests were re-sent
+            if msg[1] == WAITING:
+                worker.progress_at = now
+                continue
             if msg[1] == READY:
                 worker.ready = True
                 worker.credits = _credits(msg)
                 self._credits += worker.credits
                 self._quick_deaths = 0
                 continue
-            if worker.inflight:
-                worker.inflight.popleft()
+            _answered(worker.inflight, msg[1])
             worker.credits += 1
             self._credits += 1
             worker.progress_at = now

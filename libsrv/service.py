@@ -23,7 +23,7 @@ from libsrv.protocol import (
     peek_request,
 )
 from libsrv.stats import StatsBoard
-from libsrv.storage import IdReused, Storage, StorageError
+from libsrv.storage import IdReused, LockBusy, Storage, StorageError
 
 log = logging.getLogger("libsrv.service")
 # Starts the ids the broker gives writes that came without one; no client id can hold it (ids
@@ -53,12 +53,18 @@ class Service:
         self.row = max(0, worker - 1)
         self.today = today
 
-    def handle(self, frames: list[bytes], key: bytes | None = None) -> Handled:
+    def handle(self, frames: list[bytes], key: bytes | None = None, *,
+               wait: float | None = None) -> Handled | None:
         """The reply to one request message. Never raises.
 
         `key` is the broker's name for this request: a write whose client gave no id is
         remembered under it, so the broker may send it again (after its worker died) without
-        it being applied twice. The reply does not show it."""
+        it being applied twice. The reply does not show it.
+
+        With `wait` (seconds), a write that finds the catalog lock held that long returns
+        None, having done nothing: the caller answers other requests meanwhile and asks again
+        later (or gives up with `locked_out`). Without it, a write waits up to the lock
+        timeout and then answers INTERNAL."""
         try:
             request = parse_request(frames)
         except ProtocolError as error:
@@ -70,7 +76,9 @@ class Service:
             request = replace(request, id=BROKER_KEY_MARK + key.hex())
         label = str(request.action)
         try:
-            reply = self._dispatch(request)
+            reply = self._dispatch(request, wait)
+        except LockBusy:
+            return None
         except IdReused as error:
             reply = make_reply(Code.BAD_REQUEST,
                                render("id_reused", self.policy.language(request.legacy),
@@ -94,7 +102,16 @@ class Service:
                           render("internal", self.policy.language(legacy), reason=reason),
                           request_id=request_id)
 
-    def _dispatch(self, request: Request) -> dict[str, Any]:
+    def locked_out(self, frames: list[bytes], seconds: float) -> Handled:
+        """The reply to a write that waited `seconds` for the catalog lock in vain: INTERNAL,
+        nothing changed."""
+        request = parse_request(frames)  # it parsed when it first came
+        reply = self.internal(f"the catalog lock has been held by another program for more "
+                              f"than {seconds:g} s; nothing was changed", request.id,
+                              request.legacy)
+        return self._finish(reply, str(request.action), str(request.action))
+
+    def _dispatch(self, request: Request, wait: float | None = None) -> dict[str, Any]:
         action = request.action
         lang = self.policy.language(request.legacy)
         if action == Action.PING:
@@ -108,7 +125,8 @@ class Service:
         if request.is_write:
             today = self.today()
             return self.storage.write(
-                request, lambda catalog: plan_write(request, catalog, self.policy, today))
+                request, lambda catalog: plan_write(request, catalog, self.policy, today),
+                wait=wait)
         return answer_read(request, self.storage.read(), self.policy)
 
     def _finish(self, reply: dict[str, Any], action: str, counted_as: str) -> Handled:

@@ -10,12 +10,16 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import filelock
 import pytest
 
 from libsrv.catalog import LENT, Catalog
+from libsrv.client import LibraryClient
 from libsrv.generate import isbn_for, write_catalog
 from libsrv.process import ServerProcess
 from libsrv.protocol import Code
@@ -207,3 +211,44 @@ def test_a_read_only_catalog_folder(engine: str, tmp_path: Path) -> None:
             assert "storage failed on loan_isbn" in server.output
     finally:
         folder.chmod(0o755)
+
+
+def test_a_lock_held_by_another_program_stops_writes_not_reads(start_server,
+                                                               tmp_path: Path) -> None:
+    """The class's design lets any program take the FileLock. While one holds it longer than
+    the worker timeout: reads keep answering from memory, writes answer INTERNAL after the
+    lock timeout, no worker is killed for waiting, and writes resume on release."""
+    catalog_file = write_catalog(tmp_path / "held.json", 20)
+    server = start_server(catalog_file, workers=2,
+                          args=["--lock-timeout", "3", "--worker-timeout", "2"])
+    with client_for(server) as lib:
+        before = lib.stats().raw["stats"]
+    held = filelock.FileLock(f"{catalog_file}.lock")
+    held.acquire(timeout=10)
+    try:
+        def loan(n: int) -> tuple[str, str, float]:
+            with LibraryClient(server.endpoint, timeout=15, retries=0) as lib:
+                start = time.monotonic()
+                reply = lib.loan_isbn(isbn_for(n), f"reader {n}")
+                return reply.code, reply.message, time.monotonic() - start
+
+        with ThreadPoolExecutor(4) as pool:
+            loans = [pool.submit(loan, n) for n in range(4)]
+            reads, deadline = 0, time.monotonic() + 5
+            while time.monotonic() < deadline:  # every read answered, and quickly
+                with LibraryClient(server.endpoint, timeout=1.0, retries=0) as lib:
+                    assert lib.query_isbn(isbn_for(reads % 10)).success
+                reads += 1
+            outcomes = [f.result(timeout=30) for f in loans]
+    finally:
+        held.release()
+    for code, message, seconds in outcomes:
+        assert code == "INTERNAL" and "lock" in message, message
+        assert 2.5 < seconds < 10
+    assert reads > 20
+    with client_for(server) as lib:
+        after = lib.stats().raw["stats"]
+        assert after["worker_restarts"] == before["worker_restarts"] == 0
+        assert after["worker_pids"] == before["worker_pids"]
+        assert lib.loan_isbn(isbn_for(0), "after the hold").success
+    assert server.stop() == 0

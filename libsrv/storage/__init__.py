@@ -5,15 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from libsrv.storage.base import IdReused, Storage
-from libsrv.storage.files import DEFAULT_LOCK_TIMEOUT, CatalogLock, StorageError, sweep_temp_files
+from libsrv.storage.files import (
+    DEFAULT_LOCK_TIMEOUT,
+    CatalogLock,
+    LockBusy,
+    LockTimeout,
+    StorageError,
+    sweep_temp_files,
+)
 from libsrv.storage.journal import JournalStorage
 from libsrv.storage.jsonfile import JsonStorage
 
 ENGINES: dict[str, type[Storage]] = {"journal": JournalStorage, "json": JsonStorage}
 DEFAULT_ENGINE = "journal"
 
-__all__ = ["DEFAULT_ENGINE", "ENGINES", "IdReused", "Storage", "StorageError", "open_storage",
-           "prepare_files"]
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "IdReused", "LockBusy", "LockTimeout", "Storage",
+           "StorageError", "open_storage", "prepare_files"]
 
 
 def open_storage(engine: str, path: Path | str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,

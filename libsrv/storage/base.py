@@ -85,7 +85,9 @@ class Storage(ABC):
 
     `read` returns a catalog at least as new as every write acknowledged before the call;
     `write` runs `decide` on the current catalog with the lock held and persists its change
-    before returning the reply. Both raise StorageError when the files fail them.
+    before returning the reply. Both raise StorageError when the files fail them. With `wait`
+    (seconds), a write that finds the lock held that long raises LockBusy, having done
+    nothing, instead of waiting up to the lock timeout.
     """
 
     name: str
@@ -95,7 +97,8 @@ class Storage(ABC):
     def read(self) -> Catalog: ...
 
     @abstractmethod
-    def write(self, request: Request, decide: Decide) -> dict[str, Any]: ...
+    def write(self, request: Request, decide: Decide, *,
+              wait: float | None = None) -> dict[str, Any]: ...
 
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Bring the catalog file itself up to date (journal engine); cheap when it is."""

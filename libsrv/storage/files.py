@@ -21,6 +21,16 @@ class StorageError(RuntimeError):
     """The catalog files could not be read or written; the message says what and why."""
 
 
+class LockTimeout(StorageError):
+    """The catalog lock stayed held by someone else for longer than the time allowed."""
+
+
+class LockBusy(LockTimeout):
+    """`CatalogLock.briefly()` found the lock held; nothing was done."""
+
+
+
+
 class CatalogLock:
     """The inter-process lock on ``<catalog>.lock``, taken with a timeout; reentrant.
 
@@ -44,6 +54,13 @@ class CatalogLock:
         self.enabled = enabled
         self._fd = -1
         self._depth = 0
+        self._brief: float | None = None
+
+    def briefly(self, seconds: float) -> CatalogLock:
+        """The lock for one `with`, waiting at most `seconds` and raising LockBusy after that
+        (a worker then serves other requests and tries again later)."""
+        self._brief = seconds
+        return self
 
     def _open(self) -> int:
         if self._fd < 0:
@@ -68,12 +85,13 @@ class CatalogLock:
             return False
 
     def __enter__(self) -> CatalogLock:
+        brief, self._brief = self._brief, None
         if not self.enabled:
             return self
         if self._depth:
             self._depth += 1
             return self
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + (self.timeout if brief is None else brief)
         while True:
             fd = self._open()
             if filelock.lock_descriptor(fd, blocking=False):
@@ -83,7 +101,9 @@ class CatalogLock:
                 self._close()
                 continue
             if time.monotonic() > deadline:
-                raise StorageError(
+                if brief is not None:
+                    raise LockBusy(f"the catalog lock {self.path} is held by another process")
+                raise LockTimeout(
                     f"the catalog lock {self.path} has been held by another process for more "
                     f"than {self.timeout:g} s")
             time.sleep(LOCK_POLL_SECONDS)

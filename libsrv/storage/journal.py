@@ -112,8 +112,9 @@ class JournalStorage(Storage):
         self._catch_up()
         return self._catalog
 
-    def write(self, request: Request, decide: Decide) -> dict[str, Any]:
-        with self._lock:
+    def write(self, request: Request, decide: Decide, *,
+              wait: float | None = None) -> dict[str, Any]:
+        with self._lock if wait is None else self._lock.briefly(wait):
             self._catch_up()
             self._finish_compaction()
             replayed = self._applied.replay(request)

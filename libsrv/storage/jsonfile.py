@@ -132,8 +132,9 @@ class JsonStorage(Storage):
 
     # -- writing
 
-    def write(self, request: Request, decide: Decide) -> dict[str, Any]:
-        with self._lock:
+    def write(self, request: Request, decide: Decide, *,
+              wait: float | None = None) -> dict[str, Any]:
+        with self._lock if wait is None else self._lock.briefly(wait):
             catalog = self._load()
             self._catch_up_requests()
             self._void_dead_intent(catalog)
