@@ -427,7 +427,9 @@ def _credits(msg: list[bytes]) -> int:
 
 
 def run_broker(config: ServerConfig, stop: StopFlag, on_ready: Callable[[str], None],
-               worker_entry: Callable[..., None] = worker_main) -> None:
-    """Serve with a broker and `config.workers` worker processes until `stop` is set."""
+               worker_entry: Callable[..., None] = worker_main) -> bool:
+    """Serve with a broker and `config.workers` worker processes until `stop` is set; whether
+    the catalog file is current on return (every worker's last flush worked)."""
     board = StatsBoard(config.workers, config.storage)
     Broker(config, board, stop, worker_entry=worker_entry).run(on_ready)
+    return not board.flush_failed.value

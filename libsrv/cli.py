@@ -122,10 +122,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.exit_with_parent:
         threading.Thread(target=_stop_on_eof, args=(stop,), daemon=True).start()
     if config.workers == 0:
-        run_single(config, storage, stop, on_ready)
+        current = run_single(config, storage, stop, on_ready)
     else:
         storage.close()
-        run_broker(config, stop, on_ready, worker_entry=_worker_entry)
+        current = run_broker(config, stop, on_ready, worker_entry=_worker_entry)
+    if not current:
+        print(f"libsrv stopped, but {config.db} could not be brought up to date (see the error "
+              "above); nothing is lost: the next start replays the journal beside it.",
+              flush=True)
+        return 1
     print(f"libsrv stopped; {config.db} is up to date.", flush=True)
     return 0
 

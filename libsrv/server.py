@@ -105,10 +105,12 @@ def _serve_rep(sock: zmq.Socket, service: Service, stop: StopFlag, name: str) ->
 
 
 def flush_and_close(service: Service, name: str) -> None:
-    """Bring the catalog file up to date and close the storage (at shutdown)."""
+    """Bring the catalog file up to date and close the storage (at shutdown); a failure is
+    logged and marked on the service's board (`flush_failed`)."""
     try:
         service.storage.flush()
     except Exception as error:
+        service.board.flush_failed.value = 1
         log.error("%s: could not bring the catalog file up to date: %s", name, error)
     service.storage.close()
 
@@ -117,8 +119,9 @@ def flush_and_close(service: Service, name: str) -> None:
 
 
 def run_single(config: ServerConfig, storage: Storage, stop: StopFlag,
-               on_ready: Callable[[str], None]) -> None:
-    """Serve on one REP socket until `stop` is set; the catalog file is current on return."""
+               on_ready: Callable[[str], None]) -> bool:
+    """Serve on one REP socket until `stop` is set; whether the catalog file is current on
+    return (else its last flush failed, and the journal holds what it lacks)."""
     board = StatsBoard(0, config.storage)
     board.pids[0] = os.getpid()
     service = open_service(config, board, 0, storage)
@@ -139,3 +142,4 @@ def run_single(config: ServerConfig, storage: Storage, stop: StopFlag,
             curve.stop()
         ctx.term()
         flush_and_close(service, "server")
+    return not board.flush_failed.value

@@ -34,6 +34,8 @@ class StatsBoard:
         self.pids = RawArray("q", self.rows)
         self.restarts = RawArray("q", self.rows)
         self.started = RawValue("d", time.time())
+        # set by a process whose flush at shutdown failed: the catalog file may lag the journal
+        self.flush_failed = RawValue("b", 0)
 
     def count(self, row: int, action: str, code: str) -> None:
         index = row * self._width + _ACTION_INDEX[action] * len(CODES) + _CODE_INDEX[code]

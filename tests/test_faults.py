@@ -252,3 +252,67 @@ def test_a_lock_held_by_another_program_stops_writes_not_reads(start_server,
         assert after["worker_pids"] == before["worker_pids"]
         assert lib.loan_isbn(isbn_for(0), "after the hold").success
     assert server.stop() == 0
+
+
+def test_deleting_the_lock_file_under_load_loses_or_doubles_nothing(start_server,
+                                                                     tmp_path: Path) -> None:
+    """Anyone may delete `<catalog>.lock` (it is an ordinary file beside the catalog); the
+    kit's own processes must still exclude each other, and their journal readers stay on
+    line boundaries."""
+    import threading
+
+    from bench.runner import RunConfig, run_experiment
+
+    catalog_file = write_catalog(tmp_path / "deleted.json", 50)
+    server = start_server(catalog_file, workers=4)
+    stop = threading.Event()
+    deleted = 0
+
+    def delete_lock_file() -> None:
+        nonlocal deleted
+        while not stop.wait(0.0005):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{catalog_file}.lock")
+                deleted += 1
+
+    deleter = threading.Thread(target=delete_lock_file, daemon=True)
+    deleter.start()
+    try:
+        outcome = run_experiment(RunConfig(endpoint=server.endpoint, workload="hot-spot", hot=1,
+                                           clients=16, duration=10, warmup=0, timeout=5),
+                                 tmp_path / "runs", progress=False)
+    finally:
+        stop.set()
+        deleter.join(10)
+    assert deleted > 50
+    summary = outcome.summary
+    assert summary["errors"] == 0 and summary["timeouts"] == 0, summary["codes"]
+    assert outcome.violations == 0, outcome.verdict["details"][:3]
+    with client_for(server) as lib:  # still answering, from a readable journal
+        assert lib.query_isbn(isbn_for(0)).success
+    assert server.stop() == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root and setpriv to run the server without "
+                    "CAP_DAC_OVERRIDE")
+def test_a_failed_last_flush_is_not_reported_as_up_to_date(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    db = folder / "catalog.json"
+    shutil.copy(SHIPPED_CATALOG, db)
+    books = [b["ISBN"] for b in Catalog.from_bytes(db.read_bytes())]
+    server = ServerProcess(db, command=[
+        *NO_OVERRIDE, sys.executable, "-m", "libsrv", "serve", "--port", "0", "--workers", "1",
+        "--db", str(db), "--quiet"]).start()
+    try:
+        with client_for(server) as lib:
+            assert lib.loan_isbn(books[0], "Ana").success
+        folder.chmod(0o555)  # the snapshot cannot be rewritten at shutdown
+        assert server.stop() == 1
+    finally:
+        folder.chmod(0o755)
+    assert "up to date;" not in server.output and "could not be brought up to date" in \
+        server.output
+    with ServerProcess(db, workers=1) as again, client_for(again) as lib:
+        assert lib.query_isbn(books[0]).book["prestatario"] == "Ana"  # the journal kept it

@@ -43,6 +43,13 @@ class CatalogLock:
     (not FileLock's default 50 ms) keeps a waiter from setting the pace under contention,
     since the lock is held for microseconds.
 
+    The lock file is an ordinary file that anyone may delete; a holder's lock then excludes
+    nobody who opens the file anew. So, on POSIX, the kit's own processes also lock the
+    catalog's folder (``flock`` on the directory, which cannot be deleted while it holds the
+    catalog), taken after the file and released before it: between the kit's processes that is
+    what guarantees mutual exclusion; the file is what other programs see. (On Windows an open
+    file cannot be deleted.) Catalogs in one folder therefore also take turns with each other.
+
     With ``enabled=False`` (the ``--unsafe-no-lock`` teaching switch) it does nothing, so that
     a class can watch lost updates happen.
     """
@@ -53,6 +60,7 @@ class CatalogLock:
         self.timeout = timeout
         self.enabled = enabled
         self._fd = -1
+        self._folder_fd = -1
         self._depth = 0
         self._brief: float | None = None
 
@@ -75,6 +83,30 @@ class CatalogLock:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+    def _lock_folder(self, deadline: float, brief: float | None) -> None:
+        """(File lock held.) The folder's lock, polled until `deadline`; on failure the file
+        lock is released too and the error raised."""
+        if os.name != "posix":
+            return
+        if self._folder_fd < 0:
+            try:
+                self._folder_fd = os.open(self.path.parent, os.O_RDONLY)
+            except OSError as exc:
+                filelock.unlock_descriptor(self._fd)
+                raise StorageError(f"cannot open the catalog's folder {self.path.parent}: "
+                                   f"{exc.strerror}") from exc
+        while not filelock.lock_descriptor(self._folder_fd, blocking=False):
+            if time.monotonic() > deadline:
+                filelock.unlock_descriptor(self._fd)
+                raise self._timeout(brief)
+            time.sleep(LOCK_POLL_SECONDS)
+
+    def _timeout(self, brief: float | None) -> LockTimeout:
+        if brief is not None:
+            return LockBusy(f"the catalog lock {self.path} is held by another process")
+        return LockTimeout(f"the catalog lock {self.path} has been held by another process for "
+                           f"more than {self.timeout:g} s")
 
     def _still_the_lock_file(self, fd: int) -> bool:
         # Someone may have deleted and recreated the lock file; a lock on the old inode would
@@ -101,12 +133,9 @@ class CatalogLock:
                 self._close()
                 continue
             if time.monotonic() > deadline:
-                if brief is not None:
-                    raise LockBusy(f"the catalog lock {self.path} is held by another process")
-                raise LockTimeout(
-                    f"the catalog lock {self.path} has been held by another process for more "
-                    f"than {self.timeout:g} s")
+                raise self._timeout(brief)
             time.sleep(LOCK_POLL_SECONDS)
+        self._lock_folder(deadline, brief)
         self._depth = 1
         return self
 
@@ -116,6 +145,8 @@ class CatalogLock:
             return
         self._depth -= 1
         if self._depth == 0:
+            if self._folder_fd >= 0:
+                filelock.unlock_descriptor(self._folder_fd)
             filelock.unlock_descriptor(self._fd)
 
 

@@ -189,6 +189,9 @@ class JournalStorage(Storage):
         with self._lock:
             self._catch_up()
             self._compact()
+            if self._pending:  # the rewrite failed (logged): say so, the journal keeps all
+                raise StorageError(f"{self.path} still lacks {self._pending} change(s) that "
+                                   f"only {self._log.path} holds")
 
     def idle(self) -> None:
         self._catch_up()

@@ -171,8 +171,14 @@ class LineLog:
     # -- writing (lock held)
 
     def _repair_tail(self) -> None:
-        """Cut off a torn last line left by a writer that died mid-append."""
-        if self.exclusive and os.fstat(self._fd).st_size > self._offset:
+        """Cut off a torn last line left by a writer that died mid-append: bytes past this
+        view's position with no newline among them (a whole line there is someone's record,
+        never cut)."""
+        if not self.exclusive:
+            return
+        size = os.fstat(self._fd).st_size
+        if size > self._offset and b"\n" not in os.pread(self._fd, size - self._offset,
+                                                          self._offset):
             os.ftruncate(self._fd, self._offset)
 
     def append(self, record: Record) -> None:
@@ -190,8 +196,11 @@ class LineLog:
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._fd, self._offset)
             raise StorageError(f"could not append to {self.path}: {exc.strerror or exc}") from exc
-        if self.exclusive:
-            self._offset += len(line)
+        # where our line landed, from the file: if someone else's line came between (only
+        # possible if mutual exclusion failed), stay put and read them all on the next catch_up
+        end = os.lseek(self._fd, 0, os.SEEK_CUR)
+        if self.exclusive and end - len(line) == self._offset:
+            self._offset = end
             self.count += 1
         # else: other writers' lines may precede ours; the next catch_up reads them all in
         # file order, ours included (records are whole states, so applying ours twice is fine)
