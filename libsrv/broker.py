@@ -25,7 +25,6 @@ import logging
 import multiprocessing
 import os
 import shutil
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -36,6 +35,7 @@ from typing import Protocol
 import zmq
 
 from libsrv.config import ServerConfig
+from libsrv.scratch import owned_temp_dir, sweep_orphans
 from libsrv.security import CurveServer
 from libsrv.server import (
     HARD_FRAME_LIMIT,
@@ -54,6 +54,7 @@ from libsrv.storage import LockTimeout
 
 log = logging.getLogger("libsrv.server")
 
+SOCKET_DIR_PREFIX = "libsrv-sockets-"
 READY = b"READY"
 WAITING = b"WAITING"  # a worker's heartbeat while writes wait for a lock held elsewhere
 WAITING_BEAT_SECONDS = 1.0
@@ -220,7 +221,8 @@ class Broker:
 
     def run(self, on_ready: Callable[[str], None]) -> None:
         ctx = zmq.Context()
-        sockdir = tempfile.mkdtemp(prefix="libsrv-")
+        sweep_orphans(SOCKET_DIR_PREFIX)  # left by a server that was killed
+        sockdir = owned_temp_dir(SOCKET_DIR_PREFIX)
         self._backend_endpoint = f"ipc://{sockdir}/workers"
         frontend = ctx.socket(zmq.ROUTER)
         backend = ctx.socket(zmq.ROUTER)

@@ -12,7 +12,6 @@ import atexit
 import html
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +22,7 @@ import ipywidgets as widgets
 from libsrv.client import BadReply, LibraryClient, Reply, ServerUnreachable
 from libsrv.forms_page import ENDPOINT_VARIABLE
 from libsrv.process import ServerProcess
+from libsrv.scratch import owned_temp_dir, sweep_orphans
 from libsrv.security import CurveKeys
 
 SHIPPED_CATALOG = Path(__file__).resolve().parent.parent / "data" / "catalog.json"
@@ -94,25 +94,12 @@ def unreachable_message(endpoint: str, error: Exception) -> str:
 
 
 COPY_PREFIX = "libsrv-notebook-"
-OWNER_FILE = "owner.pid"
 
 
 def sweep_stale_copies(folder: Path | str | None = None) -> list[Path]:
     """Delete catalog copies whose owner process is gone (a kernel killed before it could
     stop its server); returns the folders removed."""
-    removed = []
-    for copy in Path(folder or tempfile.gettempdir()).glob(COPY_PREFIX + "*"):
-        try:
-            owner = int((copy / OWNER_FILE).read_text())
-            os.kill(owner, 0)
-            continue  # its owner is alive
-        except ProcessLookupError:
-            pass
-        except (OSError, ValueError):
-            continue  # not ours to judge (no owner file yet, or another user's)
-        shutil.rmtree(copy, ignore_errors=True)
-        removed.append(copy)
-    return removed
+    return sweep_orphans(COPY_PREFIX, folder)
 
 
 class LocalServer:
@@ -128,9 +115,8 @@ class LocalServer:
         source = Path(db) if db is not None else SHIPPED_CATALOG
         if copy:
             sweep_stale_copies()
-            self._tmp = tempfile.mkdtemp(prefix=COPY_PREFIX)
-            (Path(self._tmp) / OWNER_FILE).write_text(str(os.getpid()))
-            self.db = Path(self._tmp) / source.name
+            self._tmp = owned_temp_dir(COPY_PREFIX)
+            self.db = self._tmp / source.name
             shutil.copy(source, self.db)
         else:
             self._tmp = None

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -316,3 +317,20 @@ def test_a_failed_last_flush_is_not_reported_as_up_to_date(tmp_path: Path) -> No
         server.output
     with ServerProcess(db, workers=1) as again, client_for(again) as lib:
         assert lib.query_isbn(books[0]).book["prestatario"] == "Ana"  # the journal kept it
+
+
+def test_a_killed_servers_socket_folder_is_swept_at_the_next_start(start_server,
+                                                                   tmp_path: Path) -> None:
+    from libsrv.broker import SOCKET_DIR_PREFIX
+    from libsrv.scratch import OWNER_FILE
+
+    db = write_catalog(tmp_path / "swept.json", 10)
+    server = start_server(db, workers=1)
+    ours = [d for d in Path(tempfile.gettempdir()).glob(SOCKET_DIR_PREFIX + "*")
+            if (d / OWNER_FILE).read_text() == str(server.pid)]
+    assert len(ours) == 1
+    server.kill()
+    assert ours[0].exists()  # SIGKILL: no clean-up ran
+    again = start_server(db, workers=1)
+    assert not ours[0].exists()
+    assert again.stop() == 0

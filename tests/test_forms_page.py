@@ -10,7 +10,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from libsrv.ui import COPY_PREFIX, OWNER_FILE, LocalServer, sweep_stale_copies
+from libsrv.scratch import OWNER_FILE
+from libsrv.ui import COPY_PREFIX, LocalServer, sweep_stale_copies
 from tests.conftest import free_port, wait_until
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import resource
+import shutil
 import signal
+import stat
 from datetime import date
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from libsrv.storage import IdReused, StorageError, open_storage, prepare_files
 from libsrv.storage.files import TryLock
 from libsrv.storage.journal import JournalStorage
 from libsrv.storage.jsonfile import JsonStorage
-from tests.conftest import ENGINES, wait_until
+from tests.conftest import ENGINES, SHIPPED_CATALOG, wait_until
 
 DON_QUIJOTE = "9788437604947"
 TODAY = date(2026, 2, 23)
@@ -245,3 +248,44 @@ def test_a_compaction_overtaken_by_another_process_is_dropped(tmp_path: Path) ->
     assert on_disk(path).get(isbn_for(0))["prestatario"] == "late"
     for storage in (a, b, fresh):
         storage.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_private_catalog_stays_private(engine: str, tmp_path: Path) -> None:
+    """Borrowers' names are in the catalog: its lock, journal and rewritten snapshots keep
+    its permissions, whatever the umask."""
+    db = tmp_path / "private.json"
+    shutil.copy(SHIPPED_CATALOG, db)
+    db.chmod(0o600)
+    old = os.umask(0o022)
+    try:
+        storage = open_storage(engine, db)
+        write(storage, "loan_isbn")
+        storage.flush()
+        storage.close()
+    finally:
+        os.umask(old)
+    made = [p for p in tmp_path.iterdir() if p.is_file()]
+    assert len(made) >= 3  # the catalog, its lock, and a journal
+    for path in made:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_catalog_reached_through_a_link_is_one_catalog(engine: str, tmp_path: Path) -> None:
+    real = tmp_path / "data" / "catalog.json"
+    real.parent.mkdir()
+    shutil.copy(SHIPPED_CATALOG, real)
+    link = tmp_path / "DB.json"
+    link.symlink_to(real)
+    by_link, by_name = open_storage(engine, link), open_storage(engine, real)
+    try:
+        assert write(by_link, "loan_isbn", borrower="Ana")["code"] == "OK"
+        # the other name sees the loan at once: one lock, one journal
+        assert write(by_name, "loan_isbn", borrower="Eva")["code"] == "UNAVAILABLE"
+        by_link.flush()
+    finally:
+        by_link.close()
+        by_name.close()
+    assert link.is_symlink() and link.resolve() == real
+    assert Catalog.from_bytes(real.read_bytes()).get(DON_QUIJOTE)["prestatario"] == "Ana"

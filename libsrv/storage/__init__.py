@@ -11,6 +11,7 @@ from libsrv.storage.files import (
     LockBusy,
     LockTimeout,
     StorageError,
+    real_catalog_path,
     sweep_temp_files,
 )
 from libsrv.storage.journal import JournalStorage
@@ -38,7 +39,7 @@ def open_storage(engine: str, path: Path | str, *, lock_timeout: float = DEFAULT
 def prepare_files(path: Path | str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> list[Path]:
     """Start-up housekeeping, once per server: delete temporary files a crashed writer left
     beside the catalog. Returns what it removed."""
-    path = Path(path)
+    path = real_catalog_path(path)
     if not path.exists():
         raise StorageError(f"the catalog file {path} does not exist")
     if not path.is_file():  # checked before the lock, which would leave a file beside it

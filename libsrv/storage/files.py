@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import secrets
+import stat
 import time
 from pathlib import Path
 from types import TracebackType
@@ -56,6 +57,7 @@ class CatalogLock:
 
     def __init__(self, catalog_path: Path, *, timeout: float = DEFAULT_LOCK_TIMEOUT,
                  enabled: bool = True) -> None:
+        self.catalog = Path(catalog_path)
         self.path = Path(f"{catalog_path}.lock")
         self.timeout = timeout
         self.enabled = enabled
@@ -73,7 +75,7 @@ class CatalogLock:
     def _open(self) -> int:
         if self._fd < 0:
             try:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                self._fd = create_new(self.path, self.catalog)
             except OSError as exc:
                 raise StorageError(f"cannot open the lock file {self.path}: "
                                    f"{exc.strerror}") from exc
@@ -155,8 +157,9 @@ class TryLock:
     `path`), released by `release` or by the holder's death. For work that one process at a
     time should do, and that others may simply skip."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, like: Path | None = None) -> None:
         self.path = path
+        self.like = like  # whose permissions the file gets when created
         self._fd = -1
 
     @property
@@ -167,7 +170,7 @@ class TryLock:
         if self._fd >= 0:
             return True
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = create_new(self.path, self.like)
         except OSError:
             return False
         if filelock.lock_descriptor(fd, blocking=False):
@@ -187,13 +190,49 @@ def temp_name(path: Path) -> Path:
     return path.with_name(f"{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
+def real_catalog_path(path: Path | str) -> Path:
+    """The catalog's real file: through symbolic links, so that every name of one file shares
+    one lock and one journal, and a rewrite replaces the target and keeps the link."""
+    return Path(path).resolve()
+
+
+def mode_of(path: Path | None) -> int | None:
+    """The permission bits of `path`, or None when there is no such file."""
+    if path is None:
+        return None
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+
+
+def create_new(path: Path, like: Path | None) -> int:
+    """Open `path` read-write, creating it with the permissions of `like` (the catalog: a
+    private catalog keeps its lock, journal and snapshots private) if it does not exist."""
+    mode = mode_of(like)
+    while True:  # someone may delete or create it between our two tries
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL,
+                         0o644 if mode is None else mode)
+        except FileExistsError:
+            try:
+                return os.open(path, os.O_RDWR)
+            except FileNotFoundError:
+                continue
+        if mode is not None:
+            os.fchmod(fd, mode)  # the umask may have taken bits away
+        return fd
+
+
+def atomic_write(path: Path, data: bytes, *, fsync: bool = True,
+                 like: Path | None = None) -> None:
     """Replace `path` with `data` so that readers see the old or the new file, never a mix.
 
     Writes a temporary file beside it, fsyncs it, renames it over `path` and fsyncs the folder.
+    The new file has the permissions of `like` (default: of `path` itself).
     """
     tmp = temp_name(path)
-    os.close(create_temp(tmp, data, fsync=fsync))
+    os.close(create_temp(tmp, data, fsync=fsync, like=like or path))
     try:
         os.replace(tmp, path)
     except OSError as exc:
@@ -203,12 +242,17 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
         fsync_folder(path.parent)
 
 
-def create_temp(tmp: Path, data: bytes, *, fsync: bool = True) -> int:
-    """Create the new file `tmp` holding `data` (synced to disk with `fsync`); a descriptor on
-    it (read-write, append), the caller's to close. On failure nothing is left behind."""
+def create_temp(tmp: Path, data: bytes, *, fsync: bool = True, like: Path | None = None) -> int:
+    """Create the new file `tmp` holding `data` (synced to disk with `fsync`) with the
+    permissions of `like` when given; a descriptor on it (read-write, append), the caller's to
+    close. On failure nothing is left behind."""
     fd = -1
+    mode = mode_of(like)
     try:
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND,
+                     0o644 if mode is None else mode)
+        if mode is not None:
+            os.fchmod(fd, mode)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]

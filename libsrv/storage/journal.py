@@ -32,6 +32,7 @@ from libsrv.storage.files import (
     StorageError,
     TryLock,
     create_temp,
+    real_catalog_path,
     temp_name,
 )
 from libsrv.storage.linelog import LineLog, NextGeneration, Record
@@ -58,17 +59,17 @@ class JournalStorage(Storage):
     def __init__(self, path: Path | str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
                  locking: bool = True, fsync: bool = False,
                  compact_min: int = MIN_COMPACT_RECORDS) -> None:
-        self.path = Path(path)
+        self.path = real_catalog_path(path)
         self.compact_min = compact_min
         self._lock = CatalogLock(self.path, timeout=lock_timeout, enabled=locking)
         self._log = LineLog(Path(f"{self.path}.journal"), fsync=fsync,
-                           exclusive=locking)
+                           exclusive=locking, like=self.path)
         self._applied = AppliedRequests()
         self._pending = 0  # book changes in the journal that the snapshot does not hold yet
         self._compaction: Compaction | None = None
         self._next_try = 0  # `_pending` at which to ask for the compaction lock again
         # one process at a time writes a snapshot; the others go on serving
-        self._compacting = TryLock(Path(f"{self.path}.compact.lock"))
+        self._compacting = TryLock(Path(f"{self.path}.compact.lock"), like=self.path)
         with self._lock:
             self._reload()
 
@@ -248,7 +249,7 @@ class Compaction:
             except (UnicodeEncodeError, CatalogError, TypeError, ValueError) as exc:
                 raise StorageError(f"cannot encode the catalog: {exc}") from exc
             tmp = temp_name(self.path)
-            os.close(create_temp(tmp, data))
+            os.close(create_temp(tmp, data, like=self.path))
             self.snapshot_tmp = tmp
             self.next_generation = self._journal.prepare(AppliedRequests.lines(self._ids),
                                                          self.cut)

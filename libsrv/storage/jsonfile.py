@@ -22,7 +22,13 @@ from typing import Any
 from libsrv.catalog import Catalog, CatalogError
 from libsrv.protocol import Request, normalize_isbn
 from libsrv.storage.base import DEDUP_WINDOW, AppliedRequests, Decide, Storage
-from libsrv.storage.files import DEFAULT_LOCK_TIMEOUT, CatalogLock, StorageError, atomic_write
+from libsrv.storage.files import (
+    DEFAULT_LOCK_TIMEOUT,
+    CatalogLock,
+    StorageError,
+    atomic_write,
+    real_catalog_path,
+)
 from libsrv.storage.linelog import LineLog, Record
 
 
@@ -31,11 +37,11 @@ class JsonStorage(Storage):
 
     def __init__(self, path: Path | str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
                  locking: bool = True, fsync: bool = True) -> None:
-        self.path = Path(path)
+        self.path = real_catalog_path(path)
         self._fsync = fsync
         self._lock = CatalogLock(self.path, timeout=lock_timeout, enabled=locking)
         self._requests = LineLog(Path(f"{self.path}.requests"), fsync=fsync,
-                                 exclusive=locking)
+                                 exclusive=locking, like=self.path)
         self._applied = AppliedRequests()
         self._last_intent: Record | None = None
         self._fd = -1  # the loaded version stays open, so its inode number is not reused

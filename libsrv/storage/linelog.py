@@ -54,8 +54,11 @@ class LineLog:
     `rewrite` need the lock and a view that has just caught up.
     """
 
-    def __init__(self, path: Path, *, fsync: bool = False, exclusive: bool = True) -> None:
+    def __init__(self, path: Path, *, fsync: bool = False, exclusive: bool = True,
+                 like: Path | None = None) -> None:
+        """`like`: the file whose permissions the log's files get (the catalog)."""
         self.path = path
+        self.like = like
         self.fsync = fsync
         # Without the lock (the unsafe teaching mode) another writer's fresh line may look
         # like a torn tail, so tails are only cut when writers exclude each other.
@@ -72,7 +75,7 @@ class LineLog:
         """(Lock held.) Open the log, creating it if missing; all records of the generation."""
         self.close()
         if not self.path.exists():
-            atomic_write(self.path, encode_line({"gen": 1}), fsync=self.fsync)
+            atomic_write(self.path, encode_line({"gen": 1}), fsync=self.fsync, like=self.like)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         self._ino = os.fstat(self._fd).st_ino
         self._offset = 0
@@ -219,7 +222,7 @@ class LineLog:
                               "records": len(lines)})
         tmp = temp_name(self.path)
         # a new generation replaces the old one: it is on disk first, whatever `fsync` says
-        fd = create_temp(tmp, header + carried, fsync=True)
+        fd = create_temp(tmp, header + carried, fsync=True, like=self.like or self.path)
         return NextGeneration(cut, tmp, fd, len(header) + len(carried), len(lines))
 
     def commit(self, nxt: NextGeneration) -> int:
