@@ -289,3 +289,37 @@ def test_a_catalog_reached_through_a_link_is_one_catalog(engine: str, tmp_path: 
         by_name.close()
     assert link.is_symlink() and link.resolve() == real
     assert Catalog.from_bytes(real.read_bytes()).get(DON_QUIJOTE)["prestatario"] == "Ana"
+
+
+def test_a_whole_last_record_without_its_newline_is_kept(tmp_path: Path) -> None:
+    db = tmp_path / "catalog.json"
+    shutil.copy(SHIPPED_CATALOG, db)
+    storage = open_storage("journal", db)
+    assert write(storage, "loan_isbn", borrower="Ana")["code"] == "OK"
+    storage.close()
+    journal = Path(f"{db}.journal")
+    journal.write_bytes(journal.read_bytes().rstrip(b"\n"))  # a copy that dropped it
+    again = open_storage("journal", db)
+    try:
+        assert again.read().get(DON_QUIJOTE)["prestatario"] == "Ana"
+        assert write(again, "return_isbn")["code"] == "OK"  # and the file goes on from there
+    finally:
+        again.close()
+    last = journal.read_bytes().splitlines()[-1]
+    assert json.loads(last)["book"]["ISBN"] == DON_QUIJOTE
+
+
+def test_a_damaged_journal_names_the_byte_of_the_bad_line(tmp_path: Path) -> None:
+    db = tmp_path / "catalog.json"
+    shutil.copy(SHIPPED_CATALOG, db)
+    storage = open_storage("journal", db)
+    write(storage, "loan_isbn", borrower="Ana")
+    write(storage, "return_isbn")
+    storage.close()
+    journal = Path(f"{db}.journal")
+    lines = journal.read_bytes().split(b"\n")
+    offset = len(lines[0]) + 1 + len(lines[1]) + 1
+    lines[2] = b"{garbage"
+    journal.write_bytes(b"\n".join(lines))
+    with pytest.raises(StorageError, match=f"at byte {offset} "):
+        open_storage("journal", db)

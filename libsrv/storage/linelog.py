@@ -84,6 +84,7 @@ class LineLog:
         if header is None:
             raise StorageError(f"{self.path} has no generation header")
         self.gen = header
+        records += self._complete_last_line()
         self._repair_tail()
         return records[1:]
 
@@ -157,13 +158,15 @@ class LineLog:
         end = data.rfind(b"\n") + 1
         header: int | None = None
         records: list[Record] = []
-        for number, line in enumerate(data[:end].splitlines()):
+        at = self._offset
+        for number, line in enumerate(data[:end].split(b"\n")[:-1]):
             try:
                 record = json.loads(line)
             except ValueError:
                 raise UnreadableLine(
-                    f"{self.path}: unreadable line at byte {self._offset}; the file is "
+                    f"{self.path}: the line at byte {at} is not a record; the file is "
                     "damaged") from None
+            at += len(line) + 1
             if first and number == 0:
                 header = record.get("gen") if isinstance(record, dict) else None
             records.append(record)
@@ -172,6 +175,25 @@ class LineLog:
         return header, records
 
     # -- writing (lock held)
+
+    def _complete_last_line(self) -> list[Record]:
+        """(Lock held, at open.) A last line that holds a whole record but lost its newline
+        (a copy, an editor) is a record, not a torn write: a prefix of a record is never a
+        whole JSON object. Give it its newline; the record, if so."""
+        if not self.exclusive:
+            return []
+        size = os.fstat(self._fd).st_size
+        tail = os.pread(self._fd, size - self._offset, self._offset)
+        try:
+            record = json.loads(tail) if tail.strip() else None
+        except ValueError:
+            return []
+        if not isinstance(record, dict):
+            return []
+        os.write(self._fd, b"\n")
+        self._offset = size + 1
+        self.count += 1
+        return [record]
 
     def _repair_tail(self) -> None:
         """Cut off a torn last line left by a writer that died mid-append: bytes past this
