@@ -323,3 +323,27 @@ def test_a_damaged_journal_names_the_byte_of_the_bad_line(tmp_path: Path) -> Non
     journal.write_bytes(b"\n".join(lines))
     with pytest.raises(StorageError, match=f"at byte {offset} "):
         open_storage("journal", db)
+
+
+def test_the_json_engine_sees_a_rewrite_in_place_by_another_program(tmp_path: Path) -> None:
+    """The class's design: any program takes the FileLock and rewrites the JSON file. One that
+    rewrites it in place (same inode) must be noticed, not overwritten."""
+    db = tmp_path / "catalog.json"
+    shutil.copy(SHIPPED_CATALOG, db)
+    storage = open_storage("json", db)
+    try:
+        assert storage.read().get(DON_QUIJOTE)["estado"] != LENT
+        with filelock.FileLock(f"{db}.lock", timeout=5):
+            document = json.loads(db.read_text(encoding="utf-8"))
+            book = next(b for b in document["libros"] if b["ISBN"] == DON_QUIJOTE)
+            book.update(estado=LENT, prestatario="Otro programa", fecha_prestamo="2026-02-20",
+                        fecha_devolucion="2026-02-27")
+            with open(db, "r+", encoding="utf-8") as file:  # in place: the inode stays
+                file.write(json.dumps(document, ensure_ascii=False, indent=2))
+                file.truncate()
+        assert write(storage, "loan_isbn", borrower="Ana")["code"] == "UNAVAILABLE"
+        assert storage.read().get(DON_QUIJOTE)["prestatario"] == "Otro programa"
+    finally:
+        storage.close()
+    assert Catalog.from_bytes(db.read_bytes()).get(DON_QUIJOTE)["prestatario"] == \
+        "Otro programa"

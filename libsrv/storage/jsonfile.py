@@ -32,6 +32,11 @@ from libsrv.storage.files import (
 from libsrv.storage.linelog import LineLog, Record
 
 
+def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes when a file is replaced or rewritten in place."""
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
 class JsonStorage(Storage):
     name = "json"
 
@@ -46,6 +51,7 @@ class JsonStorage(Storage):
         self._last_intent: Record | None = None
         self._fd = -1  # the loaded version stays open, so its inode number is not reused
         self._catalog: Catalog | None = None
+        self._loaded: tuple[int, int, int, int] = (-1, -1, -1, -1)
         with self._lock:
             self._load()
             self._reload_requests()
@@ -60,8 +66,10 @@ class JsonStorage(Storage):
             raise StorageError(f"the catalog file {self.path} does not exist") from None
         except OSError as exc:
             raise StorageError(f"cannot read {self.path}: {exc.strerror}") from exc
-        if self._catalog is not None and self._fd >= 0 and (
-                os.fstat(fd).st_ino == os.fstat(self._fd).st_ino):
+        # the same file, unchanged: also a program that rewrote it in place (same inode)
+        # changed its size or its modification time
+        if self._catalog is not None and self._fd >= 0 and \
+                _signature(os.fstat(fd)) == self._loaded:
             os.close(fd)
             return self._catalog
         try:
@@ -79,7 +87,7 @@ class JsonStorage(Storage):
             raise
         if self._fd >= 0:
             os.close(self._fd)
-        self._fd, self._catalog = fd, catalog
+        self._fd, self._catalog, self._loaded = fd, catalog, _signature(os.fstat(fd))
         return catalog
 
     def _adopt(self, catalog: Catalog) -> None:
@@ -87,7 +95,7 @@ class JsonStorage(Storage):
         fd = os.open(self.path, os.O_RDONLY)
         if self._fd >= 0:
             os.close(self._fd)
-        self._fd, self._catalog = fd, catalog
+        self._fd, self._catalog, self._loaded = fd, catalog, _signature(os.fstat(fd))
 
     @property
     def warnings(self) -> list[str]:
