@@ -38,12 +38,12 @@ from libsrv.config import ServerConfig
 from libsrv.scratch import owned_temp_dir, sweep_orphans
 from libsrv.security import CurveServer
 from libsrv.server import (
-    HARD_FRAME_LIMIT,
     IDLE_SECONDS,
     POLL_MS,
     StopFlag,
     flush_and_close,
     housekeeping,
+    listening_options,
     log_request,
     open_service,
     request_log,
@@ -218,6 +218,7 @@ class Broker:
     _quick_deaths: int = 0
     _credits: int = 0  # the sum of every worker's credits
     _changed: bool = True  # the set of workers changed since the poller last looked
+    _respawns: dict[int, tuple[float, float]] = field(default_factory=dict)  # row: (at, delay)
 
     def run(self, on_ready: Callable[[str], None]) -> None:
         ctx = zmq.Context()
@@ -228,7 +229,7 @@ class Broker:
         backend = ctx.socket(zmq.ROUTER)
         for sock in (frontend, backend):
             sock.linger = 0
-        frontend.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
+        listening_options(frontend)
         backend.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self._spawn_ctx = multiprocessing.get_context("spawn")
         curve = CurveServer(ctx, self.config.curve) if self.config.curve else None
@@ -251,14 +252,38 @@ class Broker:
             shutil.rmtree(sockdir, ignore_errors=True)
 
     def _spawn(self, row: int) -> None:
+        """Start worker `row`; if the system refuses (no file descriptors, no memory), try
+        again later, waiting twice as long each time up to a minute: never give up serving."""
         self._generation += 1
         identity = f"w{row + 1}-{self._generation}".encode()
         process = self._spawn_ctx.Process(
             target=self.worker_entry, name=f"libsrv-worker-{row + 1}",
             args=(self.config, self.board, row, identity, self._backend_endpoint))
-        process.start()
+        try:
+            process.start()
+        except OSError as error:
+            delay = min(60.0, 2 * self._respawns.get(row, (0.0, 0.5))[1])
+            log.error("could not start worker %d (%s); trying again in %.0f s", row + 1,
+                      error, delay)
+            self._respawns[row] = (time.monotonic() + delay, delay)
+            return
+        self._respawns.pop(row, None)
         self._workers[identity] = _Worker(row, identity, process)
         self._changed = True
+
+    def _respawn_due(self, frontend: zmq.Socket) -> None:
+        """Start the workers whose earlier start failed, when their time comes; while there
+        is no worker at all, answer waiting requests INTERNAL rather than leave them hanging."""
+        now = time.monotonic()
+        for row, (at, _) in list(self._respawns.items()):
+            if now >= at:
+                self._spawn(row)
+        if not self._workers:
+            while self._pending:
+                msg, _, _ = self._pending.popleft()
+                frontend.send_multipart([*msg[:2], internal_reply_frame(
+                    msg[2:], self.config.lang, "no worker process could be started; try "
+                    "again shortly")])
 
     def _loop(self, frontend: zmq.Socket, backend: zmq.Socket, endpoint: str,
               on_ready: Callable[[str], None]) -> None:
@@ -275,7 +300,9 @@ class Broker:
                 busy = any(w.inflight for w in self._workers.values())
                 if not busy or time.monotonic() - stopping_since > 2.0:
                     return
-            want_frontend = stopping_since is None and self._credits > len(self._pending)
+            stranded = not self._workers and bool(self._respawns)  # answered INTERNAL
+            want_frontend = stopping_since is None and (
+                self._credits > len(self._pending) or stranded)
             if want_frontend != watching_frontend:
                 if want_frontend:
                     poller.register(frontend, zmq.POLLIN)
@@ -299,6 +326,8 @@ class Broker:
                         self._on_death(worker, frontend)
             if frontend in events:
                 self._drain_frontend(frontend)
+            if self._respawns:
+                self._respawn_due(frontend)
             self._dispatch(backend)
             self._kill_stuck()
             if not announced and self._workers and all(
@@ -338,6 +367,8 @@ class Broker:
     def _drain_frontend(self, frontend: zmq.Socket) -> None:
         """Take as many requests as the workers have room for."""
         room = self._credits - len(self._pending)
+        if not self._workers and self._respawns:
+            room = 100  # nobody to serve them: take them to answer INTERNAL
         while room > 0:
             try:
                 msg = frontend.recv_multipart(zmq.NOBLOCK)

@@ -38,7 +38,7 @@ from libsrv.forms_page import CULL_AFTER
 from libsrv.library import DEFAULT_LOAN_DAYS
 from libsrv.messages import LANGUAGES
 from libsrv.protocol import Action
-from libsrv.server import StopFlag, run_single
+from libsrv.server import StopFlag, raise_open_file_limit, run_single
 from libsrv.storage import DEFAULT_ENGINE, ENGINES, StorageError, open_storage, prepare_files
 from libsrv.storage.files import DEFAULT_LOCK_TIMEOUT
 
@@ -97,6 +97,10 @@ def _stop_on_eof(stop: StopFlag) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _server_config(args)
     configure_logging(config.quiet)
+    before, after = raise_open_file_limit()
+    if after > before:
+        log.info("open-file limit raised from %d to %d (one per client connection)", before,
+                 after)
     if not config.locking:
         log.warning(UNSAFE_BANNER)
     for leftover in prepare_files(config.db, lock_timeout=config.lock_timeout):

@@ -32,6 +32,36 @@ IDLE_SECONDS = 1.0  # quiet time after which a process does its storage housekee
 # Frames up to this size are read and refused with BAD_REQUEST; a larger one makes ZeroMQ drop
 # the sender's connection before the frame is in memory.
 HARD_FRAME_LIMIT = 16 * MAX_FRAME_BYTES
+# A connection that has not finished the ZMTP handshake by then is dropped (libzmq's default
+# is 30 s): idle connections must not hold the server's file descriptors for long.
+HANDSHAKE_MS = 5000
+MAX_OPEN_FILES = 1 << 20
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise this process's soft limit on open files to its hard limit (each client connection
+    is one), so that a thousand idle connections cannot lock everyone else out under the
+    common soft limit of 1,024. Workers inherit it. Returns (before, after)."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to raise
+        return 0, 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = MAX_OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, MAX_OPEN_FILES)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            return soft, wanted
+        except (ValueError, OSError):
+            pass
+    return soft, soft
+
+
+def listening_options(sock: zmq.Socket) -> None:
+    """Options for a socket that faces clients: frame cap, handshake deadline, no linger."""
+    sock.linger = 0
+    sock.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
+    sock.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_MS)
 
 
 class StopFlag:
@@ -128,7 +158,7 @@ def run_single(config: ServerConfig, storage: Storage, stop: StopFlag,
     ctx = zmq.Context()
     sock = ctx.socket(zmq.REP)
     sock.linger = 0
-    sock.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
+    listening_options(sock)
     curve = CurveServer(ctx, config.curve) if config.curve else None
     try:
         if curve is not None:

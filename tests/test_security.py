@@ -4,6 +4,7 @@ and the largest inputs the protocol allows stay cheap."""
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 import zmq
 
 from libsrv.client import LibraryClient, ServerUnreachable
-from libsrv.generate import write_catalog
+from libsrv.generate import isbn_for, write_catalog
+from libsrv.process import ServerProcess
 from libsrv.protocol import MAX_BORROWER_CHARS, MAX_FRAME_BYTES, MAX_PAGE, MAX_TITLE_CHARS
 from libsrv.security import CurveKeys, make_keys
 from tests.conftest import SHAPES, client_for, raw_exchange
@@ -126,3 +128,32 @@ def test_the_largest_allowed_inputs_stay_bounded(start_server, tmp_path: Path,
         assert b'"OK"' in raw_exchange(ctx, server.endpoint, [frame])
         grown_mb = (rss_kb(pid) - before) / 1024
     assert grown_mb < 50, f"the worker grew by {grown_mb:.0f} MB"
+
+
+def test_a_thousand_idle_connections_do_not_lock_clients_out(tmp_path: Path) -> None:
+    """Under the common soft limit of 1,024 open files, 1,100 TCP connections that never
+    send a handshake used to take every descriptor; the server raises its limit to the hard
+    one and drops connections that do not finish the handshake."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip(f"the hard limit on open files ({hard}) leaves no room above 1,024")
+    if soft < 2500:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    db = write_catalog(tmp_path / "fds.json", 20)
+    server = ServerProcess(db, command=[
+        "sh", "-c", f'ulimit -Sn 1024 && exec "{sys.executable}" -m libsrv serve --port 0 '
+        f'--workers 2 --db "{db}" --quiet']).start()
+    idle: list[socket.socket] = []
+    try:
+        port = int(server.endpoint.rsplit(":", 1)[1])
+        for _ in range(1100):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        with LibraryClient(server.endpoint, timeout=5, retries=1) as lib:
+            assert lib.ping().success
+            assert lib.loan_isbn(isbn_for(0), "Ana").success
+    finally:
+        for sock in idle:
+            sock.close()
+        assert server.stop() == 0
