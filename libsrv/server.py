@@ -31,7 +31,13 @@ POLL_MS = 100
 IDLE_SECONDS = 1.0  # quiet time after which a process does its storage housekeeping
 # Frames up to this size are read and refused with BAD_REQUEST; a larger one makes ZeroMQ drop
 # the sender's connection before the frame is in memory.
-HARD_FRAME_LIMIT = 16 * MAX_FRAME_BYTES
+HARD_FRAME_LIMIT = 2 * MAX_FRAME_BYTES
+# Messages queued per client connection, each way. A REQ client has one request out at a time,
+# so this only bounds what a client that floods, or never reads its replies, makes the server
+# hold: at most PEER_QUEUE requests of HARD_FRAME_LIMIT bytes in, and PEER_QUEUE replies out (a
+# reply is at most a page of MAX_PAGE books, about 200 KB of generated catalog): about 6 MB per
+# such connection, where libzmq's default of 1,000 each way allowed hundreds of MB.
+PEER_QUEUE = 16
 # A connection that has not finished the ZMTP handshake by then is dropped (libzmq's default
 # is 30 s): idle connections must not hold the server's file descriptors for long.
 HANDSHAKE_MS = 5000
@@ -58,9 +64,12 @@ def raise_open_file_limit() -> tuple[int, int]:
 
 
 def listening_options(sock: zmq.Socket) -> None:
-    """Options for a socket that faces clients: frame cap, handshake deadline, no linger."""
+    """Options for a socket that faces clients (set before it binds): frame cap, queues per
+    peer, handshake deadline, no linger."""
     sock.linger = 0
     sock.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
+    sock.setsockopt(zmq.RCVHWM, PEER_QUEUE)
+    sock.setsockopt(zmq.SNDHWM, PEER_QUEUE)
     sock.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_MS)
 
 

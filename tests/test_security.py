@@ -3,9 +3,12 @@ and the largest inputs the protocol allows stay cheap."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -156,4 +159,48 @@ def test_a_thousand_idle_connections_do_not_lock_clients_out(tmp_path: Path) -> 
     finally:
         for sock in idle:
             sock.close()
+        assert server.stop() == 0
+
+
+def test_clients_that_flood_and_never_read_cannot_grow_the_server_unbounded(
+        tmp_path: Path) -> None:
+    """Ten DEALER clients send thousands of full catalog pages (about 200 KB each) and read no
+    reply. Each connection's queues are bounded (docs/reliability.md: about 6 MB), so the
+    server's memory stays within that, and a well-behaved client is served meanwhile."""
+    from bench.procstat import rss_mb
+
+    db = write_catalog(tmp_path / "flood.json", 1000)
+    server = ServerProcess(db, workers=2, quiet=True).start()
+    ctx = zmq.Context()
+    floods = []
+    try:
+        with LibraryClient(server.endpoint, timeout=5, retries=0) as lib:
+            pids = [server.pid, *lib.stats().raw["stats"]["worker_pids"]]
+        before = rss_mb(pids)
+        page = json.dumps({"action": "catalog", "limit": 1000}).encode()
+        for _ in range(10):
+            sock = ctx.socket(zmq.DEALER)
+            sock.linger = 0
+            sock.rcvhwm = 1  # it reads nothing: let the replies back up to the server at once
+            sock.sndhwm = 0
+            sock.connect(server.endpoint)
+            floods.append(sock)
+        sent = 0
+        for _ in range(1200):
+            for sock in floods:
+                with contextlib.suppress(zmq.Again):  # its own queue is full: next one
+                    sock.send_multipart([b"", page], zmq.NOBLOCK)
+                    sent += 1
+        assert sent == 12000
+        peak = before
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # the server works through what it took in
+            with LibraryClient(server.endpoint, timeout=5, retries=0) as lib:
+                assert lib.query_isbn(isbn_for(1)).success
+            peak = max(peak, rss_mb(pids))
+        assert peak - before < 10 * 6 + 60, (before, peak)
+    finally:
+        for sock in floods:
+            sock.close()
+        ctx.term()
         assert server.stop() == 0
