@@ -34,7 +34,7 @@ from libsrv.config import (
     read_config_file,
     server_settings,
 )
-from libsrv.forms_page import CULL_AFTER
+from libsrv.forms_page import CULL_AFTER, MAX_KERNELS
 from libsrv.library import DEFAULT_LOAN_DAYS
 from libsrv.messages import LANGUAGES
 from libsrv.protocol import Action
@@ -292,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="address of the page; 0.0.0.0 opens it to the LAN (default "
                        "127.0.0.1)")
     forms.add_argument("--port", type=int, default=8866, help="the page's port (default 8866)")
+    forms.add_argument("--max-kernels", type=int, default=MAX_KERNELS,
+                       help="visitors at once, each with a kernel of about 55 MB; more get "
+                       f"'try again later' (default {MAX_KERNELS})")
+    forms.add_argument("--token", default=None,
+                       help="a token visitors must give (?token=...); '' for none (default: "
+                       "none on 127.0.0.1, a new one printed at start otherwise)")
     forms.add_argument("--cull-after", type=float, default=CULL_AFTER,
                        help="stop a visitor's kernel when no page has been connected to it for "
                        f"this many idle seconds (default {CULL_AFTER:g})")
@@ -317,7 +323,8 @@ def _cmd_forms(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     return serve_forms(endpoint=args.endpoint, db=Path(args.db) if args.db else None,
                        workers=args.workers, host=args.host, port=args.port,
-                       cull_after=args.cull_after)
+                       cull_after=args.cull_after, max_kernels=args.max_kernels,
+                       token=args.token)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ connected to (a health check, a bot, a closed tab) is stopped after `cull_after`
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from importlib import resources
@@ -16,12 +17,28 @@ from pathlib import Path
 
 ENDPOINT_VARIABLE = "LIBSRV_ENDPOINT"  # the page's kernels find the server here
 CULL_AFTER = 120.0  # seconds a kernel with no page connected may idle before it is stopped
+MAX_KERNELS = 20  # visitors at once (a kernel is about 55 MB)
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def voila_command(page: Path, *, host: str, port: int, cull_after: float) -> list[str]:
+def page_token(host: str, token: str | None) -> str | None:
+    """The token visitors need: the one given; else a new one when the page is open beyond
+    this machine (students get the link with it); else none. "" turns it off."""
+    if token is not None:
+        return token or None
+    return None if host in LOOPBACK else secrets.token_urlsafe(9)
+
+
+def voila_command(page: Path, *, host: str, port: int, cull_after: float,
+                  max_kernels: int = MAX_KERNELS, token: str | None = None) -> list[str]:
     """The Voilà command line for `page`: quiet (only errors reach the teacher's terminal),
-    kernels on local IPC sockets rather than TCP, idle unconnected kernels culled."""
+    kernels on local IPC sockets rather than TCP, at most `max_kernels` at once, idle
+    unconnected kernels culled, and a `token` visitors must give when set."""
     return [sys.executable, "-m", "voila", str(page), "--no-browser", f"--port={port}",
+            "--VoilaConfiguration.multi_kernel_manager_class="
+            "libsrv.forms_kernels.CappedKernelManager",
+            f"--CappedKernelManager.max_kernels={max_kernels}",
+            f"--Voila.token={token or ''}",
             f"--Voila.ip={host}", "--Voila.log_level=ERROR", "--KernelManager.transport=ipc",
             # JupyterLab's preview button is of no use on the page
             '--VoilaConfiguration.extension_denylist=["@voila-dashboards/jupyterlab-preview"]',
@@ -31,7 +48,8 @@ def voila_command(page: Path, *, host: str, port: int, cull_after: float) -> lis
 
 
 def serve_forms(*, endpoint: str | None, db: Path | None, workers: int, host: str,
-                port: int, cull_after: float = CULL_AFTER) -> int:
+                port: int, cull_after: float = CULL_AFTER, max_kernels: int = MAX_KERNELS,
+                token: str | None = None) -> int:
     """Serve the page until Ctrl-C; the server started here (if any) is stopped after, and the
     catalog copy it served is removed."""
     from libsrv.ui import LocalServer  # widgets and Jupyter only once a page is served
@@ -44,11 +62,19 @@ def serve_forms(*, endpoint: str | None, db: Path | None, workers: int, host: st
     env = dict(os.environ, **{ENDPOINT_VARIABLE: endpoint})
     where = f" (catalog {db})" if db is not None else \
         f" (a copy of the shipped catalog, {server.db if server else ''}, removed when it stops)"
-    print(f"Forms page on http://{host}:{port}/ talking to {endpoint}"
+    token = page_token(host, token)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "*", "") else host
+    link = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    print(f"Forms page on {link} talking to {endpoint}"
           + (where if server else "") + ". Ctrl-C stops it.", flush=True)
+    if host not in LOOPBACK:
+        print(f"Open to the network: students open http://<this machine's address>:{port}/"
+              + (f"?token={token}" if token else "") + " (the token keeps others out).",
+              flush=True)
     try:
         with resources.as_file(resources.files("libsrv") / "pages" / "forms.ipynb") as page:
-            command = voila_command(page, host=host, port=port, cull_after=cull_after)
+            command = voila_command(page, host=host, port=port, cull_after=cull_after,
+                                    max_kernels=max_kernels, token=token)
             return subprocess.run(command, env=env).returncode
     except KeyboardInterrupt:
         return 0

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -96,3 +97,47 @@ def test_a_local_server_removes_its_copy_and_old_copies_are_swept(tmp_path: Path
         (folder / "catalog.json").write_text("{}")
     assert sweep_stale_copies(tmp_path) == [orphan]
     assert alive.exists() and not orphan.exists()
+
+
+def status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
+
+
+def test_the_page_asks_for_its_token_and_caps_its_kernels(tmp_path: Path) -> None:
+    port = free_port()
+    page = subprocess.Popen([sys.executable, "-m", "libsrv", "forms", "--port", str(port),
+                             "--token", "sesame", "--max-kernels", "2", "--cull-after", "300"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        assert "?token=sesame" in page.stdout.readline()  # type: ignore[union-attr]
+        wait_until(lambda: status_of(base) not in (0,), timeout=90,
+                   message="the forms page to answer")
+        without = fetch(base)  # no token: the login page, no forms, no kernel
+        assert without is None or "Biblioteca" not in without
+        assert kernels(page.pid) == 0
+        assert [status_of(base + "?token=sesame") for _ in range(3)] == [200, 200, 503]
+        assert kernels(page.pid) == 2
+    finally:
+        page.send_signal(signal.SIGTERM)
+        try:
+            page.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            page.kill()
+            page.communicate(timeout=10)
+
+
+def test_a_page_open_to_the_network_gets_a_token_by_default() -> None:
+    from libsrv.forms_page import page_token
+
+    assert page_token("127.0.0.1", None) is None
+    assert page_token("0.0.0.0", None) and page_token("0.0.0.0", None) != \
+        page_token("0.0.0.0", None)
+    assert page_token("0.0.0.0", "") is None and page_token("0.0.0.0", "t") == "t"
