@@ -347,3 +347,66 @@ def test_the_json_engine_sees_a_rewrite_in_place_by_another_program(tmp_path: Pa
         storage.close()
     assert Catalog.from_bytes(db.read_bytes()).get(DON_QUIJOTE)["prestatario"] == \
         "Otro programa"
+
+
+def test_the_json_engine_refuses_a_journal_it_would_ignore(tmp_path: Path) -> None:
+    """A loan acknowledged on the journal engine, the server killed (no flush), then started
+    with --storage json: the loan must not vanish, nor the book be lent again."""
+    db = tmp_path / "catalog.json"
+    shutil.copy(SHIPPED_CATALOG, db)
+    journal = open_storage("journal", db)
+    assert write(journal, "loan_isbn", borrower="Ana")["code"] == "OK"
+    journal.close()  # as after SIGKILL: the catalog file does not have the loan yet
+    with pytest.raises(StorageError, match="holds 1 change"):
+        open_storage("json", db)
+    again = open_storage("journal", db)  # the way out the message gives
+    assert again.read().get(DON_QUIJOTE)["prestatario"] == "Ana"
+    again.flush()
+    again.close()
+    json_engine = open_storage("json", db)
+    try:
+        assert write(json_engine, "loan_isbn", borrower="Eva")["code"] == "UNAVAILABLE"
+    finally:
+        json_engine.close()
+
+
+def test_a_journal_is_refused_over_a_catalog_it_does_not_extend(tmp_path: Path) -> None:
+    db = tmp_path / "catalog.json"
+    shutil.copy(SHIPPED_CATALOG, db)
+    backup = db.read_bytes()
+    storage = open_storage("journal", db)
+    write(storage, "loan_isbn", borrower="Ana")
+    storage.flush()  # the snapshot now has Ana's loan; the journal extends it
+    write(storage, "return_isbn")
+    storage.close()
+    db.write_bytes(backup)  # restored from last week's backup
+    with pytest.raises(StorageError, match="does not belong"):
+        open_storage("journal", db)
+    assert db.read_bytes() == backup  # nothing was replayed over it
+
+
+def test_a_compaction_that_died_after_the_snapshot_leaves_a_journal_that_is_accepted(
+        tmp_path: Path) -> None:
+    """Between putting the new snapshot in place and the journal's next generation, the old
+    journal names the new snapshot, so a restart replays it (harmlessly) instead of
+    refusing it."""
+    from libsrv.storage.journal import NEXT_SNAPSHOT, Compaction, snapshot_identity
+
+    db = tmp_path / "catalog.json"
+    shutil.copy(SHIPPED_CATALOG, db)
+    storage = JournalStorage(db)
+    write(storage, "loan_isbn", borrower="Ana")
+    with storage._lock:  # what _finish_compaction does, stopping after the snapshot
+        job = Compaction(db, storage._log, storage._catalog.snapshot(), storage._catalog.shape,
+                         [])
+        job.run()
+        storage._log.append({NEXT_SNAPSHOT: job.identity})
+        job.install_snapshot()
+        job.discard()
+    storage.close()
+    assert snapshot_identity(db.read_bytes()) == job.identity
+    again = open_storage("journal", db)
+    try:
+        assert again.read().get(DON_QUIJOTE)["prestatario"] == "Ana"
+    finally:
+        again.close()

@@ -17,6 +17,9 @@ renames (see `Compaction`). One process at a time compacts (`<catalog>.compact.l
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
 import os
 import threading
@@ -39,18 +42,52 @@ from libsrv.storage.linelog import LineLog, NextGeneration, Record
 
 log = logging.getLogger("libsrv.storage")
 
+NEXT_SNAPSHOT = "next_snapshot"  # a journal record: the snapshot a compaction is putting in place
 MIN_COMPACT_RECORDS = 1000
 COMPACT_RETRY_RECORDS = 256  # a process that found another compacting waits this many records
 
 
-def read_catalog(path: Path) -> Catalog:
+def read_snapshot(path: Path) -> tuple[Catalog, str]:
+    """The catalog file and its identity."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise StorageError(f"the catalog file {path} does not exist") from None
     except OSError as exc:
         raise StorageError(f"cannot read the catalog file {path}: {exc.strerror}") from exc
-    return Catalog.from_bytes(data, path)
+    return Catalog.from_bytes(data, path), snapshot_identity(data)
+
+
+def snapshot_identity(data: bytes) -> str:
+    """What ties a journal to the snapshot it extends: a digest of the snapshot's bytes."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def journal_belongs(header: Record, records: list[Record], identity: str) -> bool:
+    """Whether a journal generation (`header`, `records`) may be replayed over the snapshot
+    whose identity is `identity`: it names that snapshot (in its header, or in a marker a
+    compaction wrote before putting a new snapshot in place, in case it died right after),
+    names none (written before journals named theirs), or changes no book at all."""
+    named = header.get("snapshot")
+    if named is None or named == identity:
+        return True
+    if any(r.get(NEXT_SNAPSHOT) == identity for r in records):
+        return True
+    return not any("book" in r for r in records)
+
+
+def pending_changes(journal: Path) -> int:
+    """How many book changes the journal beside a catalog holds (0 when there is none)."""
+    try:
+        data = journal.read_bytes()
+    except FileNotFoundError:
+        return 0
+    changes = 0
+    for line in data.splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            changes += isinstance(record, dict) and "book" in record
+    return changes
 
 
 class JournalStorage(Storage):
@@ -74,11 +111,21 @@ class JournalStorage(Storage):
             self._reload()
 
     def _reload(self) -> None:
-        """(Lock held.) Read the snapshot and replay the journal on top of it."""
-        self._catalog = read_catalog(self.path)
+        """(Lock held.) Read the snapshot and replay the journal on top of it, if the journal
+        extends this snapshot (see `journal_belongs`)."""
+        self._catalog, identity = read_snapshot(self.path)
         self._applied = AppliedRequests()
         self._pending = 0
-        self._apply(self._log.open())
+        records = self._log.open(identity)
+        if not journal_belongs(self._log.header, records, identity):
+            raise StorageError(
+                f"{self._log.path} does not belong to {self.path}: it extends another version "
+                "of the catalog (was the catalog restored from a backup, or changed with "
+                "--storage json?). Replaying it would put old changes over newer ones, so "
+                f"the catalog is not opened. To go on from the catalog as it is, move "
+                f"{self._log.path} away; to keep the journal's changes, put back the catalog "
+                "it extends.")
+        self._apply(records)
 
     def _apply(self, records: list[Record]) -> None:
         for record in records:
@@ -167,8 +214,12 @@ class JournalStorage(Storage):
                 # and ours must not replace it
                 log.info("a newer snapshot was written meanwhile; dropping this one")
                 return
+            # if we die between the two steps below, the old journal must still be accepted
+            # over the new snapshot (replaying it there is harmless): say so in it first
+            self._log.append({NEXT_SNAPSHOT: job.identity})
             job.install_snapshot()
-            self._pending = self._log.commit(job.next_generation)
+            # the records written since the cut are book changes, but for that marker
+            self._pending = self._log.commit(job.next_generation) - 1
         except StorageError as error:  # the journal still holds everything: retry later
             log.warning("could not rewrite the snapshot (will retry later): %s", error)
         finally:
@@ -234,6 +285,7 @@ class Compaction:
         self._books, self._shape, self._ids = books, shape, ids
         self.cut = journal.position
         self.snapshot_tmp: Path | None = None
+        self.identity = ""  # of the snapshot written
         self.next_generation: NextGeneration
         self.error: StorageError | None = None
         self._done = threading.Event()
@@ -251,8 +303,9 @@ class Compaction:
             tmp = temp_name(self.path)
             os.close(create_temp(tmp, data, like=self.path))
             self.snapshot_tmp = tmp
+            self.identity = snapshot_identity(data)
             self.next_generation = self._journal.prepare(AppliedRequests.lines(self._ids),
-                                                         self.cut)
+                                                         self.cut, self.identity)
         except StorageError as error:
             self.error = error
         except Exception as error:  # a thread must not die silently

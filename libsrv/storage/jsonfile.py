@@ -29,6 +29,7 @@ from libsrv.storage.files import (
     atomic_write,
     real_catalog_path,
 )
+from libsrv.storage.journal import pending_changes
 from libsrv.storage.linelog import LineLog, Record
 
 
@@ -52,6 +53,14 @@ class JsonStorage(Storage):
         self._fd = -1  # the loaded version stays open, so its inode number is not reused
         self._catalog: Catalog | None = None
         self._loaded: tuple[int, int, int, int] = (-1, -1, -1, -1)
+        journal = Path(f"{self.path}.journal")
+        changes = pending_changes(journal)
+        if changes:  # the journal engine's changes not yet in the file: never ignore them
+            raise StorageError(
+                f"{journal} holds {changes} change(s) that {self.path} may lack (written with "
+                "--storage journal). Start once with --storage journal and stop it cleanly: "
+                "the journal is then folded into the catalog and the json engine can take "
+                "over.")
         with self._lock:
             self._load()
             self._reload_requests()

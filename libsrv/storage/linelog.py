@@ -64,6 +64,7 @@ class LineLog:
         # like a torn tail, so tails are only cut when writers exclude each other.
         self.exclusive = exclusive
         self.gen = 0
+        self.header: Record = {}  # the first line of the generation opened last
         self.count = 0  # records in this generation read or written by this process
         self._fd = -1
         self._ino = -1
@@ -71,11 +72,13 @@ class LineLog:
 
     # -- reading
 
-    def open(self) -> list[Record]:
-        """(Lock held.) Open the log, creating it if missing; all records of the generation."""
+    def open(self, identity: str | None = None) -> list[Record]:
+        """(Lock held.) Open the log, creating it if missing (its header naming `identity`,
+        the snapshot it extends); all records of the generation."""
         self.close()
         if not self.path.exists():
-            atomic_write(self.path, encode_line({"gen": 1}), fsync=self.fsync, like=self.like)
+            first = {"gen": 1} if identity is None else {"gen": 1, "snapshot": identity}
+            atomic_write(self.path, encode_line(first), fsync=self.fsync, like=self.like)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         self._ino = os.fstat(self._fd).st_ino
         self._offset = 0
@@ -84,6 +87,7 @@ class LineLog:
         if header is None:
             raise StorageError(f"{self.path} has no generation header")
         self.gen = header
+        self.header = records[0]
         records += self._complete_last_line()
         self._repair_tail()
         return records[1:]
@@ -235,13 +239,17 @@ class LineLog:
         """(generation, offset read or written up to): where a compaction cuts the log."""
         return self.gen, self._offset
 
-    def prepare(self, lines: list[bytes], cut: tuple[int, int]) -> NextGeneration:
+    def prepare(self, lines: list[bytes], cut: tuple[int, int],
+                identity: str | None = None) -> NextGeneration:
         """Write the generation after `cut[0]` to a temporary file: a header naming the cut,
         then `lines` (the records it carries). Needs no lock and touches no state of this view,
         so it may run on another thread; `commit` puts it in place."""
         carried = b"".join(lines)
-        header = encode_line({"gen": cut[0] + 1, "base": list(cut), "carried": len(carried),
-                              "records": len(lines)})
+        fields: Record = {"gen": cut[0] + 1, "base": list(cut), "carried": len(carried),
+                          "records": len(lines)}
+        if identity is not None:
+            fields["snapshot"] = identity
+        header = encode_line(fields)
         tmp = temp_name(self.path)
         # a new generation replaces the old one: it is on disk first, whatever `fsync` says
         fd = create_temp(tmp, header + carried, fsync=True, like=self.like or self.path)
