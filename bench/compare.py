@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.rounds import describe as describe_config
 from bench.runner import RunConfig, run_experiment
 
 REFERENCE = "reference"
@@ -40,11 +41,9 @@ def baseline_candidates(base: RunConfig) -> dict[str, RunConfig]:
 
 
 def describe(config: RunConfig) -> str:
-    if config.echo == "proxy":
-        return "bare REP echo" if config.workers == 0 else \
-            f"libzmq proxy + {config.workers} echo workers"
-    if config.echo == "broker":
-        return f"kit broker + {config.workers} echo workers"
+    """A row's name: the echo as the report names it, a server by its shape and size."""
+    if config.echo:
+        return describe_config(config)
     shape = "single REP" if config.workers == 0 else f"broker + {config.workers} workers"
     return f"server {config.storage}, {shape}, {config.books:,} books"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -90,3 +91,14 @@ def wait_until(predicate: Callable[[], object], timeout: float = 20.0,
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {message}")
         time.sleep(0.02)
+
+
+def end_process(process: subprocess.Popen, timeout: float = 30.0) -> str:
+    """SIGTERM a helper process (JupyterLab, Voila), wait, SIGKILL it if it lingers; its
+    remaining output."""
+    process.terminate()
+    try:
+        return process.communicate(timeout=timeout)[0] or ""
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate(timeout=10)[0] or ""

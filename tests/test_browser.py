@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from libsrv.catalog import Catalog
-from tests.conftest import free_port, wait_until
+from tests.conftest import end_process, free_port, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -72,11 +72,7 @@ def test_the_voila_forms_page_loans_a_book(start_server, catalog_file: Path,
             browser.close()
         assert not errors, errors
     finally:
-        voila.terminate()
-        try:
-            voila.wait(20)
-        except subprocess.TimeoutExpired:
-            voila.kill()
+        end_process(voila)
     assert server.stop() == 0
     assert Catalog.from_bytes(catalog_file.read_bytes()).get("9788437604947")["prestatario"] \
         == "<b>Guillermo</b>"

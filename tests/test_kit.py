@@ -9,7 +9,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import ROOT, free_port, wait_until
+from tests.conftest import ROOT, end_process, free_port, wait_until
 
 
 def load_kit():
@@ -47,9 +47,4 @@ def test_the_lab_job_starts_jupyterlab_as_whoever_runs_it(tmp_path: Path) -> Non
                          "?token=kit-test")
         assert listing == 200  # it serves the notebooks folder
     finally:
-        lab.terminate()
-        try:
-            lab.wait(30)
-        except subprocess.TimeoutExpired:
-            lab.kill()
-            lab.wait(10)
+        end_process(lab)
