@@ -40,6 +40,7 @@ from libsrv.messages import LANGUAGES
 from libsrv.protocol import Action
 from libsrv.server import StopFlag, raise_open_file_limit, run_single
 from libsrv.storage import DEFAULT_ENGINE, ENGINES, StorageError, open_storage, prepare_files
+from libsrv.storage.base import DEDUP_SECONDS, DEDUP_WINDOW
 from libsrv.storage.files import DEFAULT_LOCK_TIMEOUT
 
 log = logging.getLogger("libsrv")
@@ -74,7 +75,8 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
     settings.update({k: v for k, v in flags.items() if v is not None})  # flags win
     config = replace(ServerConfig(), **settings)
     config = replace(config, lock_timeout=args.lock_timeout, locking=not args.unsafe_no_lock,
-                     fsync=args.fsync, quiet=args.quiet, curve=args.curve)
+                     fsync=args.fsync, quiet=args.quiet, curve=args.curve,
+                     remember_seconds=args.remember_seconds)
     if config.workers < 0:
         raise ConfigError("--workers cannot be negative")
     if not 0 <= int(config.port) <= 65535:
@@ -106,7 +108,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for leftover in prepare_files(config.db, lock_timeout=config.lock_timeout):
         log.warning("removed a temporary file left by a crashed writer: %s", leftover)
     storage = open_storage(config.storage, config.db, lock_timeout=config.lock_timeout,
-                           locking=config.locking, fsync=config.fsync)
+                           locking=config.locking, fsync=config.fsync,
+                           remember_seconds=config.remember_seconds)
     for warning in getattr(storage, "warnings", []):
         log.warning("catalog: %s", warning)
     books = len(storage.read())
@@ -219,6 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
                        help="seconds to wait for the catalog lock before failing a write "
                        f"(default {DEFAULT_LOCK_TIMEOUT:g})")
+    serve.add_argument("--remember-seconds", type=float, default=DEDUP_SECONDS,
+                       help="remember every write's id (and reply) at least this long, so a "
+                       "client's retry is answered, not applied again; about 0.5 KB per write "
+                       f"per process (default {DEDUP_SECONDS:g}, and never fewer than the last "
+                       f"{DEDUP_WINDOW:,} writes)")
     serve.add_argument("--worker-timeout", type=float, default=None,
                        help="kill and replace a worker busy this long on one request "
                        "(default 10 s, more for catalogs over 500,000 books)")

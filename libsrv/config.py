@@ -9,6 +9,7 @@ from typing import Any
 
 from libsrv.library import DEFAULT_LOAN_DAYS
 from libsrv.storage import DEFAULT_ENGINE
+from libsrv.storage.base import DEDUP_SECONDS
 from libsrv.storage.files import DEFAULT_LOCK_TIMEOUT
 
 DEFAULT_HOST = "127.0.0.1"
@@ -38,6 +39,7 @@ class ServerConfig:
     quiet: bool = False
     worker_timeout: float = 10.0  # a worker busy this long on one request is killed and replaced
     curve: str | None = None  # folder with server.key_secret and authorized/ (CurveZMQ)
+    remember_seconds: float = DEDUP_SECONDS  # request ids are kept at least this long
 
     @property
     def bind_endpoint(self) -> str:

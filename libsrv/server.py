@@ -103,7 +103,8 @@ def open_service(config: ServerConfig, board: StatsBoard, worker: int,
                  storage: Storage | None = None) -> Service:
     if storage is None:
         storage = open_storage(config.storage, config.db, lock_timeout=config.lock_timeout,
-                               locking=config.locking, fsync=config.fsync)
+                               locking=config.locking, fsync=config.fsync,
+                               remember_seconds=config.remember_seconds)
     # The catalog just loaded lives as long as the process: keep the cyclic garbage collector
     # from walking every book on some request (tens of ms with 20,000 books).
     gc.freeze()

@@ -10,6 +10,7 @@ import resource
 import shutil
 import signal
 import stat
+import time
 from datetime import date
 from pathlib import Path
 
@@ -408,5 +409,41 @@ def test_a_compaction_that_died_after_the_snapshot_leaves_a_journal_that_is_acce
     again = open_storage("journal", db)
     try:
         assert again.read().get(DON_QUIJOTE)["prestatario"] == "Ana"
+    finally:
+        again.close()
+
+
+def test_ids_are_remembered_for_their_time_even_past_the_count(tmp_path: Path) -> None:
+    from libsrv.storage.base import AppliedRequests
+
+    applied = AppliedRequests(window=3, seconds=60)
+    now = time.time()
+    for n in range(10):  # the first five are old, the rest recent
+        applied.remember(f"id-{n}", "fp", {"code": "OK"}, at=now - 120 if n < 5 else now)
+    kept = [rid for rid, _ in applied.snapshot()]
+    assert kept == [f"id-{n}" for n in range(5, 10)]  # beyond the count, for their time
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_refused_write_is_remembered_by_its_id(engine: str, tmp_path: Path) -> None:
+    """docs/protocol.md: an id names one write. A retry of a refused write gets the same
+    refusal; the id reused for another write is refused, also by another process and after a
+    restart."""
+    db = tmp_path / "catalog.json"
+    shutil.copy(SHIPPED_CATALOG, db)
+    first = open_storage(engine, db)
+    assert write(first, "return_isbn", rid="r-1")["code"] == "NOT_LOANED"
+    assert write(first, "loan_isbn", rid="l-1")["code"] == "OK"
+    assert write(first, "return_isbn", rid="r-1")["code"] == "NOT_LOANED"  # the same answer
+    second = open_storage(engine, db)
+    try:
+        with pytest.raises(IdReused):
+            write(second, "loan_isbn", isbn=isbn_for(0), rid="r-1")
+    finally:
+        first.close()
+        second.close()
+    again = open_storage(engine, db)
+    try:
+        assert write(again, "return_isbn", rid="r-1")["code"] == "NOT_LOANED"
     finally:
         again.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from libsrv.storage.base import IdReused, Storage
+from libsrv.storage.base import DEDUP_SECONDS, IdReused, Storage
 from libsrv.storage.files import (
     DEFAULT_LOCK_TIMEOUT,
     CatalogLock,
@@ -25,15 +25,19 @@ __all__ = ["DEFAULT_ENGINE", "ENGINES", "IdReused", "LockBusy", "LockTimeout", "
 
 
 def open_storage(engine: str, path: Path | str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-                 locking: bool = True, fsync: bool | None = None) -> Storage:
+                 locking: bool = True, fsync: bool | None = None,
+                 remember_seconds: float = DEDUP_SECONDS) -> Storage:
     """Open the catalog at `path` with the named engine. `fsync=None` takes the engine's
-    default (json: on, as the class's design; journal: off, see docs/storage.md)."""
+    default (json: on, as the class's design; journal: off, see docs/storage.md).
+    `remember_seconds`: how long request ids are remembered at least (see AppliedRequests)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown storage engine {engine!r}; choose from {', '.join(ENGINES)}")
     cls = ENGINES[engine]
     if fsync is None:
-        return cls(path, lock_timeout=lock_timeout, locking=locking)
-    return cls(path, lock_timeout=lock_timeout, locking=locking, fsync=fsync)
+        return cls(path, lock_timeout=lock_timeout, locking=locking,
+                   remember_seconds=remember_seconds)
+    return cls(path, lock_timeout=lock_timeout, locking=locking, fsync=fsync,
+               remember_seconds=remember_seconds)
 
 
 def prepare_files(path: Path | str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
@@ -13,9 +14,12 @@ from libsrv.catalog import Catalog
 from libsrv.library import Outcome
 from libsrv.protocol import Request
 
-# Request ids remembered, across workers and restarts: at a thousand writes a second that is
-# twenty seconds of retries, far beyond any client's timeouts, in about 10 MB per process.
+# Request ids remembered, across workers and restarts: the last DEDUP_WINDOW writes, and
+# however many more came in the last DEDUP_SECONDS (a client's retries end well within that:
+# LibraryClient gives up after three tries of 2.5 s). Each costs about 0.5 KB per process (its
+# reply kept as JSON text): 20,000 are 10 MB; at 1,400 writes/s, 60 s are 84,000 (42 MB).
 DEDUP_WINDOW = 20_000
+DEDUP_SECONDS = 60.0
 
 Decide = Callable[[Catalog], Outcome]
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -30,21 +34,30 @@ class IdReused(Exception):
 
 
 class AppliedRequests:
-    """The replies of the last `window` applied writes, by request id.
+    """The replies of the writes decided with an id (applied or refused), by id: the last
+    `window` of them, and all of those decided in the last `seconds` (wall-clock time, carried
+    in the journal, so a restart keeps them).
 
     Replies are kept as compact JSON text: a reply dict with its book costs four times the
     memory, and replies are read back only when a client retries.
     """
 
-    def __init__(self, window: int = DEDUP_WINDOW) -> None:
+    def __init__(self, window: int = DEDUP_WINDOW, seconds: float = DEDUP_SECONDS) -> None:
         self.window = window
-        self._replies: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self.seconds = seconds
+        self._replies: OrderedDict[str, tuple[str, str, float]] = OrderedDict()
 
-    def remember(self, request_id: str, fingerprint: str, reply: dict[str, Any]) -> None:
-        self._replies[request_id] = (fingerprint, _COMPACT.encode(reply))
+    def remember(self, request_id: str, fingerprint: str, reply: dict[str, Any],
+                 at: float | None = None) -> None:
+        """Remember a decided write (`at`: when, in seconds since the epoch; default now)."""
+        now = time.time()
+        self._replies[request_id] = (fingerprint, _COMPACT.encode(reply),
+                                     now if at is None else at)
         self._replies.move_to_end(request_id)
-        while len(self._replies) > self.window:
-            self._replies.popitem(last=False)
+        horizon = now - self.seconds
+        replies = self._replies
+        while len(replies) > self.window and next(iter(replies.values()))[2] < horizon:
+            replies.popitem(last=False)
 
     def forget(self, request_id: str) -> None:
         self._replies.pop(request_id, None)
@@ -54,27 +67,22 @@ class AppliedRequests:
         for a different write; None if the id is new (or has no id)."""
         if request.id is None or request.id not in self._replies:
             return None
-        fingerprint, reply = self._replies[request.id]
+        fingerprint, reply, _ = self._replies[request.id]
         if fingerprint != request.fingerprint():
             raise IdReused(request.id)
         return json.loads(reply)
 
-    def snapshot(self) -> list[tuple[str, tuple[str, str]]]:
+    def snapshot(self) -> list[tuple[str, tuple[str, str, float]]]:
         """The window as it is now, oldest first (cheap: a list of references)."""
         return list(self._replies.items())
 
     @staticmethod
-    def lines(snapshot: list[tuple[str, tuple[str, str]]]) -> list[bytes]:
+    def lines(snapshot: list[tuple[str, tuple[str, str, float]]]) -> list[bytes]:
         """A window's snapshot as log lines, built without decoding the replies (kept as JSON
         text): what a compaction carries into the next generation."""
         dumps = _COMPACT.encode
-        return [f'{{"id":{dumps(rid)},"fp":{dumps(fp)},"reply":{reply}}}\n'.encode()
-                for rid, (fp, reply) in snapshot]
-
-    def records(self) -> list[dict[str, Any]]:
-        """The window as log records, oldest first, for carrying into a new generation."""
-        return [{"id": rid, "fp": fp, "reply": json.loads(reply)}
-                for rid, (fp, reply) in self._replies.items()]
+        return [f'{{"id":{dumps(rid)},"fp":{dumps(fp)},"reply":{reply},"t":{at!r}}}\n'
+                .encode() for rid, (fp, reply, at) in snapshot]
 
     def __len__(self) -> int:
         return len(self._replies)

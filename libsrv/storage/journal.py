@@ -23,12 +23,13 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from libsrv.catalog import Book, Catalog, CatalogError, document_bytes
 from libsrv.protocol import Request
-from libsrv.storage.base import AppliedRequests, Decide, Storage
+from libsrv.storage.base import DEDUP_SECONDS, AppliedRequests, Decide, Storage
 from libsrv.storage.files import (
     DEFAULT_LOCK_TIMEOUT,
     CatalogLock,
@@ -95,13 +96,15 @@ class JournalStorage(Storage):
 
     def __init__(self, path: Path | str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
                  locking: bool = True, fsync: bool = False,
-                 compact_min: int = MIN_COMPACT_RECORDS) -> None:
+                 compact_min: int = MIN_COMPACT_RECORDS,
+                 remember_seconds: float = DEDUP_SECONDS) -> None:
         self.path = real_catalog_path(path)
+        self.remember_seconds = remember_seconds
         self.compact_min = compact_min
         self._lock = CatalogLock(self.path, timeout=lock_timeout, enabled=locking)
         self._log = LineLog(Path(f"{self.path}.journal"), fsync=fsync,
                            exclusive=locking, like=self.path)
-        self._applied = AppliedRequests()
+        self._applied = AppliedRequests(seconds=remember_seconds)
         self._pending = 0  # book changes in the journal that the snapshot does not hold yet
         self._compaction: Compaction | None = None
         self._next_try = 0  # `_pending` at which to ask for the compaction lock again
@@ -114,7 +117,7 @@ class JournalStorage(Storage):
         """(Lock held.) Read the snapshot and replay the journal on top of it, if the journal
         extends this snapshot (see `journal_belongs`)."""
         self._catalog, identity = read_snapshot(self.path)
-        self._applied = AppliedRequests()
+        self._applied = AppliedRequests(seconds=self.remember_seconds)
         self._pending = 0
         records = self._log.open(identity)
         if not journal_belongs(self._log.header, records, identity):
@@ -142,7 +145,7 @@ class JournalStorage(Storage):
                 self._pending += 1
             rid = record.get("id")
             if rid is not None:
-                self._applied.remember(rid, record["fp"], record["reply"])
+                self._applied.remember(rid, record["fp"], record["reply"], record.get("t"))
 
     def _catch_up(self) -> None:
         records = self._log.catch_up()
@@ -169,11 +172,14 @@ class JournalStorage(Storage):
             if replayed is not None:
                 return replayed
             outcome = decide(self._catalog)
-            if outcome.change is None:
+            if outcome.change is None and request.id is None:
                 return outcome.reply
-            record: Record = {"book": outcome.change}
+            # a refusal with an id is remembered too: its retry gets the same answer, and the
+            # id cannot be reused for another write
+            record: Record = {} if outcome.change is None else {"book": outcome.change}
             if request.id is not None:
-                record.update(id=request.id, fp=request.fingerprint(), reply=outcome.reply)
+                record.update(id=request.id, fp=request.fingerprint(), reply=outcome.reply,
+                              t=time.time())
             self._log.append(record)
             self._apply([record])
             if self._pending >= max(self.compact_min, len(self._catalog)):

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from libsrv.catalog import Catalog, CatalogError
 from libsrv.protocol import Request, normalize_isbn
-from libsrv.storage.base import DEDUP_WINDOW, AppliedRequests, Decide, Storage
+from libsrv.storage.base import DEDUP_SECONDS, DEDUP_WINDOW, AppliedRequests, Decide, Storage
 from libsrv.storage.files import (
     DEFAULT_LOCK_TIMEOUT,
     CatalogLock,
@@ -42,13 +43,15 @@ class JsonStorage(Storage):
     name = "json"
 
     def __init__(self, path: Path | str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-                 locking: bool = True, fsync: bool = True) -> None:
+                 locking: bool = True, fsync: bool = True,
+                 remember_seconds: float = DEDUP_SECONDS) -> None:
         self.path = real_catalog_path(path)
+        self.remember_seconds = remember_seconds
         self._fsync = fsync
         self._lock = CatalogLock(self.path, timeout=lock_timeout, enabled=locking)
         self._requests = LineLog(Path(f"{self.path}.requests"), fsync=fsync,
                                  exclusive=locking, like=self.path)
-        self._applied = AppliedRequests()
+        self._applied = AppliedRequests(seconds=remember_seconds)
         self._last_intent: Record | None = None
         self._fd = -1  # the loaded version stays open, so its inode number is not reused
         self._catalog: Catalog | None = None
@@ -116,7 +119,7 @@ class JsonStorage(Storage):
     # -- request ids
 
     def _reload_requests(self) -> None:
-        self._applied = AppliedRequests()
+        self._applied = AppliedRequests(seconds=self.remember_seconds)
         self._last_intent = None
         self._note(self._requests.open())
 
@@ -128,10 +131,12 @@ class JsonStorage(Storage):
                 self._last_intent = None
             elif "book" in record:  # an intent: every write leaves one, with or without an id
                 if record.get("id") is not None:
-                    self._applied.remember(record["id"], record["fp"], record["reply"])
+                    self._applied.remember(record["id"], record["fp"], record["reply"],
+                                           record.get("t"))
                 self._last_intent = record
-            elif "id" in record:  # an id carried into a new generation
-                self._applied.remember(record["id"], record["fp"], record["reply"])
+            elif "id" in record:  # a refusal, or an id carried into a new generation
+                self._applied.remember(record["id"], record["fp"], record["reply"],
+                                       record.get("t"))
                 self._last_intent = None
             else:
                 self._last_intent = None
@@ -167,10 +172,16 @@ class JsonStorage(Storage):
             outcome = decide(catalog)
             change = outcome.change
             if change is None:
+                if request.id is not None:  # remembered too: a retry gets the same answer
+                    refusal: Record = {"id": request.id, "fp": request.fingerprint(),
+                                       "reply": outcome.reply, "t": time.time()}
+                    self._requests.append(refusal)
+                    self._note([refusal])
                 return outcome.reply
             intent: Record = {"book": change}
             if request.id is not None:
-                intent.update(id=request.id, fp=request.fingerprint(), reply=outcome.reply)
+                intent.update(id=request.id, fp=request.fingerprint(), reply=outcome.reply,
+                              t=time.time())
             self._requests.append(intent)
             before = catalog.get(change["ISBN"])
             catalog.replace(change)
@@ -186,10 +197,11 @@ class JsonStorage(Storage):
                 raise StorageError(str(exc)) from exc
             self._adopt(catalog)
             if request.id is not None:
-                self._applied.remember(request.id, request.fingerprint(), outcome.reply)
+                self._applied.remember(request.id, request.fingerprint(), outcome.reply,
+                                       intent["t"])
             self._last_intent = None
-            if self._requests.count > 2 * DEDUP_WINDOW:
-                self._requests.rewrite(self._applied.records())
+            if self._requests.count > 2 * max(DEDUP_WINDOW, len(self._applied)):
+                self._requests.rewrite(AppliedRequests.lines(self._applied.snapshot()))
         return outcome.reply
 
     def close(self) -> None:

@@ -293,9 +293,10 @@ class LineLog:
             nxt.fd = -1
         nxt.tmp.unlink(missing_ok=True)
 
-    def rewrite(self, records: list[Record]) -> None:
-        """(Lock held, just caught up.) Start the next generation holding `records`."""
-        nxt = self.prepare([encode_line(r) for r in records], self.position)
+    def rewrite(self, lines: list[bytes]) -> None:
+        """(Lock held, just caught up.) Start the next generation holding `lines` (records
+        already encoded, newline included)."""
+        nxt = self.prepare(lines, self.position)
         try:
             self.commit(nxt)
         finally:
