@@ -447,3 +447,37 @@ def test_a_refused_write_is_remembered_by_its_id(engine: str, tmp_path: Path) ->
         assert write(again, "return_isbn", rid="r-1")["code"] == "NOT_LOANED"
     finally:
         again.close()
+
+
+def test_the_journal_engine_takes_a_rewrite_by_another_program(tmp_path: Path) -> None:
+    """Another program takes the FileLock and rewrites the catalog (in place) from the file as
+    it finds it, which lacks the journal's newest loan: both workers must keep that loan and
+    take the other program's, and the file ends with both."""
+    other_book = "9788497592208"
+    db = tmp_path / "catalog.json"
+    shutil.copy(SHIPPED_CATALOG, db)
+    first, second = open_storage("journal", db), open_storage("journal", db)
+    try:
+        assert write(first, "loan_isbn", borrower="Ana")["code"] == "OK"  # in the journal only
+        with filelock.FileLock(f"{db}.lock", timeout=5):
+            document = json.loads(db.read_text(encoding="utf-8"))
+            book = next(b for b in document["libros"] if b["ISBN"] == other_book)
+            book.update(estado=LENT, prestatario="Otro programa", fecha_prestamo="2026-02-20",
+                        fecha_devolucion="2026-02-27")
+            with open(db, "r+", encoding="utf-8") as file:
+                file.write(json.dumps(document, ensure_ascii=False, indent=2))
+                file.truncate()
+        assert write(second, "loan_isbn", isbn=other_book, borrower="Eva")["code"] == \
+            "UNAVAILABLE"
+        seen = first.read()
+        assert seen.get(other_book)["prestatario"] == "Otro programa"
+        assert seen.get(DON_QUIJOTE)["prestatario"] == "Ana"
+        first.flush()
+    finally:
+        first.close()
+        second.close()
+    final = Catalog.from_bytes(db.read_bytes())
+    assert final.get(DON_QUIJOTE)["prestatario"] == "Ana"
+    assert final.get(other_book)["prestatario"] == "Otro programa"
+    again = open_storage("journal", db)  # and a restart accepts what is there
+    again.close()

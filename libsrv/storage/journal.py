@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +49,34 @@ MIN_COMPACT_RECORDS = 1000
 COMPACT_RETRY_RECORDS = 256  # a process that found another compacting waits this many records
 
 
-def read_snapshot(path: Path) -> tuple[Catalog, str]:
-    """The catalog file and its identity."""
+@dataclass(frozen=True)
+class KnownFile:
+    """The catalog file as this process last knew it: to notice another program's rewrite,
+    and to tell which books that program changed."""
+
+    signature: tuple[int, int, int, int]
+    identity: str
+    books: dict[str, Book]
+
+
+def file_signature(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes when a file is replaced or rewritten in place."""
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def read_snapshot(path: Path) -> tuple[Catalog, KnownFile]:
+    """The catalog file, parsed, and what identifies it."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            st = os.fstat(file.fileno())
+            data = file.read()
     except FileNotFoundError:
         raise StorageError(f"the catalog file {path} does not exist") from None
     except OSError as exc:
         raise StorageError(f"cannot read the catalog file {path}: {exc.strerror}") from exc
-    return Catalog.from_bytes(data, path), snapshot_identity(data)
+    catalog = Catalog.from_bytes(data, path)
+    return catalog, KnownFile(file_signature(st), snapshot_identity(data),
+                              {book["ISBN"]: book for book in catalog})
 
 
 def snapshot_identity(data: bytes) -> str:
@@ -116,7 +136,9 @@ class JournalStorage(Storage):
     def _reload(self) -> None:
         """(Lock held.) Read the snapshot and replay the journal on top of it, if the journal
         extends this snapshot (see `journal_belongs`)."""
-        self._catalog, identity = read_snapshot(self.path)
+        self._catalog, self._file = read_snapshot(self.path)
+        identity = self._file.identity
+        self._expected: set[str] = set()  # snapshots other processes' compactions announced
         self._applied = AppliedRequests(seconds=self.remember_seconds)
         self._pending = 0
         records = self._log.open(identity)
@@ -134,6 +156,11 @@ class JournalStorage(Storage):
         for record in records:
             if "gen" in record:
                 self._pending = self._next_try = 0
+                if "snapshot" in record:
+                    self._expected.add(record["snapshot"])
+                continue
+            if NEXT_SNAPSHOT in record:
+                self._expected.add(record[NEXT_SNAPSHOT])
                 continue
             book = record.get("book")
             if book is not None:
@@ -161,13 +188,47 @@ class JournalStorage(Storage):
 
     def read(self) -> Catalog:
         self._catch_up()
+        if self._file_changed():
+            with self._lock:
+                self._catch_up()
+                self._take_outside_changes()
         return self._catalog
+
+    def _file_changed(self) -> bool:
+        try:
+            return file_signature(os.stat(self.path)) != self._file.signature
+        except OSError:
+            return False
+
+    def _take_outside_changes(self) -> None:
+        """(Lock held, caught up.) If another program rewrote the catalog file (the class's
+        design allows any program holding the FileLock to), take the books it changed: those
+        that differ from the file as this process knew it. They go into the journal, after a
+        marker naming the new file, so that every process and every restart ends with them."""
+        if not self._file_changed():
+            return
+        _, known = read_snapshot(self.path)
+        if known.identity == self._file.identity or known.identity in self._expected:
+            self._file = known  # touched only, or a snapshot of our own kind: nothing to take
+            return
+        changed = [book for isbn, book in known.books.items()
+                   if isbn in self._file.books and self._file.books[isbn] != book]
+        self._log.append({NEXT_SNAPSHOT: known.identity})
+        for book in changed:
+            record: Record = {"book": book}
+            self._log.append(record)
+            self._apply([record])
+        self._file = known
+        if changed:
+            log.warning("%s was rewritten by another program: took %d changed book(s) from it",
+                        self.path, len(changed))
 
     def write(self, request: Request, decide: Decide, *,
               wait: float | None = None) -> dict[str, Any]:
         with self._lock if wait is None else self._lock.briefly(wait):
             self._catch_up()
             self._finish_compaction()
+            self._take_outside_changes()
             replayed = self._applied.replay(request)
             if replayed is not None:
                 return replayed
@@ -224,6 +285,8 @@ class JournalStorage(Storage):
             # over the new snapshot (replaying it there is harmless): say so in it first
             self._log.append({NEXT_SNAPSHOT: job.identity})
             job.install_snapshot()
+            self._file = KnownFile(file_signature(os.stat(self.path)), job.identity,
+                                   {book["ISBN"]: book for book in job.books})
             # the records written since the cut are book changes, but for that marker
             self._pending = self._log.commit(job.next_generation) - 1
         except StorageError as error:  # the journal still holds everything: retry later
@@ -288,7 +351,7 @@ class Compaction:
                  ids: list[tuple[str, tuple[str, str]]]) -> None:
         self.path = path
         self._journal = journal
-        self._books, self._shape, self._ids = books, shape, ids
+        self.books, self._shape, self._ids = books, shape, ids
         self.cut = journal.position
         self.snapshot_tmp: Path | None = None
         self.identity = ""  # of the snapshot written
@@ -303,7 +366,7 @@ class Compaction:
     def run(self) -> None:
         try:
             try:
-                data = document_bytes(self._books, shape=self._shape)
+                data = document_bytes(self.books, shape=self._shape)
             except (UnicodeEncodeError, CatalogError, TypeError, ValueError) as exc:
                 raise StorageError(f"cannot encode the catalog: {exc}") from exc
             tmp = temp_name(self.path)
@@ -317,7 +380,7 @@ class Compaction:
         except Exception as error:  # a thread must not die silently
             self.error = StorageError(f"compaction failed: {type(error).__name__}: {error}")
         finally:
-            self._books, self._ids = [], []
+            self._ids = []  # the books stay: once in place, they are what the file holds
             self._done.set()
 
     def finished(self, *, wait: bool = False) -> bool:

@@ -30,13 +30,8 @@ from libsrv.storage.files import (
     atomic_write,
     real_catalog_path,
 )
-from libsrv.storage.journal import pending_changes
+from libsrv.storage.journal import file_signature, pending_changes
 from libsrv.storage.linelog import LineLog, Record
-
-
-def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
-    """What changes when a file is replaced or rewritten in place."""
-    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 class JsonStorage(Storage):
@@ -81,7 +76,7 @@ class JsonStorage(Storage):
         # the same file, unchanged: also a program that rewrote it in place (same inode)
         # changed its size or its modification time
         if self._catalog is not None and self._fd >= 0 and \
-                _signature(os.fstat(fd)) == self._loaded:
+                file_signature(os.fstat(fd)) == self._loaded:
             os.close(fd)
             return self._catalog
         try:
@@ -99,7 +94,7 @@ class JsonStorage(Storage):
             raise
         if self._fd >= 0:
             os.close(self._fd)
-        self._fd, self._catalog, self._loaded = fd, catalog, _signature(os.fstat(fd))
+        self._fd, self._catalog, self._loaded = fd, catalog, file_signature(os.fstat(fd))
         return catalog
 
     def _adopt(self, catalog: Catalog) -> None:
@@ -107,7 +102,7 @@ class JsonStorage(Storage):
         fd = os.open(self.path, os.O_RDONLY)
         if self._fd >= 0:
             os.close(self._fd)
-        self._fd, self._catalog, self._loaded = fd, catalog, _signature(os.fstat(fd))
+        self._fd, self._catalog, self._loaded = fd, catalog, file_signature(os.fstat(fd))
 
     @property
     def warnings(self) -> list[str]:
