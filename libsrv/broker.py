@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import logging
 import multiprocessing
+import multiprocessing.connection  # now: imported lazily it needs a file descriptor
 import os
 import shutil
 import time

@@ -334,3 +334,37 @@ def test_a_killed_servers_socket_folder_is_swept_at_the_next_start(start_server,
     again = start_server(db, workers=1)
     assert not ours[0].exists()
     assert again.stop() == 0
+
+
+def test_a_worker_that_cannot_be_started_is_retried_not_fatal(start_server,
+                                                              tmp_path: Path) -> None:
+    """Out of file descriptors, the broker cannot start a replacement worker: it keeps
+    serving with the workers it has and tries again until it can."""
+    import resource
+
+    db = write_catalog(tmp_path / "nofds.json", 20)
+    server = start_server(db, workers=2)
+    with LibraryClient(server.endpoint, timeout=5, retries=0) as lib:  # connected before
+        assert lib.ping().success
+        victim = lib.stats().raw["stats"]["worker_pids"][0]
+        soft, hard = resource.prlimit(server.pid, resource.RLIMIT_NOFILE)
+        in_use = len(os.listdir(f"/proc/{server.pid}/fd"))
+        # below what it holds: the dead worker's pipes, closed when it is reaped, must not
+        # leave room for the replacement's
+        resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (in_use - 8, hard))
+        try:
+            os.kill(victim, signal.SIGKILL)
+            wait_until(lambda: "could not start worker" in server.output, timeout=30,
+                       message="the broker to fail starting a replacement")
+            assert server.alive()
+            assert lib.query_isbn(isbn_for(1)).success  # the other worker serves
+        finally:
+            resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (soft, hard))
+
+        def replaced() -> bool:
+            pids = lib.stats().raw["stats"]["worker_pids"]
+            return victim not in pids and all(pid and os.path.exists(f"/proc/{pid}")
+                                              for pid in pids)
+
+        wait_until(replaced, timeout=30, message="the replacement worker")
+    assert server.stop() == 0
