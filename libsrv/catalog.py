@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from libsrv.protocol import fold, has_surrogates, isbn13_is_valid, normalize_isbn
+from libsrv.domain import fold, has_surrogates, isbn13_is_valid, normalize_isbn
 
 BOOK_FIELDS = ("ISBN", "titulo", "autores", "estado", "prestatario", "fecha_prestamo",
                "fecha_devolucion")

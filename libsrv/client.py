@@ -55,7 +55,7 @@ class Reply:
         return self.raw.get("found")
 
     def _repr_html_(self) -> str:
-        from libsrv.ui import reply_card  # only notebooks need the widget module
+        from libsrv.cards import reply_card  # HTML only: no widgets needed
 
         return reply_card(self)
 

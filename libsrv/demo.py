@@ -14,6 +14,7 @@ from pathlib import Path
 from libsrv.catalog import Catalog
 from libsrv.client import LibraryClient, Reply
 from libsrv.process import ServerProcess
+from libsrv.protocol import Code
 
 QUIJOTE, SOMBRA, CRIMEN = "9788437604947", "9788497592208", "9780140449266"
 
@@ -61,8 +62,9 @@ def run_demo(catalog: Path, *, workers: int = 2, storage: str = "journal") -> in
             print(f"\nstats: {stats['requests']} requests, by code {stats['by_code']}, "
                   f"workers {stats['worker_pids']}")
             code = server.stop()
-        expected = ["OK", "OK", "OK", "OK", "UNAVAILABLE", "OK", "OK", "OK", "NOT_LOANED",
-                    "NOT_FOUND", "BAD_REQUEST", "OK"]
+        done, taken, not_lent = Code.OK, Code.UNAVAILABLE, Code.NOT_LOANED
+        expected = [done, done, done, done, taken, done, done, done, not_lent, Code.NOT_FOUND,
+                    Code.BAD_REQUEST, done]
         final = Catalog.from_bytes(db.read_bytes())
         print("\nThe catalog file after a clean stop:")
         for isbn in (QUIJOTE, SOMBRA, CRIMEN):

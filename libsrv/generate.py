@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from libsrv.catalog import AVAILABLE, document_bytes
-from libsrv.protocol import isbn13_check_digit
+from libsrv.domain import isbn13_check_digit
 
 _NOUNS = (
     "sombra", "viento", "casa", "noche", "río", "ciudad", "jardín", "memoria", "silencio", "mar",

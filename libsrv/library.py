@@ -12,8 +12,10 @@ from datetime import date, timedelta
 from typing import Any
 
 from libsrv.catalog import AVAILABLE, LENT, Book, Catalog
+from libsrv.decision import Outcome
+from libsrv.domain import isbn13_is_valid
 from libsrv.messages import render
-from libsrv.protocol import QUERY_ACTIONS, Action, Code, Request, isbn13_is_valid, make_reply
+from libsrv.protocol import QUERY_ACTIONS, Action, Code, Request, make_reply
 
 DEFAULT_LOAN_DAYS = 7
 
@@ -29,14 +31,6 @@ class Policy:
     def language(self, legacy: bool) -> str:
         """The language of the reply to a request (`legacy`: it used a Spanish action name)."""
         return self.lang or ("es" if legacy else "en")
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """A write's reply, and the book's new record when the catalog changes (else None)."""
-
-    reply: dict[str, Any]
-    change: Book | None = None
 
 
 def _reply(policy: Policy, request: Request, code: Code, key: str, *,

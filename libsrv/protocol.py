@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from libsrv.domain import fold, has_surrogates, normalize_isbn
+
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
 MAX_BORROWER_CHARS = 100
@@ -60,13 +62,6 @@ REQUIRED_FIELDS: dict[Action, tuple[str, ...]] = {
     Action.CATALOG: (),
     Action.STATS: (),
 }
-
-
-def fold(text: str) -> str:
-    """Fold text for comparison: no accents, no case, single spaces, trimmed."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(bare.casefold().split())
 
 
 # The class's client speaks Spanish action names; they are aliases, compared folded.
@@ -146,40 +141,10 @@ def _decode_json(frame: bytes) -> Any:
     return _DECODER.decode(frame.decode("utf-8"))  # strict UTF-8: bad bytes raise
 
 
-def has_surrogates(text: str) -> bool:
-    """True when `text` holds a lone surrogate, which cannot be written as UTF-8."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def _has_control(text: str) -> bool:
     if text.isprintable():  # the common case: no Cc, Cf, Zl, Zp (nor other unprintables)
         return False
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text)
-
-
-def normalize_isbn(raw: str) -> str:
-    """Drop the hyphens and spaces people type inside ISBNs; upper-case a trailing x."""
-    if raw.isdigit():
-        return raw
-    return raw.replace("-", "").replace(" ", "").replace("\t", "").upper()
-
-
-def isbn13_is_valid(isbn: str) -> bool:
-    """True for 13 digits whose check digit adds up (ISBN-13 / EAN-13)."""
-    if len(isbn) != 13 or not isbn.isascii() or not isbn.isdigit():
-        return False
-    return isbn13_check_digit(isbn[:12]) == isbn[12]
-
-
-def isbn13_check_digit(first12: str) -> str:
-    """The check digit that completes 12 ASCII digits into an ISBN-13."""
-    digits = first12.encode("ascii")
-    total = sum(digits[0:12:2]) + 3 * sum(digits[1:12:2]) - 48 * 24  # 48 is ord("0")
-    return str((10 - total % 10) % 10)
 
 
 def _text_field(obj: dict[str, Any], name: str, limit: int, rid: str | None) -> str:

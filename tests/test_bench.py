@@ -153,7 +153,7 @@ def test_cli_exit_status(tmp_path: Path) -> None:
 def test_a_run_against_an_existing_server_knows_where_its_books_started(
         start_server, tmp_path: Path) -> None:
     from libsrv.generate import isbn_for, write_catalog
-    from tests.conftest import client_for
+    from tests.helpers import client_for
 
     server = start_server(write_catalog(tmp_path / "there.json", 30), workers=2)
     with client_for(server) as lib:  # someone else's server, with a book already lent

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from libsrv.catalog import Catalog
-from tests.conftest import end_process, free_port, wait_until
+from tests.helpers import end_process, free_port, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

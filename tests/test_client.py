@@ -12,7 +12,7 @@ import zmq
 from libsrv.client import LibraryClient, ServerUnreachable
 from libsrv.process import ServerProcess
 from libsrv.protocol import Code, encode_reply, make_reply
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 
 def test_no_server_raises_one_clear_error_and_the_client_recovers(catalog_file: Path) -> None:

@@ -20,7 +20,7 @@ from libsrv.catalog import LENT, Catalog
 from libsrv.generate import isbn_for, write_catalog
 from libsrv.storage.journal import JournalStorage
 from libsrv.storage.linelog import LineLog, encode_line
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 
 BOOKS = 2000
 WRITER = r"""

@@ -12,7 +12,7 @@ import pytest
 from libsrv.catalog import LENT, Catalog
 from libsrv.generate import isbn_for, write_catalog
 from libsrv.protocol import Code
-from tests.conftest import ENGINES, client_for, wait_until
+from tests.helpers import ENGINES, client_for, wait_until
 from tests.workload import collect, expected_states, own_books, race
 
 MP = multiprocessing.get_context("spawn")

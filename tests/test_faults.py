@@ -24,7 +24,7 @@ from libsrv.client import LibraryClient
 from libsrv.generate import isbn_for, write_catalog
 from libsrv.process import ServerProcess
 from libsrv.protocol import Code
-from tests.conftest import ENGINES, SHIPPED_CATALOG, client_for, wait_until
+from tests.helpers import ENGINES, SHIPPED_CATALOG, client_for, wait_until
 from tests.workload import collect, expected_states, own_books
 
 MP = multiprocessing.get_context("spawn")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from libsrv.scratch import OWNER_FILE
 from libsrv.ui import COPY_PREFIX, LocalServer, sweep_stale_copies
-from tests.conftest import free_port, wait_until
+from tests.helpers import free_port, wait_until
 
 
 def descendants(pid: int) -> list[tuple[int, str]]:

@@ -9,7 +9,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import ROOT, end_process, free_port, wait_until
+from tests.helpers import ROOT, end_process, free_port, wait_until
 
 
 def load_kit():

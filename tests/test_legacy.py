@@ -9,7 +9,7 @@ from pathlib import Path
 import zmq
 
 from libsrv.catalog import LENT
-from tests.conftest import CLASS_DB, raw_exchange
+from tests.helpers import CLASS_DB, raw_exchange
 
 
 def send(ctx: zmq.Context, endpoint: str, message: dict) -> dict:

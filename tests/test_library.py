@@ -11,7 +11,7 @@ from libsrv.catalog import AVAILABLE, LENT, Catalog, CatalogError
 from libsrv.generate import make_books
 from libsrv.library import Policy, answer_read, plan_write
 from libsrv.protocol import Code, Request, parse_request
-from tests.conftest import CLASS_DB, SHIPPED_CATALOG
+from tests.helpers import CLASS_DB, SHIPPED_CATALOG
 
 TODAY = date(2026, 2, 23)
 DEFAULT_POLICY = Policy()

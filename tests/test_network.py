@@ -18,7 +18,7 @@ from bench.verifier import OK, UNKNOWN, Op, verify
 from libsrv.catalog import Catalog
 from libsrv.generate import isbn_for, write_catalog
 from libsrv.process import ServerProcess
-from tests.conftest import ROOT, wait_until
+from tests.helpers import ROOT, wait_until
 
 SCRIPT = ROOT / "scripts" / "netlab.sh"
 SERVER_IP = "192.0.2.1"

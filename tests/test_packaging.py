@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def _names(requirements: list[str]) -> dict[str, str]:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from libsrv.domain import fold, isbn13_check_digit, isbn13_is_valid
 from libsrv.messages import LANGUAGES, keys, render
 from libsrv.protocol import (
     LEGACY_ACTIONS,
@@ -17,9 +18,6 @@ from libsrv.protocol import (
     Action,
     ProtocolError,
     encode_request,
-    fold,
-    isbn13_check_digit,
-    isbn13_is_valid,
     parse_request,
     peek_request,
 )
@@ -190,7 +188,7 @@ def test_the_protocol_docs_example_is_a_reply_the_server_would_give() -> None:
 
     from libsrv.library import DEFAULT_LOAN_DAYS
     from libsrv.messages import render
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     blocks = re.findall(r"```json\n(.*?)```", (ROOT / "docs" / "protocol.md").read_text(),
                         re.S)

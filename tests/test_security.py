@@ -19,7 +19,7 @@ from libsrv.generate import isbn_for, write_catalog
 from libsrv.process import ServerProcess
 from libsrv.protocol import MAX_BORROWER_CHARS, MAX_FRAME_BYTES, MAX_PAGE, MAX_TITLE_CHARS
 from libsrv.security import CurveKeys, make_keys
-from tests.conftest import SHAPES, client_for, raw_exchange
+from tests.helpers import SHAPES, client_for, raw_exchange
 
 pytestmark = pytest.mark.skipif(not zmq.has("curve"), reason="libzmq without CurveZMQ")
 

@@ -16,7 +16,7 @@ import zmq
 from libsrv.catalog import AVAILABLE, LENT, Catalog
 from libsrv.process import ServerProcess
 from libsrv.protocol import MAX_FRAME_BYTES, Code
-from tests.conftest import ENGINES, SHAPES, client_for, raw_exchange
+from tests.helpers import ENGINES, SHAPES, client_for, raw_exchange
 
 QUIJOTE, SOMBRA, CRIMEN = "9788437604947", "9788497592208", "9780140449266"
 

@@ -25,7 +25,7 @@ from libsrv.storage import IdReused, StorageError, open_storage, prepare_files
 from libsrv.storage.files import TryLock
 from libsrv.storage.journal import JournalStorage
 from libsrv.storage.jsonfile import JsonStorage
-from tests.conftest import ENGINES, SHIPPED_CATALOG, wait_until
+from tests.helpers import ENGINES, SHIPPED_CATALOG, wait_until
 
 DON_QUIJOTE = "9788437604947"
 TODAY = date(2026, 2, 23)

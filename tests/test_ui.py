@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from libsrv.cards import book_card, catalog_table
 from libsrv.process import ServerProcess
-from libsrv.ui import LibraryForms, LocalServer, book_card, catalog_table
-from tests.conftest import client_for, free_port, wait_until
+from libsrv.ui import LibraryForms, LocalServer
+from tests.helpers import client_for, free_port, wait_until
 
 QUIJOTE = "9788437604947"
 HOSTILE = "<img src=x onerror=alert(1)>"

@@ -6,12 +6,11 @@ import json
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from libsrv.catalog import Catalog
-from libsrv.library import Outcome
+from libsrv.decision import Decide
 from libsrv.protocol import Request
 
 # Request ids remembered, across workers and restarts: the last DEDUP_WINDOW writes, and
@@ -21,7 +20,6 @@ from libsrv.protocol import Request
 DEDUP_WINDOW = 20_000
 DEDUP_SECONDS = 60.0
 
-Decide = Callable[[Catalog], Outcome]
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 

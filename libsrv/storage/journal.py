@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from libsrv.catalog import Book, Catalog, CatalogError, document_bytes
+from libsrv.decision import Decide
 from libsrv.protocol import Request
-from libsrv.storage.base import DEDUP_SECONDS, AppliedRequests, Decide, Storage
+from libsrv.storage.base import DEDUP_SECONDS, AppliedRequests, Storage
 from libsrv.storage.files import (
     DEFAULT_LOCK_TIMEOUT,
     CatalogLock,

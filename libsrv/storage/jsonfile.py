@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from libsrv.catalog import Catalog, CatalogError
-from libsrv.protocol import Request, normalize_isbn
-from libsrv.storage.base import DEDUP_SECONDS, DEDUP_WINDOW, AppliedRequests, Decide, Storage
+from libsrv.decision import Decide
+from libsrv.domain import normalize_isbn
+from libsrv.protocol import Request
+from libsrv.storage.base import DEDUP_SECONDS, DEDUP_WINDOW, AppliedRequests, Storage
 from libsrv.storage.files import (
     DEFAULT_LOCK_TIMEOUT,
     CatalogLock,
