@@ -35,7 +35,7 @@ from typing import Protocol
 
 import zmq
 
-from libsrv.config import ServerConfig
+from libsrv.config import DEFAULT_WORKER_TIMEOUT, ServerConfig
 from libsrv.scratch import owned_temp_dir, sweep_orphans
 from libsrv.security import CurveServer
 from libsrv.server import (
@@ -222,6 +222,7 @@ class Broker:
     _respawns: dict[int, tuple[float, float]] = field(default_factory=dict)  # row: (at, delay)
 
     def run(self, on_ready: Callable[[str], None]) -> None:
+        self._worker_timeout = self.config.worker_timeout or DEFAULT_WORKER_TIMEOUT
         ctx = zmq.Context()
         sweep_orphans(SOCKET_DIR_PREFIX)  # left by a server that was killed
         sockdir = owned_temp_dir(SOCKET_DIR_PREFIX)
@@ -406,7 +407,7 @@ class Broker:
         now = time.monotonic()
         for worker in self._workers.values():
             if worker.inflight and not worker.killed and \
-                    now - worker.progress_at > self.config.worker_timeout:
+                    now - worker.progress_at > self._worker_timeout:
                 log.warning("Worker %d (PID %s) has answered nothing for %.1f s; killing it",
                             worker.row + 1, worker.process.pid, now - worker.progress_at)
                 worker.killed = True

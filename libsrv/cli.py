@@ -13,14 +13,13 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import zmq
 
 from libsrv import __version__
-from libsrv.broker import run_broker, worker_main
+from libsrv.broker import worker_main
 from libsrv.catalog import CatalogError
 from libsrv.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT, LibraryClient, ServerUnreachable
 from libsrv.config import (
@@ -38,17 +37,13 @@ from libsrv.forms_page import CULL_AFTER, MAX_KERNELS
 from libsrv.library import DEFAULT_LOAN_DAYS
 from libsrv.messages import LANGUAGES
 from libsrv.protocol import Action
-from libsrv.server import StopFlag, raise_open_file_limit, run_single
-from libsrv.storage import DEFAULT_ENGINE, ENGINES, StorageError, open_storage, prepare_files
+from libsrv.server import StopFlag
+from libsrv.storage import DEFAULT_ENGINE, ENGINES, StorageError
 from libsrv.storage.base import DEDUP_SECONDS, DEDUP_WINDOW
 from libsrv.storage.files import DEFAULT_LOCK_TIMEOUT
 
 log = logging.getLogger("libsrv")
 
-UNSAFE_BANNER = """
-!!! --unsafe-no-lock: the catalog FileLock is OFF. Concurrent writes WILL be lost or doubled.
-!!! This is a teaching switch for watching a race happen; never use it for real data.
-"""
 
 
 def configure_logging(quiet: bool) -> None:
@@ -67,27 +62,23 @@ def _worker_entry(config: ServerConfig, *args: Any) -> None:
 
 
 def _server_config(args: argparse.Namespace) -> ServerConfig:
+    """The flags (over the --config file's 'server' section) as a ServerConfig, which checks
+    them."""
     settings: dict[str, Any] = {}
     if args.config:
         settings.update(server_settings(read_config_file(args.config)))
     flags = {"host": args.host, "port": args.port, "workers": args.workers, "db": args.db,
              "storage": args.storage, "loan_days": args.loan_days, "lang": args.lang}
     settings.update({k: v for k, v in flags.items() if v is not None})  # flags win
-    config = replace(ServerConfig(), **settings)
-    config = replace(config, lock_timeout=args.lock_timeout, locking=not args.unsafe_no_lock,
-                     fsync=args.fsync, quiet=args.quiet, curve=args.curve,
-                     remember_seconds=args.remember_seconds)
-    if config.workers < 0:
-        raise ConfigError("--workers cannot be negative")
-    if not 0 <= int(config.port) <= 65535:
-        raise ConfigError("--port must be between 0 and 65535")
-    if config.storage not in ENGINES:
-        raise ConfigError(f"--storage must be one of {', '.join(ENGINES)}")
-    if config.lang is not None and config.lang not in LANGUAGES:
-        raise ConfigError(f"--lang must be one of {', '.join(LANGUAGES)}")
-    if config.loan_days < 1:
-        raise ConfigError("--loan-days must be at least 1")
-    return config
+    if "port" in settings:
+        try:
+            settings["port"] = int(settings["port"])
+        except (TypeError, ValueError):
+            raise ConfigError(f"port must be a number, not {settings['port']!r}") from None
+    return ServerConfig(**settings, lock_timeout=args.lock_timeout,
+                        locking=not args.unsafe_no_lock, fsync=args.fsync, quiet=args.quiet,
+                        curve=args.curve, remember_seconds=args.remember_seconds,
+                        worker_timeout=args.worker_timeout)
 
 
 def _stop_on_eof(stop: StopFlag) -> None:
@@ -97,42 +88,15 @@ def _stop_on_eof(stop: StopFlag) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from libsrv.serving import serve
+
     config = _server_config(args)
     configure_logging(config.quiet)
-    before, after = raise_open_file_limit()
-    if after > before:
-        log.info("open-file limit raised from %d to %d (one per client connection)", before,
-                 after)
-    if not config.locking:
-        log.warning(UNSAFE_BANNER)
-    for leftover in prepare_files(config.db, lock_timeout=config.lock_timeout):
-        log.warning("removed a temporary file left by a crashed writer: %s", leftover)
-    storage = open_storage(config.storage, config.db, lock_timeout=config.lock_timeout,
-                           locking=config.locking, fsync=config.fsync,
-                           remember_seconds=config.remember_seconds)
-    for warning in getattr(storage, "warnings", []):
-        log.warning("catalog: %s", warning)
-    books = len(storage.read())
-    # Writing a snapshot of a big catalog legitimately takes a while (about 10 s per million
-    # books here); a worker doing it must not look stuck.
-    config = replace(config, worker_timeout=args.worker_timeout or max(10.0, books / 50_000))
-    if config.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("listening on %s: other machines on the network can reach this server",
-                    config.host)
-
-    def on_ready(endpoint: str) -> None:
-        shape = f"{config.workers} worker(s) behind a broker" if config.workers else "single REP"
-        print(f"libsrv serving on {endpoint} ({shape}, {config.storage} storage, {books} books, "
-              f"catalog {config.db}). Ctrl-C stops it.", flush=True)
-
     stop = StopFlag().install()
     if args.exit_with_parent:
         threading.Thread(target=_stop_on_eof, args=(stop,), daemon=True).start()
-    if config.workers == 0:
-        current = run_single(config, storage, stop, on_ready)
-    else:
-        storage.close()
-        current = run_broker(config, stop, on_ready, worker_entry=_worker_entry)
+    current = serve(config, stop=stop, worker_entry=_worker_entry,
+                    on_ready=lambda line: print(f"{line}. Ctrl-C stops it.", flush=True))
     if not current:
         print(f"libsrv stopped, but {config.db} could not be brought up to date (see the error "
               "above); nothing is lost: the next start replays the journal beside it.",

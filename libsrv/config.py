@@ -16,6 +16,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5555
 DEFAULT_WORKERS = 2
 DEFAULT_DB = "data/catalog.json"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+DEFAULT_WORKER_TIMEOUT = 10.0
 
 
 class ConfigError(ValueError):
@@ -37,9 +39,33 @@ class ServerConfig:
     locking: bool = True
     fsync: bool | None = None
     quiet: bool = False
-    worker_timeout: float = 10.0  # a worker busy this long on one request is killed and replaced
+    # a worker busy this long on one request is killed and replaced; None: from the catalog's
+    # size, at least DEFAULT_WORKER_TIMEOUT
+    worker_timeout: float | None = None
     curve: str | None = None  # folder with server.key_secret and authorized/ (CurveZMQ)
     remember_seconds: float = DEDUP_SECONDS  # request ids are kept at least this long
+
+    def __post_init__(self) -> None:
+        """Refuse values no server can run with (ConfigError, saying which)."""
+        from libsrv.messages import LANGUAGES
+        from libsrv.storage import ENGINES
+
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise ConfigError(f"workers must be 0 or more, not {self.workers!r}")
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be between 0 and 65535, not {self.port!r}")
+        if self.storage not in ENGINES:
+            raise ConfigError(f"storage must be one of {', '.join(ENGINES)}, not "
+                              f"{self.storage!r}")
+        if self.lang is not None and self.lang not in LANGUAGES:
+            raise ConfigError(f"lang must be one of {', '.join(LANGUAGES)}, not {self.lang!r}")
+        if not isinstance(self.loan_days, int) or self.loan_days < 1:
+            raise ConfigError(f"loan_days must be at least 1, not {self.loan_days!r}")
+        for name in ("lock_timeout", "remember_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be more than 0")
+        if self.worker_timeout is not None and self.worker_timeout <= 0:
+            raise ConfigError("worker_timeout must be more than 0")
 
     @property
     def bind_endpoint(self) -> str:

@@ -15,10 +15,11 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from libsrv.config import LOOPBACK_HOSTS
+
 ENDPOINT_VARIABLE = "LIBSRV_ENDPOINT"  # the page's kernels find the server here
 CULL_AFTER = 120.0  # seconds a kernel with no page connected may idle before it is stopped
 MAX_KERNELS = 20  # visitors at once (a kernel is about 55 MB)
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def page_token(host: str, token: str | None) -> str | None:
@@ -26,7 +27,7 @@ def page_token(host: str, token: str | None) -> str | None:
     this machine (students get the link with it); else none. "" turns it off."""
     if token is not None:
         return token or None
-    return None if host in LOOPBACK else secrets.token_urlsafe(9)
+    return None if host in LOOPBACK_HOSTS else secrets.token_urlsafe(9)
 
 
 def voila_command(page: Path, *, host: str, port: int, cull_after: float,
@@ -67,7 +68,7 @@ def serve_forms(*, endpoint: str | None, db: Path | None, workers: int, host: st
     link = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     print(f"Forms page on {link} talking to {endpoint}"
           + (where if server else "") + ". Ctrl-C stops it.", flush=True)
-    if host not in LOOPBACK:
+    if host not in LOOPBACK_HOSTS:
         print(f"Open to the network: students open http://<this machine's address>:{port}/"
               + (f"?token={token}" if token else "") + " (the token keeps others out).",
               flush=True)

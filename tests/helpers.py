@@ -32,7 +32,13 @@ def free_port() -> int:
 
 
 def client_for(server: ServerProcess, *, timeout: float = 5.0, retries: int = 0) -> LibraryClient:
-    return LibraryClient(server.endpoint, timeout=timeout, retries=retries)
+    return client_for_endpoint(server.endpoint, timeout=timeout, retries=retries)
+
+
+def client_for_endpoint(endpoint: str, *, timeout: float = 5.0,
+                        retries: int = 0) -> LibraryClient:
+    """A client that fails after `timeout` instead of hanging."""
+    return LibraryClient(endpoint, timeout=timeout, retries=retries)
 
 
 def raw_exchange(ctx: zmq.Context, endpoint: str, frames: list[bytes],

@@ -1,0 +1,79 @@
+"""The server as a library call: `serve(config)` does everything ``python -m libsrv serve``
+does (the CLI only turns flags into a `ServerConfig`, sets up logging, and prints).
+
+It raises the open-file limit, sweeps temporary files a crashed writer left, opens the catalog
+(logging its warnings), chooses the worker timeout from the catalog's size when the config does
+not set one, and runs the single REP socket (``workers=0``) or the broker and its workers until
+`stop` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+
+from libsrv.broker import run_broker, worker_main
+from libsrv.config import DEFAULT_WORKER_TIMEOUT, LOOPBACK_HOSTS, ServerConfig
+from libsrv.server import StopFlag, raise_open_file_limit, run_single
+from libsrv.storage import open_storage, prepare_files
+
+log = logging.getLogger("libsrv")
+
+UNSAFE_BANNER = """
+!!! --unsafe-no-lock: the catalog FileLock is OFF. Concurrent writes WILL be lost or doubled.
+!!! This is a teaching switch for watching a race happen; never use it for real data.
+"""
+READY = "libsrv serving on {endpoint} ({shape}, {storage} storage, {books} books, catalog {db})"
+
+
+def ready_line(endpoint: str, config: ServerConfig, books: int) -> str:
+    """The line that says a server is up; `libsrv.process.ServerProcess` waits for it."""
+    shape = f"{config.workers} worker(s) behind a broker" if config.workers else "single REP"
+    return READY.format(endpoint=endpoint, shape=shape, storage=config.storage, books=books,
+                        db=config.db)
+
+
+def serve(config: ServerConfig, *, stop: StopFlag | None = None,
+          on_ready: Callable[[str], None] | None = None,
+          worker_entry: Callable[..., None] = worker_main) -> bool:
+    """Serve `config` until `stop` is set (default: SIGINT or SIGTERM, when called from the
+    main thread). `on_ready` gets the ready line once clients can connect (default: logged).
+    Returns whether the catalog file is up to date at the end (else its last flush failed and
+    the journal beside it holds what it lacks). Raises StorageError, CatalogError or
+    zmq.ZMQError when it cannot start."""
+    before, after = raise_open_file_limit()
+    if after > before:
+        log.info("open-file limit raised from %d to %d (one per client connection)", before,
+                 after)
+    if not config.locking:
+        log.warning(UNSAFE_BANNER)
+    for leftover in prepare_files(config.db, lock_timeout=config.lock_timeout):
+        log.warning("removed a temporary file left by a crashed writer: %s", leftover)
+    storage = open_storage(config.storage, config.db, lock_timeout=config.lock_timeout,
+                           locking=config.locking, fsync=config.fsync,
+                           remember_seconds=config.remember_seconds)
+    for warning in getattr(storage, "warnings", []):
+        log.warning("catalog: %s", warning)
+    books = len(storage.read())
+    if config.worker_timeout is None:
+        # writing a snapshot of a big catalog legitimately takes a while (about 10 s per
+        # million books here); a worker doing it must not look stuck
+        config = replace(config, worker_timeout=max(DEFAULT_WORKER_TIMEOUT, books / 50_000))
+    if config.host not in LOOPBACK_HOSTS:
+        log.warning("listening on %s: other machines on the network can reach this server",
+                    config.host)
+    if stop is None:
+        stop = StopFlag()
+        if threading.current_thread() is threading.main_thread():
+            stop.install()
+
+    def announce(endpoint: str) -> None:
+        line = ready_line(endpoint, config, books)
+        (on_ready or log.info)(line)
+
+    if config.workers == 0:
+        return run_single(config, storage, stop, announce)
+    storage.close()
+    return run_broker(config, stop, announce, worker_entry=worker_entry)
