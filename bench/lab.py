@@ -309,7 +309,8 @@ def limit_section(table: pd.DataFrame) -> list[Section]:
     servers = servers[servers["workload"] == main["workload"]]  # the echo ignores the workload
     limit = limits[(limits["workers"] == main["workers"]) &
                    (limits["clients"] == main["clients"])].iloc[0]
-    text = (f"The server ({main['label']}) answered {_spread(main, 'throughput_vs_echo', _r)} "
+    ratio = _spread(main, "throughput_vs_echo", plots.number)
+    text = (f"The server ({main['label']}) answered {ratio} "
             f"of the requests per second of the {limit['label']} with the same clients, and "
             f"its p99 was {main['p99_vs_echo']:.2f}x the echo's. It spent "
             f"{_n(main['server_cpu_us'])} µs of server CPU per request, the echo "
@@ -318,13 +319,14 @@ def limit_section(table: pd.DataFrame) -> list[Section]:
     others = servers.iloc[1:]
     if not others.empty:
         text += " Others: " + "; ".join(
-            f"{r['label']} {_r(r['throughput_vs_echo'])}" for _, r in others.iterrows()) + "."
+            f"{r['label']} {plots.number(r['throughput_vs_echo'])}"
+            for _, r in others.iterrows()) + "."
     shown = pd.DataFrame({
         "configuration": list(servers["label"]),
         "rounds": list(servers["rounds"]),
-        "throughput / limit": [_spread(r, "throughput_vs_echo", _r)
+        "throughput / limit": [_spread(r, "throughput_vs_echo", plots.number)
                                for _, r in servers.iterrows()],
-        "p99 / limit": [_r(v) for v in servers["p99_vs_echo"]],
+        "p99 / limit": [plots.number(v) for v in servers["p99_vs_echo"]],
         "server CPU µs/req": [_n(v) for v in servers["server_cpu_us"]],
     })
     return [Section(
@@ -335,10 +337,6 @@ def limit_section(table: pd.DataFrame) -> list[Section]:
         plots.versus_limit(servers, f"the {limit['label']}", _note(servers)),
         text + f" ({_rounds(servers)}.)", shown,
         _commands(pd.concat([servers.iloc[:1], limits.iloc[:1]])))]
-
-
-def _r(value: float) -> str:
-    return "–" if value != value else (f"{value:.2f}" if value >= 0.1 else f"{value:.3f}")
 
 
 def sections(paths: Sequence[Path | str]) -> list[Section]:

@@ -52,7 +52,8 @@ def _figure(columns: int = 1, note: str = "") -> tuple[plt.Figure, list[plt.Axes
     return fig, list(axes[0])
 
 
-def _number(value: float) -> str:
+def number(value: float) -> str:
+    """A figure as the report writes it: three significant digits or so, thousands grouped."""
     if value != value:
         return "–"
     if value >= 100:
@@ -91,7 +92,7 @@ def _bars(ax: plt.Axes, rows: pd.DataFrame, metric: str, labels: list[str],
     tops = rows[f"{metric}_hi"].where(rows[f"{metric}_hi"].notna(), rows[metric])
     for x, median, top in zip(positions, rows[metric], tops, strict=True):
         y = top * (1.25 if log else 1.0) + (0 if log else 0.02 * tops.max())
-        ax.annotate(_number(median) + unit, (x, y), ha="center", va="bottom", fontsize=8)
+        ax.annotate(number(median) + unit, (x, y), ha="center", va="bottom", fontsize=8)
     ax.set_xticks(positions, labels, fontsize=8)
     if log:
         _log_ticks(ax)
@@ -250,7 +251,7 @@ def versus_limit(rows: pd.DataFrame, limit: str, note: str = "") -> plt.Figure:
                 va="bottom", color="0.3")
     for y, (_, row) in zip(positions, rows.iterrows(), strict=True):
         top = row["throughput_vs_echo_hi"]
-        ax.annotate(f" {_number(row['throughput_vs_echo'])}", (top, y), va="center",
+        ax.annotate(f" {number(row['throughput_vs_echo'])}", (top, y), va="center",
                     fontsize=8)
     ax.set_xlabel("throughput as a fraction of the transport's limit (1 = as fast as it)")
     ax.grid(True, axis="x", which="major", alpha=0.3)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import logging
 import multiprocessing
-import multiprocessing.connection  # now: imported lazily it needs a file descriptor
+import multiprocessing.connection  # up front: imported lazily (in join) it needs a descriptor
 import os
 import shutil
 import time
@@ -214,7 +214,7 @@ class Broker:
     worker_entry: Callable[..., None] = worker_main
     _workers: dict[bytes, _Worker] = field(default_factory=dict)
     _pending: deque[_Request] = field(default_factory=deque)
-    _keys: Iterator[bytes] = field(default_factory=lambda: _request_keys())
+    _keys: Iterator[bytes] = field(default_factory=_request_keys)
     _generation: int = 0
     _quick_deaths: int = 0
     _credits: int = 0  # the sum of every worker's credits
@@ -229,9 +229,8 @@ class Broker:
         self._backend_endpoint = f"ipc://{sockdir}/workers"
         frontend = ctx.socket(zmq.ROUTER)
         backend = ctx.socket(zmq.ROUTER)
-        for sock in (frontend, backend):
-            sock.linger = 0
         listening_options(frontend)
+        backend.linger = 0
         backend.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self._spawn_ctx = multiprocessing.get_context("spawn")
         curve = CurveServer(ctx, self.config.curve) if self.config.curve else None
