@@ -48,7 +48,7 @@ def setup() -> None:
           "takes a minute or two; pip shows its progress)", flush=True)
     run(PY, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "on",
         "--root-user-action=ignore",
-        "-e", ".[test]")
+        "-e", ".[dev]")
     STAMP.write_text(wanted)
     print("[setup] done", flush=True)
 

@@ -74,11 +74,9 @@ def server_command(config: RunConfig, db: Path) -> ServerProcess:
     if config.echo:
         return ServerProcess(db, command=[sys.executable, "-m", "bench", "echo", "--workers",
                                           str(config.workers), "--via", config.echo])
-    args = ["--unsafe-no-lock"] if config.unsafe_no_lock else []
-    if config.fsync is not None:
-        args.append("--fsync" if config.fsync else "--no-fsync")
-    # every process parses the whole catalog at start-up: about 15 s per million books here
-    return ServerProcess(db, workers=config.workers, storage=config.storage, args=args,
+    options = {"locking": not config.unsafe_no_lock, "fsync": config.fsync}
+    # every process parses the whole catalog at start-up (see docs/bench.md for how long)
+    return ServerProcess(db, workers=config.workers, storage=config.storage, options=options,
                          ready_timeout=60 + config.books / 5_000)
 
 

@@ -11,7 +11,6 @@ import json
 import logging
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from typing import Any
 import zmq
 
 from libsrv import __version__
-from libsrv.broker import worker_main
 from libsrv.catalog import CatalogError
 from libsrv.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT, LibraryClient, ServerUnreachable
 from libsrv.config import (
@@ -36,6 +34,12 @@ from libsrv.config import (
 from libsrv.forms_page import CULL_AFTER, MAX_KERNELS
 from libsrv.library import DEFAULT_LOAN_DAYS
 from libsrv.messages import LANGUAGES
+from libsrv.program import (
+    configure_logging,
+    logged_worker_entry,
+    report_stop,
+    stop_when_stdin_closes,
+)
 from libsrv.protocol import Action
 from libsrv.server import StopFlag
 from libsrv.storage import DEFAULT_ENGINE, ENGINES, StorageError
@@ -44,18 +48,6 @@ from libsrv.storage.files import DEFAULT_LOCK_TIMEOUT
 
 log = logging.getLogger("libsrv")
 
-
-
-def configure_logging(quiet: bool) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    if quiet:
-        logging.getLogger("libsrv.requests").setLevel(logging.WARNING)
-
-
-def _worker_entry(config: ServerConfig, *args: Any) -> None:
-    """Worker process entry: logging is set up here, by the program, not by the library."""
-    configure_logging(config.quiet)
-    worker_main(config, *args)
 
 
 # ---------------------------------------------------------------- serve
@@ -81,12 +73,6 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
                         worker_timeout=args.worker_timeout)
 
 
-def _stop_on_eof(stop: StopFlag) -> None:
-    while sys.stdin.buffer.read(4096):
-        pass
-    stop.set()
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     from libsrv.serving import serve
 
@@ -94,16 +80,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(config.quiet)
     stop = StopFlag().install()
     if args.exit_with_parent:
-        threading.Thread(target=_stop_on_eof, args=(stop,), daemon=True).start()
-    current = serve(config, stop=stop, worker_entry=_worker_entry,
+        stop_when_stdin_closes(stop)
+    current = serve(config, stop=stop, worker_entry=logged_worker_entry,
                     on_ready=lambda line: print(f"{line}. Ctrl-C stops it.", flush=True))
-    if not current:
-        print(f"libsrv stopped, but {config.db} could not be brought up to date (see the error "
-              "above); nothing is lost: the next start replays the journal beside it.",
-              flush=True)
-        return 1
-    print(f"libsrv stopped; {config.db} is up to date.", flush=True)
-    return 0
+    return report_stop(config, current)
 
 
 # ---------------------------------------------------------------- call
@@ -236,9 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="start a server on a copy of the catalog, run every "
                           "operation against it, print the replies, stop it")
-    demo.add_argument("--db", default=DEFAULT_DB,
-                      help=f"catalog to copy; the file itself is not changed (default "
-                      f"{DEFAULT_DB})")
+    demo.add_argument("--db", default=None,
+                      help="catalog to copy; the file itself is not changed (default: the "
+                      "catalog shipped with libsrv)")
     demo.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                       help=f"worker processes; 0 is a single REP socket (default "
                       f"{DEFAULT_WORKERS})")
@@ -302,7 +282,7 @@ def _cmd_forms(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from libsrv.demo import run_demo
 
-    return run_demo(Path(args.db), workers=args.workers, storage=args.storage)
+    return run_demo(Path(args.db) if args.db else None, workers=args.workers, storage=args.storage)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,8 +13,11 @@ from pathlib import Path
 
 from libsrv.catalog import Catalog
 from libsrv.client import LibraryClient, Reply
+from libsrv.config import DEFAULT_WORKERS
 from libsrv.process import ServerProcess
 from libsrv.protocol import Code
+from libsrv.shipped import copy_shipped_catalog
+from libsrv.storage import DEFAULT_ENGINE
 
 QUIJOTE, SOMBRA, CRIMEN = "9788437604947", "9788497592208", "9780140449266"
 
@@ -26,13 +29,18 @@ def _show(who: str, what: str, call: Callable[[], Reply]) -> Reply:
     return reply
 
 
-def run_demo(catalog: Path, *, workers: int = 2, storage: str = "journal") -> int:
-    """Run the session; prints every request and reply. Returns 0 when every step answered
-    as the scenario expects."""
+def run_demo(catalog: Path | None = None, *, workers: int = DEFAULT_WORKERS,
+             storage: str = DEFAULT_ENGINE) -> int:
+    """Run the session on a copy of `catalog` (default: the shipped one); prints every request
+    and reply. Returns 0 when every step answered as the scenario expects."""
     with tempfile.TemporaryDirectory(prefix="libsrv-demo-") as tmp:
         db = Path(tmp) / "catalog.json"
-        shutil.copy(catalog, db)
-        print(f"Starting a server ({workers} workers, {storage} storage) on a copy of {catalog}")
+        if catalog is None:
+            copy_shipped_catalog(db)
+        else:
+            shutil.copy(catalog, db)
+        source = catalog or "the shipped catalog"
+        print(f"Starting a server ({workers} workers, {storage} storage) on a copy of {source}")
         with ServerProcess(db, workers=workers, storage=storage) as server:
             print(f"Server ready at {server.endpoint}\n")
             with LibraryClient(server.endpoint) as samuel, \

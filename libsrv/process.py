@@ -1,12 +1,17 @@
 """Run a server as a child process: start it, wait until it is ready, stop it cleanly.
 
-Used by the demo, the benchmarks and the tests. `ServerProcess` is a context manager: the
-server is always stopped on exit, with SIGTERM first and SIGKILL if it does not stop in time.
+Used by the notebooks' `LocalServer`, the demo, the benchmarks and the tests. The child calls
+`libsrv.serve` with a `ServerConfig` (``python -m libsrv.process``), or runs the ``libsrv
+serve`` command when the caller passes command-line flags (tests of the CLI do). `ServerProcess`
+is a context manager: the server is always stopped on exit, with SIGTERM first and SIGKILL if it
+does not stop in time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import re
 import signal
@@ -14,9 +19,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+from libsrv.config import DEFAULT_HOST, DEFAULT_WORKERS, ServerConfig
+from libsrv.storage import DEFAULT_ENGINE
 
 READY_PATTERN = re.compile(r"serving on (tcp://\S+)")
 
@@ -26,22 +35,36 @@ class ServerStartError(RuntimeError):
 
 
 class ServerProcess:
-    """``python -m libsrv serve --port 0 ...`` in a child process.
+    """A server on `db` in a child process, on a free port unless `port` is given.
 
-    `args` are extra ``serve`` flags. After `start` (or entering the context), `endpoint` is
-    where it listens and `pid` its process id. `output` holds what it printed so far.
+    `options` are further `ServerConfig` fields (``{"locking": False}``...); the config is
+    checked here, before anything starts. `exit_with_parent` stops the server when this process
+    ends, however it ends. `args` are ``libsrv serve`` flags instead (the child then runs the
+    command line, which tests of the CLI want). After `start` (or entering the context),
+    `endpoint` is where it listens and `pid` its process id. `output` holds what it printed.
     """
 
-    def __init__(self, db: Path | str, *, workers: int = 2, storage: str = "journal",
-                 args: Sequence[str] = (), host: str = "127.0.0.1", port: int = 0,
-                 quiet: bool = True, ready_timeout: float = 60.0,
-                 command: Sequence[str] | None = None) -> None:
+    def __init__(self, db: Path | str, *, workers: int = DEFAULT_WORKERS,
+                 storage: str = DEFAULT_ENGINE, options: Mapping[str, Any] | None = None,
+                 args: Sequence[str] = (), host: str = DEFAULT_HOST, port: int = 0,
+                 quiet: bool = True, exit_with_parent: bool = False,
+                 ready_timeout: float = 60.0, command: Sequence[str] | None = None) -> None:
         """`command` replaces the whole command line (for other programs that print the same
         ready line, such as the echo baseline)."""
-        self.command = list(command) if command is not None else [
-            sys.executable, "-m", "libsrv", "serve", "--host", host, "--port", str(port),
-            "--workers", str(workers), "--db", str(db), "--storage", storage,
-            *(["--quiet"] if quiet else []), *args]
+        if command is not None:
+            self.command = list(command)
+        elif args:
+            self.command = [
+                sys.executable, "-m", "libsrv", "serve", "--host", host, "--port", str(port),
+                "--workers", str(workers), "--db", str(db), "--storage", storage,
+                *(["--quiet"] if quiet else []),
+                *(["--exit-with-parent"] if exit_with_parent else []), *args]
+        else:
+            config = ServerConfig(host=host, port=port, workers=workers, db=str(db),
+                                  storage=storage, quiet=quiet, **dict(options or {}))
+            self.command = [sys.executable, "-m", "libsrv.process",
+                            json.dumps(dataclasses.asdict(config)),
+                            *(["--exit-with-parent"] if exit_with_parent else [])]
         self.ready_timeout = ready_timeout
         self.endpoint = ""
         self._proc: subprocess.Popen[str] | None = None
@@ -118,3 +141,30 @@ class ServerProcess:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The child's side: ``python -m libsrv.process CONFIG_JSON [--exit-with-parent]`` serves
+    the config with `libsrv.serve` and prints the ready line `ServerProcess` waits for."""
+    from libsrv.program import (
+        configure_logging,
+        logged_worker_entry,
+        report_stop,
+        stop_when_stdin_closes,
+    )
+    from libsrv.server import StopFlag
+    from libsrv.serving import serve
+
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    config = ServerConfig(**json.loads(arguments[0]))
+    configure_logging(config.quiet)
+    stop = StopFlag().install()
+    if "--exit-with-parent" in arguments[1:]:
+        stop_when_stdin_closes(stop)
+    current = serve(config, stop=stop, worker_entry=logged_worker_entry,
+                    on_ready=lambda line: print(line, flush=True))
+    return report_stop(config, current)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

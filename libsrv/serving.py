@@ -1,7 +1,8 @@
 """The server as a library call: `serve(config)` does everything ``python -m libsrv serve``
 does (the CLI only turns flags into a `ServerConfig`, sets up logging, and prints).
 
-It raises the open-file limit, sweeps temporary files a crashed writer left, opens the catalog
+It raises the open-file limit, creates the default catalog file from the shipped one when it
+is missing, sweeps temporary files a crashed writer left, opens the catalog
 (logging its warnings), chooses the worker timeout from the catalog's size when the config does
 not set one, and runs the single REP socket (``workers=0``) or the broker and its workers until
 `stop` is set.
@@ -17,6 +18,7 @@ from dataclasses import replace
 from libsrv.broker import run_broker, worker_main
 from libsrv.config import DEFAULT_WORKER_TIMEOUT, LOOPBACK_HOSTS, ServerConfig
 from libsrv.server import StopFlag, raise_open_file_limit, run_single
+from libsrv.shipped import ensure_default
 from libsrv.storage import open_storage, prepare_files
 
 log = logging.getLogger("libsrv")
@@ -49,6 +51,9 @@ def serve(config: ServerConfig, *, stop: StopFlag | None = None,
                  after)
     if not config.locking:
         log.warning(UNSAFE_BANNER)
+    created = ensure_default(config.db)
+    if created is not None:
+        log.info("no catalog at %s yet: copied the shipped catalog there", created)
     for leftover in prepare_files(config.db, lock_timeout=config.lock_timeout):
         log.warning("removed a temporary file left by a crashed writer: %s", leftover)
     storage = open_storage(config.storage, config.db, lock_timeout=config.lock_timeout,

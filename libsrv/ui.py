@@ -11,7 +11,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,14 @@ import ipywidgets as widgets
 
 from libsrv.cards import catalog_table, reply_card, unreachable_message
 from libsrv.client import BadReply, LibraryClient, Reply, ServerUnreachable
+from libsrv.config import DEFAULT_WORKERS
 from libsrv.forms_page import ENDPOINT_VARIABLE
 from libsrv.process import ServerProcess
 from libsrv.scratch import owned_temp_dir, sweep_orphans
 from libsrv.security import CurveKeys
+from libsrv.shipped import SHIPPED_NAME, copy_shipped_catalog
+from libsrv.storage import DEFAULT_ENGINE
 
-SHIPPED_CATALOG = Path(__file__).resolve().parent.parent / "data" / "catalog.json"
 COPY_PREFIX = "libsrv-notebook-"
 
 
@@ -42,20 +44,24 @@ class LocalServer:
     is killed (the server exits when the pipe to its parent closes).
     """
 
-    def __init__(self, db: Path | str | None = None, *, workers: int = 2,
-                 storage: str = "journal", port: int = 0, copy: bool = True,
-                 args: tuple[str, ...] = ()) -> None:
-        source = Path(db) if db is not None else SHIPPED_CATALOG
-        if copy:
+    def __init__(self, db: Path | str | None = None, *, workers: int = DEFAULT_WORKERS,
+                 storage: str = DEFAULT_ENGINE, port: int = 0, copy: bool = True,
+                 options: Mapping[str, Any] | None = None) -> None:
+        """`db` defaults to the shipped catalog; `options` are further `ServerConfig` fields.
+        """
+        if copy or db is None:
             sweep_stale_copies()
             self._tmp = owned_temp_dir(COPY_PREFIX)
-            self.db = self._tmp / source.name
-            shutil.copy(source, self.db)
+            if db is None:
+                self.db = copy_shipped_catalog(self._tmp / SHIPPED_NAME)
+            else:
+                self.db = self._tmp / Path(db).name
+                shutil.copy(db, self.db)
         else:
             self._tmp = None
-            self.db = source
+            self.db = Path(db)
         self._process = ServerProcess(self.db, workers=workers, storage=storage, port=port,
-                                      args=("--exit-with-parent", *args))
+                                      options=options, exit_with_parent=True)
         self._process.start()
         self.endpoint = self._process.endpoint
         self.workers, self.storage = workers, storage

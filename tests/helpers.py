@@ -16,7 +16,7 @@ from libsrv.client import LibraryClient
 from libsrv.process import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_CATALOG = ROOT / "data" / "catalog.json"
+SHIPPED_CATALOG = ROOT / "libsrv" / "data" / "catalog.json"
 CLASS_DB = Path(__file__).resolve().parent / "data" / "class_db.json"
 
 SHAPES = [0, 2]  # --workers 0 (single REP) and the broker with two workers
