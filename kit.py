@@ -7,6 +7,7 @@
     python3 kit.py lab      # JupyterLab on the notebooks (also as root, as in containers)
     python3 kit.py serve    # a catalog server (flags as `python -m libsrv serve`)
     python3 kit.py browser  # install Chromium for the browser tests (root with apt-get)
+    python3 kit.py docs     # regenerate docs/cli.md from the command lines' parsers
 
 The first run creates .venv/ and installs the project with its test tools, showing each step and
 pip's own progress; later runs reuse it (and reinstall when pyproject.toml changes). Nothing is
@@ -84,12 +85,13 @@ def lab_command(python: Path | str, args: list[str]) -> list[str | Path]:
 def main(argv: list[str]) -> None:
     jobs = {
         "setup": [],
-        "demo": [[PY, "-m", "libsrv", "demo"], [PY, "-m", "bench", "demo", *argv[1:]]],
+        "demo": [[PY, "-m", "libsrv", "demo"], [PY, "-m", "libsrv_bench", "demo", *argv[1:]]],
         "test": [[PY, "-m", "ruff", "check", "."], [PY, "-m", "pytest", *argv[1:]]],
         "serve": [[PY, "-m", "libsrv", "serve", *argv[1:]]],
         "forms": [[PY, "-m", "libsrv", "forms", *argv[1:]]],
         "lab": [lab_command(PY, argv[1:])],
         "browser": [],
+        "docs": [[PY, "scripts/cli_reference.py"]],
     }
     if not argv or argv[0] not in jobs:
         sys.exit(f"usage: python3 kit.py {{{'|'.join(jobs)}}} [args]")

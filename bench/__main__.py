@@ -1,8 +1,8 @@
-"""``python -m bench``: see `bench.cli`."""
+"""``python -m bench``: the checkout's alias for ``python -m libsrv_bench``."""
 
 import sys
 
-from bench.cli import main
+from libsrv_bench.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

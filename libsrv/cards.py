@@ -7,10 +7,12 @@ Plain functions, no widgets: `Reply._repr_html_` uses them in any notebook, and 
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from libsrv.catalog import LENT
-from libsrv.client import Reply
+
+if TYPE_CHECKING:  # the client imports this module for its HTML; only a type goes back
+    from libsrv.client import Reply
 
 LENT_COLOUR, FREE_COLOUR, ERROR_COLOUR, OK_COLOUR = "#c0392b", "#1e8449", "#922b21", "#1e8449"
 FIELD_LABELS = (("ISBN", "ISBN"), ("titulo", "Title / Título"), ("autores", "Authors / Autores"),

@@ -42,7 +42,7 @@ def _check_text(value: object, where: str, field: str, *, nullable: bool) -> Non
 
 
 _FIELD_SET = frozenset(BOOK_FIELDS)
-PRETTY_MAX_BOOKS = 10_000  # larger catalogs are written one book per line, which is 5x faster
+PRETTY_MAX_BOOKS = 10_000  # larger catalogs are written one book per line, which is faster
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
 
 
@@ -94,7 +94,7 @@ def validate_book(raw: object, position: int) -> Book:
 
 def document_bytes(books: list[Book], *, shape: str = "object") -> bytes:
     """A catalog file as the class wrote it: UTF-8, two-space indent, accents kept. Past
-    PRETTY_MAX_BOOKS books, one book per line: the same JSON, written 5x faster."""
+    PRETTY_MAX_BOOKS books, one book per line: the same JSON, written faster (docs/bench.md)."""
     if len(books) <= PRETTY_MAX_BOOKS:
         document: object = {DOCUMENT_KEY: books} if shape == "object" else books
         return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

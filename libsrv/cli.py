@@ -1,4 +1,4 @@
-"""Command line: ``python -m libsrv serve | call | generate | demo``.
+"""Command line: ``python -m libsrv serve | call | generate | demo | keys | forms``.
 
 A thin shell over the library: it parses flags, sets up logging, and turns library errors into
 one clear line on stderr and exit status 2.
@@ -152,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "free one)")
     serve.add_argument("--workers", type=int, help=f"worker processes behind a broker (default "
                        f"{DEFAULT_WORKERS}); 0 is a single REP socket")
-    serve.add_argument("--db", help=f"catalog file (default {DEFAULT_DB})")
+    serve.add_argument("--db", help=f"catalog file (default {DEFAULT_DB}, created from the "
+                       "catalog shipped with libsrv at first start)")
     serve.add_argument("--storage", choices=sorted(ENGINES),
                        help=f"storage engine (default {DEFAULT_ENGINE})")
     serve.add_argument("--loan-days", type=int,

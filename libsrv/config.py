@@ -18,6 +18,7 @@ DEFAULT_WORKERS = 2
 DEFAULT_DB = "data/catalog.json"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_WORKER_TIMEOUT = 10.0
+ENDPOINT_VARIABLE = "LIBSRV_ENDPOINT"  # the forms page's kernels find the server here
 
 
 class ConfigError(ValueError):

@@ -15,9 +15,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from libsrv.config import LOOPBACK_HOSTS
+from libsrv.config import ENDPOINT_VARIABLE, LOOPBACK_HOSTS
 
-ENDPOINT_VARIABLE = "LIBSRV_ENDPOINT"  # the page's kernels find the server here
 CULL_AFTER = 120.0  # seconds a kernel with no page connected may idle before it is stopped
 MAX_KERNELS = 20  # visitors at once (a kernel is about 55 MB)
 

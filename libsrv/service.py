@@ -36,7 +36,9 @@ class Handled:
     """A reply ready to send, and what to log about it."""
 
     frame: bytes
-    action: str  # the action as the client named it ("Prestamo por ISBN" for the class's client)
+    # the action's canonical name ("loan_isbn"), with " (class client)" when the request used
+    # the class's Spanish names, or "invalid" for a request that did not parse
+    action: str
     code: str
 
 

@@ -63,8 +63,8 @@ def serve(config: ServerConfig, *, stop: StopFlag | None = None,
         log.warning("catalog: %s", warning)
     books = len(storage.read())
     if config.worker_timeout is None:
-        # writing a snapshot of a big catalog legitimately takes a while (about 10 s per
-        # million books here); a worker doing it must not look stuck
+        # writing a snapshot of a big catalog legitimately takes a while (docs/bench.md gives
+        # the time per million books); a worker doing it must not look stuck
         config = replace(config, worker_timeout=max(DEFAULT_WORKER_TIMEOUT, books / 50_000))
     if config.host not in LOOPBACK_HOSTS:
         log.warning("listening on %s: other machines on the network can reach this server",

@@ -20,8 +20,7 @@ import ipywidgets as widgets
 
 from libsrv.cards import catalog_table, reply_card, unreachable_message
 from libsrv.client import BadReply, LibraryClient, Reply, ServerUnreachable
-from libsrv.config import DEFAULT_WORKERS
-from libsrv.forms_page import ENDPOINT_VARIABLE
+from libsrv.config import DEFAULT_WORKERS, ENDPOINT_VARIABLE
 from libsrv.process import ServerProcess
 from libsrv.scratch import owned_temp_dir, sweep_orphans
 from libsrv.security import CurveKeys

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.load import new_histogram
-from bench.report import write_report
-from bench.results import histogram_figures, read_histogram
-from bench.runner import RunConfig, run_experiment
-from bench.workloads import KeySpace, workload_named
+from libsrv_bench.load import new_histogram
+from libsrv_bench.report import write_report
+from libsrv_bench.results import histogram_figures, read_histogram
+from libsrv_bench.runner import RunConfig, run_experiment
+from libsrv_bench.workloads import KeySpace, workload_named
 
 MS = 1_000_000  # ns
 
@@ -130,7 +130,7 @@ def test_the_verifier_catches_real_lost_updates_and_clears_the_safe_server(
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "libsrv_bench", *args], capture_output=True,
                           text=True, timeout=180)
 
 
@@ -147,7 +147,7 @@ def test_cli_exit_status(tmp_path: Path) -> None:
     failed = run_cli("run", *small, "--workload", "no-such-workload")
     assert failed.returncode == 2 and "unknown workload" in failed.stderr
     summary = json.loads(next(tmp_path.glob("ping-*/summary.json")).read_text())
-    assert summary["command"].startswith("python -m bench run")
+    assert summary["command"].startswith("python -m libsrv_bench run")
 
 
 def test_a_run_against_an_existing_server_knows_where_its_books_started(

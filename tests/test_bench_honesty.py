@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import summary_warnings
-from bench.runner import RunError, run_experiment, server_pids
-from bench.settings import SETTINGS, RunConfig, add_flags, config_from_args, run_flags
 from libsrv.generate import write_catalog
 from libsrv.library import Policy, plan_write
 from libsrv.protocol import Action, Request
 from libsrv.storage.files import StorageError
 from libsrv.storage.journal import JournalStorage
+from libsrv_bench.cli import summary_warnings
+from libsrv_bench.runner import RunError, run_experiment, server_pids
+from libsrv_bench.settings import SETTINGS, RunConfig, add_flags, config_from_args, run_flags
 from tests.fake_servers import fake_server
 
 MIX = "mix:query_isbn=40,loan_isbn=30,return_isbn=30"
@@ -171,8 +171,8 @@ def test_the_recorded_command_runs_again_to_the_same_configuration(tmp_path: Pat
                                          think=0.001, warmup=0, processes=1, timeout=4,
                                          workload=MIX, seed=9), tmp_path, progress=False)
         command = shlex.split(first.summary["command"])
-        assert command[:4] == ["python", "-m", "bench", "run"]
-        again = subprocess.run([sys.executable, "-m", "bench", *command[3:], "--out",
+        assert command[:4] == ["python", "-m", "libsrv_bench", "run"]
+        again = subprocess.run([sys.executable, "-m", "libsrv_bench", *command[3:], "--out",
                                 str(tmp_path), "--no-progress"], capture_output=True,
                                text=True, timeout=120)
     assert again.returncode == 0, again.stdout + again.stderr

@@ -8,10 +8,10 @@ import os
 import signal
 from pathlib import Path
 
-from bench.runner import RunConfig, run_experiment
 from libsrv.broker import WORKER_CREDITS
 from libsrv.client import LibraryClient, ServerUnreachable
 from libsrv.generate import isbn_for, write_catalog
+from libsrv_bench.runner import RunConfig, run_experiment
 from tests.helpers import client_for
 
 MIX = "mix:query_isbn=40,loan_isbn=30,return_isbn=30"

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from bench.cli import build_parser as bench_parser
 from libsrv.cli import build_parser as libsrv_parser
+from libsrv_bench.cli import build_parser as bench_parser
 
 
 def commands(parser: argparse.ArgumentParser, prefix: str):
@@ -23,7 +23,7 @@ def commands(parser: argparse.ArgumentParser, prefix: str):
 
 def flags():
     for program, parser in (("python -m libsrv", libsrv_parser()),
-                            ("python -m bench", bench_parser())):
+                            ("python -m libsrv_bench", bench_parser())):
         for name, command in commands(parser, program):
             for action in command._actions:
                 if action.option_strings and not isinstance(

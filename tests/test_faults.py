@@ -262,7 +262,7 @@ def test_deleting_the_lock_file_under_load_loses_or_doubles_nothing(start_server
     line boundaries."""
     import threading
 
-    from bench.runner import RunConfig, run_experiment
+    from libsrv_bench.runner import RunConfig, run_experiment
 
     catalog_file = write_catalog(tmp_path / "deleted.json", 50)
     server = start_server(catalog_file, workers=4)

@@ -17,12 +17,12 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bench.lab import sections
-from bench.load import new_histogram
-from bench.report import write_report
-from bench.results import machine_info
-from bench.rounds import aggregate, enough, find_runs, runs_frame
-from bench.settings import RunConfig, run_command, run_name
+from libsrv_bench.lab import sections
+from libsrv_bench.load import new_histogram
+from libsrv_bench.report import write_report
+from libsrv_bench.results import machine_info
+from libsrv_bench.rounds import aggregate, enough, find_runs, runs_frame
+from libsrv_bench.settings import RunConfig, run_command, run_name
 
 BASE = RunConfig(duration=2, warmup=0.5, processes=2)
 STEP = iter(range(10**6))

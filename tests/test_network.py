@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.verifier import OK, UNKNOWN, Op, verify
 from libsrv.catalog import Catalog
 from libsrv.generate import isbn_for, write_catalog
 from libsrv.process import ServerProcess
-from tests.helpers import ROOT, wait_until
+from libsrv_bench.verifier import OK, UNKNOWN, Op, verify
+from tests.helpers import ROOT, SHIPPED_CATALOG, wait_until
 
 SCRIPT = ROOT / "scripts" / "netlab.sh"
 SERVER_IP = "192.0.2.1"
@@ -56,7 +56,7 @@ def in_host(lab: str, host: str, *command: str) -> list[str]:
 @pytest.fixture
 def lab_server(lab: str, tmp_path: Path) -> Iterator[tuple[str, ServerProcess, Path]]:
     db = tmp_path / "catalog.json"
-    db.write_bytes((ROOT / "data" / "catalog.json").read_bytes())
+    db.write_bytes(SHIPPED_CATALOG.read_bytes())
     server = ServerProcess(db, command=in_host(
         lab, "srv", sys.executable, "-m", "libsrv", "serve", "--host", SERVER_IP, "--port",
         "5555", "--workers", "2", "--db", str(db), "--quiet"))

@@ -167,7 +167,7 @@ def test_clients_that_flood_and_never_read_cannot_grow_the_server_unbounded(
     """Ten DEALER clients send thousands of full catalog pages (about 200 KB each) and read no
     reply. Each connection's queues are bounded (docs/reliability.md: about 6 MB), so the
     server's memory stays within that, and a well-behaved client is served meanwhile."""
-    from bench.procstat import rss_mb
+    from libsrv_bench.procstat import rss_mb
 
     db = write_catalog(tmp_path / "flood.json", 1000)
     server = ServerProcess(db, workers=2, quiet=True).start()

@@ -8,8 +8,8 @@ from functools import cache
 
 import pytest
 
-from bench.history import TIMEOUT, Record
-from bench.verifier import (
+from libsrv_bench.history import TIMEOUT, Record
+from libsrv_bench.verifier import (
     LOAN,
     OK,
     QUERY,

@@ -30,9 +30,9 @@ from typing import Any
 import zmq
 from hdrh.histogram import HdrHistogram
 
-from bench.history import BAD_REPLY, TIMEOUT, Record
-from bench.workloads import KeySpace, Workload
 from libsrv.protocol import Action, Code, encode_request
+from libsrv_bench.history import BAD_REPLY, TIMEOUT, Record
+from libsrv_bench.workloads import KeySpace, Workload
 
 HIST_MAX_NS = 120 * 10**9  # two minutes
 HIST_DIGITS = 3

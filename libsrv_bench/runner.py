@@ -1,6 +1,6 @@
 """One experiment end to end: catalog, server, load, final state, verdict, run folder.
 
-`run_experiment` is the Python API the notebooks call; ``python -m bench run`` is its command
+`run_experiment` is the Python API the notebooks call; ``python -m libsrv_bench run`` is its command
 line. A server it starts is always stopped, also on Ctrl-C or error.
 """
 
@@ -23,16 +23,16 @@ from typing import Any
 
 import pandas as pd
 
-from bench.load import LoadSpec, run_load
-from bench.procstat import CostMeter, rss_mb
-from bench.results import machine_info, new_run_folder, records_frame, summarize, write_run
-from bench.settings import RunConfig, run_command, same_load
-from bench.verifier import ops_from_records, verify
-from bench.workloads import KeySpace, Workload, needs_titles, workload_named
 from libsrv.catalog import LENT, Catalog
 from libsrv.client import LibraryClient, ServerUnreachable
 from libsrv.generate import write_catalog
 from libsrv.process import ServerProcess
+from libsrv_bench.load import LoadSpec, run_load
+from libsrv_bench.procstat import CostMeter, rss_mb
+from libsrv_bench.results import machine_info, new_run_folder, records_frame, summarize, write_run
+from libsrv_bench.settings import RunConfig, run_command, same_load
+from libsrv_bench.verifier import ops_from_records, verify
+from libsrv_bench.workloads import KeySpace, Workload, needs_titles, workload_named
 
 CACHE = Path(tempfile.gettempdir()) / "libsrv-bench-catalogs"
 TITLE_SAMPLE = 1000
@@ -72,7 +72,7 @@ def catalog_copy(books: int, seed: int, folder: Path) -> Path:
 
 def server_command(config: RunConfig, db: Path) -> ServerProcess:
     if config.echo:
-        return ServerProcess(db, command=[sys.executable, "-m", "bench", "echo", "--workers",
+        return ServerProcess(db, command=[sys.executable, "-m", "libsrv_bench", "echo", "--workers",
                                           str(config.workers), "--via", config.echo])
     options = {"locking": not config.unsafe_no_lock, "fsync": config.fsync}
     # every process parses the whole catalog at start-up (see docs/bench.md for how long)

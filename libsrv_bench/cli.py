@@ -1,6 +1,6 @@
-"""``python -m bench run | baseline | sweep | compare | report | demo | echo``.
+"""``python -m libsrv_bench run | baseline | sweep | compare | report | demo | echo``.
 
-The flags that describe a run come from `bench.settings`, the one table of a run's settings.
+The flags that describe a run come from `libsrv_bench.settings`, the one table of a run's settings.
 
 Exit status of ``run``: 0 when the run completed and the verifier found nothing, 1 when the
 verifier found violations, 2 when the run itself failed, 3 when it missed a threshold
@@ -16,8 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.runner import run_experiment, sweep
-from bench.settings import (
+from libsrv_bench.runner import run_experiment, sweep
+from libsrv_bench.settings import (
     DEMO_ROUNDS,
     DEMO_SECONDS,
     ECHO_VIA,
@@ -125,7 +125,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench.report import write_report
+    from libsrv_bench.report import write_report
 
     path = write_report([Path(p) for p in args.runs], Path(args.out), title=args.title)
     print(f"report written to {path}")
@@ -133,7 +133,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.compare import (
+    from libsrv_bench.compare import (
         baseline_candidates,
         compare,
         describe,
@@ -166,14 +166,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bench.demo import run_demo
+    from libsrv_bench.demo import run_demo
 
     run_demo(Path(args.out), seconds=args.seconds, rounds=args.rounds)
     return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench",
+    parser = argparse.ArgumentParser(prog="python -m libsrv_bench",
                                      description="Load, measure and verify a libsrv server.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="one experiment")
@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "echo":
-        from bench.echo import main as echo_main
+        from libsrv_bench.echo import main as echo_main
 
         return echo_main(argv[1:])
     args = build_parser().parse_args(argv)

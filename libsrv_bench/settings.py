@@ -2,7 +2,7 @@
 repeats a run, and the folder name that tells runs apart all derive from `SETTINGS`.
 
 `add_flags` puts every setting on a parser; `config_from_args` reads them back; `run_command`
-writes the ``python -m bench run`` line whose parsing gives the same `RunConfig` again;
+writes the ``python -m libsrv_bench run`` line whose parsing gives the same `RunConfig` again;
 `run_name` names a run by every setting that differs from the default.
 """
 
@@ -15,8 +15,8 @@ import shlex
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from bench.workloads import WORKLOADS
 from libsrv.storage import ENGINES
+from libsrv_bench.workloads import WORKLOADS
 
 DEFAULT_DURATION = 10.0
 DEMO_SECONDS = 2.0  # the demo's runs: short, and repeated in rounds to show their spread
@@ -185,7 +185,7 @@ def _format(value: Any) -> str:
 
 
 def run_flags(config: RunConfig) -> list[str]:
-    """The ``python -m bench run`` flags that give back exactly this configuration."""
+    """The ``python -m libsrv_bench run`` flags that give back exactly this configuration."""
     flags: list[str] = []
     for setting in SETTINGS:
         value = getattr(config, setting.field)
@@ -204,7 +204,7 @@ def run_flags(config: RunConfig) -> list[str]:
 
 
 def run_command(config: RunConfig) -> str:
-    return shlex.join(["python", "-m", "bench", "run", *run_flags(config)])
+    return shlex.join(["python", "-m", "libsrv_bench", "run", *run_flags(config)])
 
 
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._=+-]+")

@@ -20,8 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.runner import RunOutcome, run_experiment, summary_row
-from bench.settings import DEFAULTS, RunConfig, run_name
+from libsrv_bench.runner import RunOutcome, run_experiment, summary_row
+from libsrv_bench.settings import DEFAULTS, RunConfig, run_name
 
 # the figures reported as median and spread over rounds
 METRICS = ("throughput", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "server_cpu_us",

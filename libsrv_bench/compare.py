@@ -1,4 +1,5 @@
-"""``python -m bench compare``: configurations side by side, as ratios to the transport's limit.
+"""``python -m libsrv_bench compare``: configurations side by side, as ratios to the
+transport's limit.
 
 Shared machines are noisy, so absolute figures move from minute to minute. This runs the
 reference and each candidate in interleaved rounds (reference, candidates..., reference, ...)
@@ -18,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.rounds import describe as describe_config
-from bench.runner import RunConfig, run_experiment
+from libsrv_bench.rounds import describe as describe_config
+from libsrv_bench.runner import RunConfig, run_experiment
 
 REFERENCE = "reference"
 

@@ -18,9 +18,9 @@ import pandas as pd
 import zmq
 from hdrh.histogram import HdrHistogram
 
-from bench.history import BAD_REPLY, FIELDS, TIMEOUT
-from bench.load import LoadResult, new_histogram
 from libsrv.protocol import Code
+from libsrv_bench.history import BAD_REPLY, FIELDS, TIMEOUT
+from libsrv_bench.load import LoadResult, new_histogram
 
 PERCENTILES = {"p50_ms": 50.0, "p90_ms": 90.0, "p99_ms": 99.0, "p999_ms": 99.9}
 FAILURE_CODES = (Code.INTERNAL, Code.BAD_REQUEST, BAD_REPLY)

@@ -38,9 +38,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.history import BAD_REPLY, TIMEOUT, Record
 from libsrv.catalog import LENT
 from libsrv.protocol import Action, Code
+from libsrv_bench.history import BAD_REPLY, TIMEOUT, Record
 
 OK, REFUSED, UNKNOWN = "ok", "refused", "unknown"
 LOAN, RETURN, QUERY = "loan", "return", "query"

@@ -18,9 +18,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bench import plots
-from bench.results import read_histogram
-from bench.rounds import aggregate, find_runs, runs_frame, varied
+from libsrv_bench import plots
+from libsrv_bench.results import read_histogram
+from libsrv_bench.rounds import aggregate, find_runs, runs_frame, varied
 
 
 @dataclass

@@ -1,9 +1,10 @@
-"""``python -m bench report RUN...``: a lab report in Markdown, with PNG figures, from run folders.
+"""``python -m libsrv_bench report RUN...``: a lab report in Markdown, with PNG figures, from
+run folders.
 
-One section per experiment the runs answer (`bench.lab.sections`): the question, the figure, a
-conclusion computed from the data, a small table and the commands that repeat its runs. Then
-every configuration in one table, and how the figures were measured. ``runs.csv`` beside the
-report has one row per run, for those who want to compute their own.
+One section per experiment the runs answer (`libsrv_bench.lab.sections`): the question, the
+figure, a conclusion computed from the data, a small table and the commands that repeat its
+runs. Then every configuration in one table, and how the figures were measured. ``runs.csv``
+beside the report has one row per run, for those who want to compute their own.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bench.lab import Section, sections, table_markdown
-from bench.rounds import aggregate, find_runs, runs_frame
+from libsrv_bench.lab import Section, sections, table_markdown
+from libsrv_bench.rounds import aggregate, find_runs, runs_frame
 
 ALL_EXPERIMENTS = ("limit", "clients", "workers", "storage", "lost-update")
 HOW_MEASURED = (
@@ -84,7 +85,7 @@ def write_report(paths: Sequence[Path | str], out: Path | str,
     missing = [key for key in ALL_EXPERIMENTS if key not in {s.key for s in found}]
     if missing:
         parts.append("Not in these runs: " + ", ".join(missing) + " (no group of runs that "
-                     "differ only in that setting). `python -m bench demo` runs them all.\n")
+                     "differ only in that setting). `python -m libsrv_bench demo` runs them all.\n")
     parts += ["## Every configuration\n", _all_runs(table),
               "## How the figures were measured\n", HOW_MEASURED + "\n",
               "`runs.csv` has one row per run, with the folder that holds its every "

@@ -1,7 +1,7 @@
 """The transport's own limits: echo servers that answer every request with a fixed reply frame,
 without parsing it, in the topologies the server uses.
 
-``python -m bench echo --workers 0`` is a bare REP echo, the limit for ``serve --workers 0``.
+``python -m libsrv_bench echo --workers 0`` is a bare REP echo, the limit for ``serve --workers 0``.
 ``--workers N --via proxy`` (the default) is libzmq's C ``zmq.proxy`` (a ROUTER facing clients,
 a DEALER facing workers) in front of N REP echo worker processes: the transport's limit for
 ``serve --workers N``. ``--via broker`` runs the kit's own broker (the same code, sockets and
@@ -136,8 +136,8 @@ def run_echo_proxy(endpoint: str, workers: int, stop: StopFlag) -> None:
         shutil.rmtree(sockdir, ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench echo",
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m libsrv_bench echo",
                                      description="Serve an echo baseline.")
     parser.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
@@ -146,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--via", choices=VIA, default="proxy",
                         help="what stands in front of the workers: libzmq's C proxy (the "
                         "transport's limit) or the kit's broker (default proxy)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     config = ServerConfig(host=args.host, port=args.port, workers=args.workers, quiet=True)
     stop = StopFlag().install()
     if args.workers == 0:

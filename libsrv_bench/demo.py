@@ -1,6 +1,6 @@
 """The kit's main job: a short default experiment, end to end, ending with the lab report.
 
-``python -m bench demo`` starts its own servers (one per run, each on a fresh generated
+``python -m libsrv_bench demo`` starts its own servers (one per run, each on a fresh generated
 catalog) and runs every experiment of the report in interleaved rounds: the transport's limit
 (libzmq's proxy in front of echo workers) beside the server, clients 1 to 64, workers 0 to 4,
 the two storage engines, and the lost-update experiment with and without the lock. It then
@@ -13,10 +13,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench.report import write_report
-from bench.rounds import run_rounds
-from bench.runner import RunConfig, RunOutcome, summary_row
-from bench.settings import DEMO_ROUNDS, DEMO_SECONDS, same_load
+from libsrv_bench.report import write_report
+from libsrv_bench.rounds import run_rounds
+from libsrv_bench.runner import RunConfig, RunOutcome, summary_row
+from libsrv_bench.settings import DEMO_ROUNDS, DEMO_SECONDS, same_load
 
 
 def default_plan(seconds: float) -> list[RunConfig]:

@@ -1,6 +1,6 @@
 """The lab report's figures, as matplotlib Figures: the report saves them, notebooks show them.
 
-Every figure takes rows of `bench.rounds.aggregate` (one per configuration, medians over
+Every figure takes rows of `libsrv_bench.rounds.aggregate` (one per configuration, medians over
 rounds with the lowest and highest round) and draws each point at its median with a bar from
 the lowest to the highest round. A point measured in one round only is drawn hollow, and so is
 a percentile that a round had too few requests to measure. Each configuration has one colour
@@ -23,7 +23,7 @@ from matplotlib.ticker import (
     NullLocator,
 )
 
-from bench.rounds import TAIL_SAMPLES, enough
+from libsrv_bench.rounds import TAIL_SAMPLES, enough
 
 # colour-blind-safe colours (Okabe and Ito), each with its own marker; red is kept for runs
 # without the lock so that it always means "unsafe"

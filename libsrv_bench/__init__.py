@@ -1,0 +1,1 @@
+"""bench: load generation, latency percentiles, the lost-update verifier and reports."""
