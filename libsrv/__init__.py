@@ -9,8 +9,8 @@ from libsrv.config import ServerConfig
 from libsrv.protocol import Action, Code
 
 __version__ = "0.1.0"
-__all__ = ["Action", "Code", "LibraryClient", "Reply", "ServerConfig", "ServerUnreachable",
-           "__version__", "serve"]
+__all__ = ["Action", "Code", "LibraryClient", "LiveCatalog", "Reply", "ServerConfig",
+           "ServerUnreachable", "__version__", "serve"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,4 +19,8 @@ def __getattr__(name: str) -> Any:
         from libsrv.serving import serve
 
         return serve
+    if name == "LiveCatalog":
+        from libsrv.live import LiveCatalog
+
+        return LiveCatalog
     raise AttributeError(f"module 'libsrv' has no attribute {name!r}")

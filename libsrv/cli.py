@@ -1,4 +1,4 @@
-"""Command line: ``python -m libsrv serve | call | generate | demo | keys | forms``.
+"""Command line: ``python -m libsrv serve | watch | call | generate | demo | keys | forms``.
 
 A thin shell over the library: it parses flags, sets up logging, and turns library errors into
 one clear line on stderr and exit status 2.
@@ -70,7 +70,8 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(**settings, lock_timeout=args.lock_timeout,
                         locking=not args.unsafe_no_lock, fsync=args.fsync, quiet=args.quiet,
                         curve=args.curve, remember_seconds=args.remember_seconds,
-                        worker_timeout=args.worker_timeout)
+                        worker_timeout=args.worker_timeout, publish=not args.no_pub,
+                        pub_port=args.pub_port)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -96,6 +97,7 @@ _CALLS: dict[str, tuple[Action, tuple[str, ...]]] = {
     "loan-title": (Action.LOAN_TITLE, ("title", "borrower")),
     "return-isbn": (Action.RETURN_ISBN, ("isbn",)),
     "catalog": (Action.CATALOG, ()),
+    "snapshot": (Action.SNAPSHOT, ()),
     "stats": (Action.STATS, ()),
 }
 
@@ -123,6 +125,18 @@ def cmd_call(args: argparse.Namespace) -> int:
         reply = client.request(action, **dict(zip(names, args.values, strict=True)))
     print(json.dumps(reply.raw, ensure_ascii=False, indent=2))
     return 0 if reply.success else 1
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from libsrv.live import FeedUnavailable
+    from libsrv.watch import watch
+
+    try:
+        watch(args.endpoint, isbn=args.isbn, count=args.count,
+              show=lambda line: print(line, flush=True))
+    except FeedUnavailable as error:
+        raise ConfigError(str(error)) from None
+    return 0
 
 
 # ---------------------------------------------------------------- generate
@@ -184,10 +198,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--unsafe-no-lock", action="store_true",
                        help="TEACHING ONLY: turn the file lock off to watch lost updates happen")
     serve.add_argument("--quiet", action="store_true", help="do not log every request")
+    serve.add_argument("--pub-port", type=int,
+                       help="publish every change on this port (PUB-SUB, see `python -m "
+                       "libsrv watch`); 0 picks a free one (default: the request port + 1, or a "
+                       "free one with --port 0)")
+    serve.add_argument("--no-pub", action="store_true",
+                       help="publish nothing (no live feed)")
     serve.add_argument("--exit-with-parent", action="store_true",
                        help="stop when standard input closes (used when a notebook starts the "
                        "server, so it never outlives the kernel)")
     serve.set_defaults(func=cmd_serve)
+
+    watch = sub.add_parser("watch", help="print every change as the server publishes it")
+    watch.add_argument("--endpoint", default=f"tcp://{DEFAULT_HOST}:{DEFAULT_PORT}",
+                       help=f"the server's request endpoint; the feed's port is asked from it "
+                       f"(default tcp://{DEFAULT_HOST}:{DEFAULT_PORT})")
+    watch.add_argument("--isbn", help="show only this book's changes (default: every book)")
+    watch.add_argument("--count", type=int,
+                       help="stop after this many changes (default: until Ctrl-C)")
+    watch.set_defaults(func=cmd_watch)
 
     call = sub.add_parser("call", help="send one request and print the reply")
     call.add_argument("action", type=_action_spelling, choices=sorted(_CALLS),

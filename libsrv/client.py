@@ -175,5 +175,10 @@ class LibraryClient:
     def catalog(self, *, offset: int = 0, limit: int | None = None) -> Reply:
         return self.request(Action.CATALOG, offset=offset or None, limit=limit)
 
+    def snapshot(self, *, offset: int = 0, limit: int | None = None) -> Reply:
+        """A catalog page with ``seq`` (the last change it reflects) and ``feed_port`` (where
+        the server publishes changes; None when it does not): see `libsrv.LiveCatalog`."""
+        return self.request(Action.SNAPSHOT, offset=offset or None, limit=limit)
+
     def stats(self) -> Reply:
         return self.request(Action.STATS)

@@ -45,6 +45,10 @@ class ServerConfig:
     worker_timeout: float | None = None
     curve: str | None = None  # folder with server.key_secret and authorized/ (CurveZMQ)
     remember_seconds: float = DEDUP_SECONDS  # request ids are kept at least this long
+    # the live feed (PUB): on `pub_port`; None: the request port + 1 (a free port when the
+    # request port is 0); 0: a free port. The server puts the port it bound here for workers.
+    publish: bool = True
+    pub_port: int | None = None
 
     def __post_init__(self) -> None:
         """Refuse values no server can run with (ConfigError, saying which)."""
@@ -65,14 +69,26 @@ class ServerConfig:
         for name in ("lock_timeout", "remember_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be more than 0")
+        if self.pub_port is not None and (not isinstance(self.pub_port, int)
+                                          or not 0 <= self.pub_port <= 65535):
+            raise ConfigError(f"pub_port must be between 0 and 65535, not {self.pub_port!r}")
         if self.worker_timeout is not None and self.worker_timeout <= 0:
             raise ConfigError("worker_timeout must be more than 0")
 
     @property
     def bind_endpoint(self) -> str:
+        return self._endpoint(self.port)
+
+    @property
+    def pub_bind_endpoint(self) -> str:
+        """Where the live feed binds (see `pub_port`)."""
+        if self.pub_port is not None:
+            return self._endpoint(self.pub_port)
+        return self._endpoint(self.port + 1 if 0 < self.port < 65535 else 0)
+
+    def _endpoint(self, port: int) -> str:
         host = "*" if self.host in ("0.0.0.0", "*") else self.host
-        port = "*" if self.port == 0 else str(self.port)
-        return f"tcp://{host}:{port}"
+        return f"tcp://{host}:{port or '*'}"
 
 
 def read_config_file(path: Path | str) -> dict[str, Any]:

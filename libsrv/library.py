@@ -50,7 +50,8 @@ def _unknown_isbn(policy: Policy, request: Request) -> dict[str, Any]:
 
 
 def answer_read(request: Request, catalog: Catalog, policy: Policy) -> dict[str, Any]:
-    """Reply to query_isbn, query_title or catalog."""
+    """Reply to query_isbn, query_title, catalog or snapshot (a catalog page; the caller adds
+    what the page reflects)."""
     if request.action == Action.QUERY_ISBN:
         book = catalog.get(request.isbn or "")
         if book is None:
@@ -67,7 +68,7 @@ def answer_read(request: Request, catalog: Catalog, policy: Policy) -> dict[str,
         reply["books"] = books
         reply["total"] = total
         return reply
-    if request.action == Action.CATALOG:
+    if request.action in (Action.CATALOG, Action.SNAPSHOT):
         books = catalog.page(request.offset, request.limit)
         total = len(catalog)
         lang = policy.language(request.legacy)

@@ -28,6 +28,7 @@ from libsrv.config import DEFAULT_HOST, DEFAULT_WORKERS, ServerConfig
 from libsrv.storage import DEFAULT_ENGINE
 
 READY_PATTERN = re.compile(r"serving on (tcp://\S+)")
+FEED_PATTERN = re.compile(r"changes published on (tcp://\S+)")
 
 
 class ServerStartError(RuntimeError):
@@ -67,6 +68,7 @@ class ServerProcess:
                             *(["--exit-with-parent"] if exit_with_parent else [])]
         self.ready_timeout = ready_timeout
         self.endpoint = ""
+        self.feed_endpoint: str | None = None  # where it publishes changes, if it does
         self._proc: subprocess.Popen[str] | None = None
         self._lines: list[str] = []
         self._ready = threading.Event()
@@ -104,6 +106,8 @@ class ServerProcess:
             match = READY_PATTERN.search(line)
             if match and not self._ready.is_set():
                 self.endpoint = match.group(1)
+                feed = FEED_PATTERN.search(line)
+                self.feed_endpoint = feed.group(1) if feed else None
                 self._ready.set()
 
     def alive(self) -> bool:

@@ -36,6 +36,7 @@ class Action(StrEnum):
     LOAN_TITLE = "loan_title"
     RETURN_ISBN = "return_isbn"
     CATALOG = "catalog"
+    SNAPSHOT = "snapshot"  # a catalog page and the number of the last change it reflects
     STATS = "stats"
 
 
@@ -60,6 +61,7 @@ REQUIRED_FIELDS: dict[Action, tuple[str, ...]] = {
     Action.LOAN_TITLE: ("title", "borrower"),
     Action.RETURN_ISBN: ("isbn",),
     Action.CATALOG: (),
+    Action.SNAPSHOT: (),
     Action.STATS: (),
 }
 
@@ -245,7 +247,7 @@ def _fields(obj: dict[str, Any], action: Action, rid: str | None) -> dict[str, A
         elif name == "borrower":
             fields["borrower"] = " ".join(
                 _text_field(obj, "borrower", MAX_BORROWER_CHARS, rid).split())
-    if action in (Action.CATALOG, Action.QUERY_TITLE):
+    if action in (Action.CATALOG, Action.SNAPSHOT, Action.QUERY_TITLE):
         fields["offset"] = _int_field(obj, "offset", 0, 0, 10**12, rid)
         fields["limit"] = _int_field(obj, "limit", DEFAULT_PAGE, 1, MAX_PAGE, rid)
     return fields

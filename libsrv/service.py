@@ -44,11 +44,12 @@ class Handled:
 
 class Service:
     """One process's request handler. `worker` is the worker's number, from 1, or 0 for the
-    single REP server."""
+    single REP server. `feed_port` is where the server publishes changes (None: nowhere)."""
 
     def __init__(self, storage: Storage, policy: Policy, board: StatsBoard, worker: int = 0,
-                 today: Callable[[], date] = date.today) -> None:
+                 today: Callable[[], date] = date.today, feed_port: int | None = None) -> None:
         self.storage = storage
+        self.feed_port = feed_port
         self.policy = policy
         self.board = board
         self.worker = worker
@@ -129,7 +130,12 @@ class Service:
             return self.storage.write(
                 request, lambda catalog: plan_write(request, catalog, self.policy, today),
                 wait=wait)
-        return answer_read(request, self.storage.read(), self.policy)
+        reply = answer_read(request, self.storage.read(), self.policy)
+        if action == Action.SNAPSHOT:
+            # the page as of change number `seq`; the feed publishes every later change
+            reply["seq"] = self.storage.seq
+            reply["feed_port"] = self.feed_port
+        return reply
 
     def _finish(self, reply: dict[str, Any], action: str, counted_as: str) -> Handled:
         try:

@@ -17,9 +17,11 @@ from dataclasses import replace
 
 from libsrv.broker import run_broker, worker_main
 from libsrv.config import DEFAULT_WORKER_TIMEOUT, LOOPBACK_HOSTS, ServerConfig
+from libsrv.feed import Feed
 from libsrv.server import StopFlag, raise_open_file_limit, run_single
 from libsrv.shipped import ensure_default
 from libsrv.storage import open_storage, prepare_files
+from libsrv.storage.journal import JournalStorage
 
 log = logging.getLogger("libsrv")
 
@@ -28,13 +30,17 @@ UNSAFE_BANNER = """
 !!! This is a teaching switch for watching a race happen; never use it for real data.
 """
 READY = "libsrv serving on {endpoint} ({shape}, {storage} storage, {books} books, catalog {db})"
+FEED = "; changes published on {feed}"
+NO_FEED_ENGINE = ("no live feed: publishing changes needs the journal storage (the json engine "
+                  "keeps no order of changes)")
 
 
-def ready_line(endpoint: str, config: ServerConfig, books: int) -> str:
+def ready_line(endpoint: str, config: ServerConfig, books: int, feed: str | None = None) -> str:
     """The line that says a server is up; `libsrv.process.ServerProcess` waits for it."""
     shape = f"{config.workers} worker(s) behind a broker" if config.workers else "single REP"
-    return READY.format(endpoint=endpoint, shape=shape, storage=config.storage, books=books,
+    line = READY.format(endpoint=endpoint, shape=shape, storage=config.storage, books=books,
                         db=config.db)
+    return line + (FEED.format(feed=feed) if feed else "")
 
 
 def serve(config: ServerConfig, *, stop: StopFlag | None = None,
@@ -69,16 +75,27 @@ def serve(config: ServerConfig, *, stop: StopFlag | None = None,
     if config.host not in LOOPBACK_HOSTS:
         log.warning("listening on %s: other machines on the network can reach this server",
                     config.host)
+    feed = None
+    if config.publish and config.storage != JournalStorage.name:
+        log.info(NO_FEED_ENGINE)
+        config = replace(config, publish=False)
+    elif config.publish:
+        feed = Feed(config.db, config.pub_bind_endpoint, curve=config.curve)
+        config = replace(config, pub_port=feed.port)  # the workers tell clients where it is
     if stop is None:
         stop = StopFlag()
         if threading.current_thread() is threading.main_thread():
             stop.install()
 
     def announce(endpoint: str) -> None:
-        line = ready_line(endpoint, config, books)
+        line = ready_line(endpoint, config, books, feed.endpoint if feed else None)
         (on_ready or log.info)(line)
 
-    if config.workers == 0:
-        return run_single(config, storage, stop, announce)
-    storage.close()
-    return run_broker(config, stop, announce, worker_entry=worker_entry)
+    try:
+        if config.workers == 0:
+            return run_single(config, storage, stop, announce, feed)
+        storage.close()
+        return run_broker(config, stop, announce, worker_entry=worker_entry, feed=feed)
+    finally:
+        if feed is not None:
+            feed.close()

@@ -24,7 +24,8 @@ ORDER = [
     "libsrv.library",  # the loan rules: storage must not need them
     "libsrv.storage.journal", "libsrv.storage.jsonfile", "libsrv.storage",
     "libsrv.config", "libsrv.shipped", "libsrv.cards", "libsrv.client",
-    "libsrv.service", "libsrv.server", "libsrv.broker", "libsrv.serving", "libsrv",
+    "libsrv.service", "libsrv.feed", "libsrv.live", "libsrv.watch",
+    "libsrv.server", "libsrv.broker", "libsrv.serving", "libsrv",
     "libsrv.program", "libsrv.process", "libsrv.demo",
     "libsrv.ui",  # widgets: nothing below may import them
     "libsrv.forms_page", "libsrv.cli", "libsrv.__main__",

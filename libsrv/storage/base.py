@@ -106,6 +106,13 @@ class Storage(ABC):
     def write(self, request: Request, decide: Decide, *,
               wait: float | None = None) -> dict[str, Any]: ...
 
+    @property
+    def seq(self) -> int | None:
+        """The position of the last change in the catalog's global order, as of the last
+        `read` or `write` (engines that keep no order: None). It only grows, also across
+        restarts; the live feed publishes changes under these numbers."""
+        return None
+
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Bring the catalog file itself up to date (journal engine); cheap when it is."""
 

@@ -1,12 +1,18 @@
 """The `journal` engine (the default): a JSON snapshot plus an append-only journal.
 
 Every process keeps the whole catalog in memory. A write appends one line holding the book's
-new record (and the request's id and reply) to ``<catalog>.journal`` under the lock; the reply
-goes out after the line is in the file. Before answering anything, a process reads the lines
-other processes appended since it last looked (one ``stat`` when nothing changed), so no reader
-sees a state older than an acknowledged write, and a request costs the same with 10 books or
-1,000,000. Records are whole book states, so replaying one twice is harmless: that is what makes
-a crash between rewriting the snapshot and starting a new journal generation safe.
+new record, its sequence number ``q`` (the change's place in the catalog's global order: the
+last one plus 1, stamped under the lock) and the action (and the request's id and reply) to
+``<catalog>.journal`` under the lock; the reply goes out after the line is in the file. The
+order of the lines is the order of the changes; a generation's header carries the number its
+snapshot reaches (``seq``), so the numbering survives compactions and restarts.
+
+Before answering anything, a process reads the lines other processes appended since it last
+looked (one ``stat`` when nothing changed), so no reader sees a state older than an
+acknowledged write, and a request by ISBN costs the same with 10 books or 1,000,000 (a title
+search scans every title). Records are whole book states, so replaying one twice is harmless:
+that is what makes a crash between rewriting the snapshot and starting a new journal
+generation safe.
 
 The snapshot (the catalog file itself, in the class's format) is rewritten when the journal
 grows as long as the catalog (at least 1,000 records), when the server is idle, and on
@@ -45,6 +51,7 @@ from libsrv.storage.linelog import LineLog, NextGeneration, Record
 
 log = logging.getLogger("libsrv.storage")
 
+OUTSIDE_ACTION = "outside"  # the action of a change another program made to the catalog file
 NEXT_SNAPSHOT = "next_snapshot"  # a journal record: the snapshot a compaction is putting in place
 MIN_COMPACT_RECORDS = 1000
 COMPACT_RETRY_RECORDS = 256  # a process that found another compacting waits this many records
@@ -98,6 +105,11 @@ def journal_belongs(header: Record, records: list[Record], identity: str) -> boo
     return not any("book" in r for r in records)
 
 
+def journal_path(catalog: Path | str) -> Path:
+    """The journal beside a catalog (symbolic links resolved, as the engine does)."""
+    return Path(f"{real_catalog_path(catalog)}.journal")
+
+
 def pending_changes(journal: Path) -> int:
     """How many book changes the journal beside a catalog holds (0 when there is none)."""
     try:
@@ -127,6 +139,7 @@ class JournalStorage(Storage):
                            exclusive=locking, like=self.path)
         self._applied = AppliedRequests(seconds=remember_seconds)
         self._pending = 0  # book changes in the journal that the snapshot does not hold yet
+        self._seq = 0  # the last change's number in the catalog's global order
         self._compaction: Compaction | None = None
         self._next_try = 0  # `_pending` at which to ask for the compaction lock again
         # one process at a time writes a snapshot; the others go on serving
@@ -143,6 +156,7 @@ class JournalStorage(Storage):
         self._applied = AppliedRequests(seconds=self.remember_seconds)
         self._pending = 0
         records = self._log.open(identity)
+        self._seq = int(self._log.header.get("seq") or 0)
         if not journal_belongs(self._log.header, records, identity):
             raise StorageError(
                 f"{self._log.path} does not belong to {self.path}: it extends another version "
@@ -157,6 +171,7 @@ class JournalStorage(Storage):
         for record in records:
             if "gen" in record:
                 self._pending = self._next_try = 0
+                self._seq = max(self._seq, int(record.get("seq") or 0))
                 if "snapshot" in record:
                     self._expected.add(record["snapshot"])
                 continue
@@ -171,6 +186,8 @@ class JournalStorage(Storage):
                     raise StorageError(
                         f"{self._log.path} changes a book that is not in {self.path}") from None
                 self._pending += 1
+                number = record.get("q")  # journals written before numbering: counted
+                self._seq = max(self._seq, number) if isinstance(number, int) else self._seq + 1
             rid = record.get("id")
             if rid is not None:
                 self._applied.remember(rid, record["fp"], record["reply"], record.get("t"))
@@ -186,6 +203,10 @@ class JournalStorage(Storage):
     @property
     def warnings(self) -> list[str]:
         return self._catalog.warnings
+
+    @property
+    def seq(self) -> int:
+        return self._seq
 
     def read(self) -> Catalog:
         self._catch_up()
@@ -216,7 +237,7 @@ class JournalStorage(Storage):
                    if isbn in self._file.books and self._file.books[isbn] != book]
         self._log.append({NEXT_SNAPSHOT: known.identity})
         for book in changed:
-            record: Record = {"book": book}
+            record: Record = {"book": book, "q": self._seq + 1, "a": OUTSIDE_ACTION}
             self._log.append(record)
             self._apply([record])
         self._file = known
@@ -238,7 +259,8 @@ class JournalStorage(Storage):
                 return outcome.reply
             # a refusal with an id is remembered too: its retry gets the same answer, and the
             # id cannot be reused for another write
-            record: Record = {} if outcome.change is None else {"book": outcome.change}
+            record: Record = {} if outcome.change is None else {
+                "book": outcome.change, "q": self._seq + 1, "a": str(request.action)}
             if request.id is not None:
                 record.update(id=request.id, fp=request.fingerprint(), reply=outcome.reply,
                               t=time.time())
@@ -263,7 +285,7 @@ class JournalStorage(Storage):
             return
         self._next_try = 0
         self._compaction = Compaction(self.path, self._log, self._catalog.snapshot(),
-                                      self._catalog.shape, self._applied.snapshot())
+                                      self._catalog.shape, self._applied.snapshot(), self._seq)
         self._compaction.start()
 
     def _finish_compaction(self, *, wait: bool = False) -> None:
@@ -303,7 +325,7 @@ class JournalStorage(Storage):
             return
         self._compacting.try_acquire()  # at shutdown, whoever else holds it is also done
         self._compaction = Compaction(self.path, self._log, self._catalog.snapshot(),
-                                      self._catalog.shape, self._applied.snapshot())
+                                      self._catalog.shape, self._applied.snapshot(), self._seq)
         self._compaction.run()
         self._finish_compaction()
 
@@ -349,8 +371,9 @@ class Compaction:
     and `LineLog.commit` put them in place later, again with the lock held."""
 
     def __init__(self, path: Path, journal: LineLog, books: list[Book], shape: str,
-                 ids: list[tuple[str, tuple[str, str]]]) -> None:
+                 ids: list[tuple[str, tuple[str, str]]], seq: int) -> None:
         self.path = path
+        self.seq = seq  # the last change `books` holds
         self._journal = journal
         self.books, self._shape, self._ids = books, shape, ids
         self.cut = journal.position
@@ -375,7 +398,7 @@ class Compaction:
             self.snapshot_tmp = tmp
             self.identity = snapshot_identity(data)
             self.next_generation = self._journal.prepare(AppliedRequests.lines(self._ids),
-                                                         self.cut, self.identity)
+                                                         self.cut, self.identity, self.seq)
         except StorageError as error:
             self.error = error
         except Exception as error:  # a thread must not die silently

@@ -239,8 +239,8 @@ class LineLog:
         """(generation, offset read or written up to): where a compaction cuts the log."""
         return self.gen, self._offset
 
-    def prepare(self, lines: list[bytes], cut: tuple[int, int],
-                identity: str | None = None) -> NextGeneration:
+    def prepare(self, lines: list[bytes], cut: tuple[int, int], identity: str | None = None,
+                seq: int | None = None) -> NextGeneration:
         """Write the generation after `cut[0]` to a temporary file: a header naming the cut,
         then `lines` (the records it carries). Needs no lock and touches no state of this view,
         so it may run on another thread; `commit` puts it in place."""
@@ -249,6 +249,8 @@ class LineLog:
                           "records": len(lines)}
         if identity is not None:
             fields["snapshot"] = identity
+        if seq is not None:
+            fields["seq"] = seq  # the last change the generation's snapshot holds
         header = encode_line(fields)
         tmp = temp_name(self.path)
         # a new generation replaces the old one: it is on disk first, whatever `fsync` says

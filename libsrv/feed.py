@@ -1,0 +1,173 @@
+"""The live feed: every change to the catalog, published on a PUB socket in journal order.
+
+The zguide's Clone pattern (chapter 5). The journal already orders every change: writers append
+under the catalog lock, each line stamped with its number ``q`` (see `libsrv.storage.journal`).
+The feed reads the journal as any other process does and publishes the lines that hold a change,
+so changes go out in the file's order whatever worker applied them, each once (a number it has
+published is never published again, so the lines a compaction carries into the next generation
+are not repeated), and only once they are in the file.
+
+One message per change, two frames: the book's ISBN (subscribers may filter on one book) and a
+JSON object ``{"seq", "isbn", "book", "action", "id"}``. Every second, and right after starting,
+a heartbeat ``[b"HUGZ", {"seq": S}]`` says the last number published, so a subscriber that lost
+the last messages (dropped by the high-water mark) notices without waiting for the next change.
+A subscriber takes a `snapshot` (which says the number it reflects) and applies later changes:
+`libsrv.live.LiveCatalog`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from libsrv.security import CurveServer
+from libsrv.service import BROKER_KEY_MARK
+from libsrv.storage.files import StorageError
+from libsrv.storage.journal import journal_path
+from libsrv.storage.linelog import LineLog, Record
+
+log = logging.getLogger("libsrv.feed")
+
+HUGZ = b"HUGZ"  # the heartbeat's topic (the zguide's name)
+HEARTBEAT_SECONDS = 1.0
+# Messages queued per subscriber before PUB drops its messages: a subscriber that falls this
+# far behind loses changes, sees the gap in the numbers and takes a new snapshot.
+FEED_HWM = 10_000
+PUMP_SECONDS = 0.002  # read the journal at most this often while replies flow
+
+
+def change_frames(record: Record) -> list[bytes]:
+    """The message for one journal line holding a change."""
+    book = record["book"]
+    rid = record.get("id")
+    if isinstance(rid, str) and rid.startswith(BROKER_KEY_MARK):
+        rid = None  # the broker's key for an id-less request: not the client's
+    body = {"seq": record["q"], "isbn": book["ISBN"], "book": book, "action": record.get("a"),
+            "id": rid}
+    return [str(book["ISBN"]).encode(), json.dumps(body, ensure_ascii=False).encode()]
+
+
+def heartbeat_frames(seq: int) -> list[bytes]:
+    return [HUGZ, json.dumps({"seq": seq}).encode()]
+
+
+class JournalTail:
+    """The changes appended to a catalog's journal since this view was opened, in file order.
+
+    Reads without the lock and never writes. `seq` is the last number handed out; history from
+    before the view was opened is not replayed.
+    """
+
+    def __init__(self, catalog: Path | str) -> None:
+        self._path = journal_path(catalog)
+        self._log = LineLog(self._path, exclusive=False)
+        self.seq = 0
+        self._reopen(publish=False)
+
+    def _reopen(self, *, publish: bool) -> list[Record]:
+        if not self._path.exists():
+            return []
+        records = self._log.open()
+        self.seq = max(self.seq, int(self._log.header.get("seq") or 0))
+        return self._new(records) if publish else self._skip(records)
+
+    def _skip(self, records: list[Record]) -> list[Record]:
+        self._new(records)
+        return []
+
+    def _new(self, records: list[Record]) -> list[Record]:
+        out = []
+        for record in records:
+            if "gen" in record:
+                # a snapshot that holds changes this view never read (it fell more than one
+                # generation behind): jump, and the subscribers see the gap
+                self.seq = max(self.seq, int(record.get("seq") or 0))
+                continue
+            number = record.get("q")
+            if "book" not in record or not isinstance(number, int) or number <= self.seq:
+                continue
+            out.append(record)
+            self.seq = number
+        return out
+
+    def changes(self) -> list[Record]:
+        """The changes appended since the last call."""
+        if not self._path.exists():
+            return []  # the journal is being replaced, or was deleted: look again later
+        records = self._log.catch_up()
+        if records is None:
+            return self._reopen(publish=True)
+        return self._new(records)
+
+    def close(self) -> None:
+        self._log.close()
+
+
+class Feed:
+    """The server's PUB socket and the journal tail behind it. Call `pump` often (after
+    replies, and at least every poll); it publishes what is new and the heartbeat when due.
+    Never raises once started: a journal it cannot read is logged and tried again."""
+
+    def __init__(self, catalog: Path | str, bind: str, *, curve: str | None = None,
+                 hwm: int = FEED_HWM) -> None:
+        self._tail = JournalTail(catalog)
+        self._ctx = zmq.Context()
+        self._sock = self._ctx.socket(zmq.PUB)
+        self._sock.linger = 0
+        self._sock.sndhwm = hwm
+        self._curve = CurveServer(self._ctx, curve) if curve else None
+        try:
+            if self._curve is not None:
+                self._curve.apply(self._sock)
+            self._sock.bind(bind)
+        except zmq.ZMQError:
+            self.close()
+            raise
+        self.endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.port = int(self.endpoint.rsplit(":", 1)[1])
+        self.published = 0
+        self._next_pump = 0.0
+        self._next_beat = 0.0
+        self._failing = False
+
+    @property
+    def seq(self) -> int:
+        return self._tail.seq
+
+    def pump(self, *, now: float | None = None, force: bool = False) -> int:
+        """Publish the changes that reached the journal; how many."""
+        now = time.monotonic() if now is None else now
+        if not force and now < self._next_pump:
+            return 0
+        self._next_pump = now + PUMP_SECONDS
+        try:
+            changes = self._tail.changes()
+        except (StorageError, OSError, ValueError) as error:
+            if not self._failing:
+                log.warning("live feed: cannot read the journal (will retry): %s", error)
+            self._failing = True
+            changes = []
+        else:
+            self._failing = False
+        for record in changes:
+            self._sock.send_multipart(change_frames(record))
+        self.published += len(changes)
+        if now >= self._next_beat:
+            self._next_beat = now + HEARTBEAT_SECONDS
+            self._sock.send_multipart(heartbeat_frames(self.seq))
+        return len(changes)
+
+    def describe(self) -> dict[str, Any]:
+        return {"endpoint": self.endpoint, "seq": self.seq, "published": self.published}
+
+    def close(self) -> None:
+        self._tail.close()
+        self._sock.close()
+        if self._curve is not None:
+            self._curve.stop()
+        self._ctx.term()
