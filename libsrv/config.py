@@ -18,6 +18,9 @@ DEFAULT_WORKERS = 2
 DEFAULT_DB = "data/catalog.json"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_WORKER_TIMEOUT = 10.0
+# Changes the live feed queues per subscriber before dropping them (that subscriber then sees
+# a gap in the numbers and takes a new snapshot).
+DEFAULT_FEED_HWM = 10_000
 ENDPOINT_VARIABLE = "LIBSRV_ENDPOINT"  # the forms page's kernels find the server here
 
 
@@ -49,6 +52,7 @@ class ServerConfig:
     # request port is 0); 0: a free port. The server puts the port it bound here for workers.
     publish: bool = True
     pub_port: int | None = None
+    feed_hwm: int = DEFAULT_FEED_HWM
 
     def __post_init__(self) -> None:
         """Refuse values no server can run with (ConfigError, saying which)."""

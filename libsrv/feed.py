@@ -25,6 +25,7 @@ from typing import Any
 
 import zmq
 
+from libsrv.config import DEFAULT_FEED_HWM
 from libsrv.security import CurveServer
 from libsrv.service import BROKER_KEY_MARK
 from libsrv.storage.files import StorageError
@@ -35,9 +36,6 @@ log = logging.getLogger("libsrv.feed")
 
 HUGZ = b"HUGZ"  # the heartbeat's topic (the zguide's name)
 HEARTBEAT_SECONDS = 1.0
-# Messages queued per subscriber before PUB drops its messages: a subscriber that falls this
-# far behind loses changes, sees the gap in the numbers and takes a new snapshot.
-FEED_HWM = 10_000
 PUMP_SECONDS = 0.002  # read the journal at most this often while replies flow
 
 
@@ -114,7 +112,7 @@ class Feed:
     Never raises once started: a journal it cannot read is logged and tried again."""
 
     def __init__(self, catalog: Path | str, bind: str, *, curve: str | None = None,
-                 hwm: int = FEED_HWM) -> None:
+                 hwm: int = DEFAULT_FEED_HWM) -> None:
         self._tail = JournalTail(catalog)
         self._ctx = zmq.Context()
         self._sock = self._ctx.socket(zmq.PUB)

@@ -80,7 +80,8 @@ def serve(config: ServerConfig, *, stop: StopFlag | None = None,
         log.info(NO_FEED_ENGINE)
         config = replace(config, publish=False)
     elif config.publish:
-        feed = Feed(config.db, config.pub_bind_endpoint, curve=config.curve)
+        feed = Feed(config.db, config.pub_bind_endpoint, curve=config.curve,
+                    hwm=config.feed_hwm)
         config = replace(config, pub_port=feed.port)  # the workers tell clients where it is
     if stop is None:
         stop = StopFlag()

@@ -78,3 +78,24 @@ def expected_states(history: list[tuple[str, str, str]]) -> dict[str, set[str]]:
         else:
             raise AssertionError(f"{op} of {isbn} answered {code}: applied twice or lost")
     return states
+
+
+def acknowledged_writes(endpoint: str, isbns: list[str], ops: int, seed: int, name: str,
+                        results: Any) -> None:
+    """Random loans and returns on shared books; report the ids of the writes answered OK
+    (each changed one book) and how many writes got no reply."""
+    rng = random.Random(seed)
+    acked: list[str] = []
+    lost = 0
+    with LibraryClient(endpoint, timeout=10, retries=3) as lib:
+        for _ in range(ops):
+            isbn = rng.choice(isbns)
+            try:
+                reply = lib.loan_isbn(isbn, name) if rng.random() < 0.5 else \
+                    lib.return_isbn(isbn)
+            except ServerUnreachable:
+                lost += 1
+                continue
+            if reply.code == Code.OK:
+                acked.append(reply.raw["id"])
+    results.put((name, acked, lost))
