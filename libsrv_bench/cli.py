@@ -48,6 +48,12 @@ def _print_summary(summary: dict[str, Any]) -> None:
         print(f"  cost: server {cost['server_cpu_us_per_request']:,.0f} µs CPU per request, "
               f"load generator {load.get('cpu_us_per_request', 0):,.0f} µs; machine "
               f"{cost.get('machine_busy', 0):.0%} busy ({cost.get('cpus')} CPUs)")
+    feed = summary.get("feed")
+    if feed:
+        print(f"  feed: {feed['changes']:,} changes published (#{feed['first']} to "
+              f"#{feed['last']}), {feed['acknowledged_in_feed']:,} acknowledged writes found in "
+              f"it; {feed['violations']} finding(s)"
+              + (f" {feed['kinds']}" if feed["kinds"] else ""))
     for warning in summary_warnings(summary):
         print(f"WARNING: {warning}")
 
@@ -80,9 +86,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = outcome.summary
     _print_summary(summary)
     print(f"results in {outcome.folder}")
-    if summary["violations"]:
+    if outcome.violations:
         for detail in outcome.verdict["details"][:10]:
             print(f"  VIOLATION {detail['kind']} on {detail['book']}: {detail['detail']}")
+        for detail in summary.get("feed", {}).get("details", [])[:10]:
+            print(f"  FEED {detail['kind']}: {detail['detail']}")
         return EXIT_VIOLATIONS
     missed = []
     if args.max_p99_ms is not None and not summary["p99_ms"] <= args.max_p99_ms:

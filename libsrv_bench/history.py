@@ -25,6 +25,7 @@ class Record(NamedTuple):
     reply_borrower: str | None
     reply_state: str | None  # the book's `estado` in the reply
     attempts: int
+    rid: str | None = None  # the request's id (None when sent without one)
 
 
 FIELDS = Record._fields

@@ -94,7 +94,7 @@ class ProcessResult:
 
 class _Client:
     __slots__ = ("attempts", "first_sent", "index", "intended", "next_at", "payload", "quota",
-                 "request", "rng", "sent", "sent_at", "sock", "step")
+                 "request", "rid", "rng", "sent", "sent_at", "sock", "step")
 
     def __init__(self, index: int, seed: int) -> None:
         self.index = index
@@ -112,6 +112,7 @@ class _Client:
         self.quota = -1  # requests left; -1: no count (a run of a duration)
         self.attempts = 0
         self.payload = b""
+        self.rid: str | None = None
 
 
 class _ClientPool:
@@ -164,6 +165,7 @@ class _ClientPool:
         client.step += 1
         client.request = (action, fields)
         rid = f"{self.spec.run_id}-{client.index}-{client.step}" if self.spec.ids else None
+        client.rid = rid
         client.payload = encode_request(action, id=rid, **fields)
         if client.sock is not None:
             client.sock.send(client.payload)
@@ -180,7 +182,8 @@ class _ClientPool:
         self.records.append(Record(
             client.index, str(action), fields.get("isbn"), fields.get("borrower"),
             client.intended, client.first_sent, now if reply is not None else None, code,
-            book.get("ISBN"), book.get("prestatario"), book.get("estado"), client.attempts))
+            book.get("ISBN"), book.get("prestatario"), book.get("estado"), client.attempts,
+            client.rid))
         self.counters[self.slot * 2] += 1
         if code not in ANSWERS:
             self.counters[self.slot * 2 + 1] += 1

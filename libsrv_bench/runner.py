@@ -28,6 +28,7 @@ from libsrv.client import LibraryClient, ServerUnreachable
 from libsrv.generate import write_catalog
 from libsrv.process import ServerProcess
 from libsrv_bench.load import LoadSpec, run_load
+from libsrv_bench.observe import FeedObserver, check_feed
 from libsrv_bench.procstat import CostMeter, rss_mb
 from libsrv_bench.results import machine_info, new_run_folder, records_frame, summarize, write_run
 from libsrv_bench.settings import RunConfig, run_command, same_load
@@ -47,7 +48,8 @@ class RunOutcome:
 
     @property
     def violations(self) -> int:
-        return int(self.summary["violations"])
+        """The verifier's findings plus, with --observe, the feed's."""
+        return int(self.summary["violations"]) + int(self.summary.get("feed_violations", 0))
 
     def violations_frame(self) -> pd.DataFrame:
         """The verifier's findings, one row per violation (book, kind, detail, operations)."""
@@ -230,12 +232,15 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             measured = server if server is not None and not config.echo else None
             memory = {"start_mb": rss_mb(server_pids(endpoint, measured))} if measured else {}
             update, close = _progress_bar(config) if progress else (None, lambda: None)
+            observer = FeedObserver(endpoint).start() if config.observe else None
             meter = CostMeter(server.pid if server is not None else None).start()
             try:
                 with worker_killer(endpoint, server, config.kill_worker_every) as kills:
                     result = run_load(spec, update)
             finally:
                 close()
+                if observer is not None:
+                    observer.finish()
             cost = meter.stop(len(result.records))
             if measured is not None:
                 memory["end_mb"] = rss_mb(server_pids(endpoint, measured))
@@ -245,15 +250,24 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
                 served = _final_state(endpoint,
                                       sorted({op.isbn for op in ops if op.isbn is not None}))
         # our server has stopped here, so its catalog file is final
-        on_disk = None
+        on_disk = feed_file = None
         if db is not None and not config.echo:
             catalog = Catalog.from_bytes(db.read_bytes())
             on_disk = {isbn: catalog.get(isbn) for isbn in served}
+            if observer is not None:
+                feed_file = {c.isbn: catalog.get(c.isbn) for c in observer.changes}
     verdict: dict[str, Any] = {"ok": True, "violations": 0, "details": [], "skipped": True}
     if not config.echo:
         verdict = verify(ops, initial, served, on_disk, origin=result.t0).as_dict()
+    feed: dict[str, Any] = {}
+    if observer is not None:
+        feed = check_feed(observer.changes, observer.start_seq, observer.final_seq,
+                          result.records, feed_file,
+                          ids=not config.no_ids)
     folder = new_run_folder(out_root, config.name())
     summary = summarize(result, frame, offered=config.rate)
+    if feed:
+        summary.update(feed=feed, feed_violations=feed["violations"])
     summary.update(violations=verdict["violations"], verdict_ok=verdict["ok"],
                    undecided_books=len(verdict.get("undecided", [])),
                    server_memory=memory, cost=cost, workers_killed=len(kills),

@@ -52,6 +52,7 @@ class RunConfig:
     # workers, or a bare REP echo with 0 workers: the transport's limit) or "broker" (the kit's
     # broker in front of echo workers: the broker's own cost); "" is the server
     echo: str = ""
+    observe: bool = False  # subscribe to the server's feed and check it as a second history
     label: str = ""
 
     def __post_init__(self) -> None:
@@ -64,6 +65,8 @@ class RunConfig:
             object.__setattr__(self, "duration", None)
         elif self.requests is None and self.duration is None:
             object.__setattr__(self, "duration", DEFAULT_DURATION)
+        if self.observe and self.echo:
+            raise ValueError("an echo publishes no feed: --observe cannot go with --echo")
         if self.no_ids and self.retries:
             raise ValueError("a retry needs the request's id: --retries cannot go with "
                              "--no-ids")
@@ -124,6 +127,8 @@ SETTINGS: tuple[Setting, ...] = (
             "in front of --workers REP echo workers, or a bare REP echo with --workers 0: the "
             "transport's limit; --echo alone) or broker (the kit's broker in front of echo "
             "workers: the broker's cost)", "echo", "the server"),
+    Setting("observe", bool, "subscribe to the server's live feed during the run and check "
+            "it against the clients' history and the catalog file", "obs"),
     Setting("label", str, "name the run's folder", "", "named by its settings"),
 )
 DEFAULTS = RunConfig()
