@@ -9,8 +9,10 @@ plain message once the client's timeout and retries are used up.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -21,13 +23,17 @@ import ipywidgets as widgets
 from libsrv.cards import catalog_table, reply_card, unreachable_message
 from libsrv.client import BadReply, LibraryClient, Reply, ServerUnreachable
 from libsrv.config import DEFAULT_WORKERS, ENDPOINT_VARIABLE
+from libsrv.live import Change, FeedUnavailable, LiveCatalog
 from libsrv.process import ServerProcess
+from libsrv.protocol import Action
 from libsrv.scratch import owned_temp_dir, sweep_orphans
 from libsrv.security import CurveKeys
 from libsrv.shipped import SHIPPED_NAME, copy_shipped_catalog
 from libsrv.storage import DEFAULT_ENGINE
 
 COPY_PREFIX = "libsrv-notebook-"
+LIVE_MAX_BOOKS = 5000  # the catalog tab follows the feed up to this size (it lists every book)
+REDRAW_SECONDS = 0.25  # a burst of changes redraws the table at most this often
 
 
 def sweep_stale_copies(folder: Path | str | None = None) -> list[Path]:
@@ -116,11 +122,13 @@ class LibraryForms:
 
     ``LibraryForms("tcp://127.0.0.1:5555")`` in a notebook cell shows it. Each form's
     `fields`, `button` and `result` are attributes (`forms.loan_isbn.fields["isbn"]`, ...),
-    which is also how the tests drive it.
+    which is also how the tests drive it. With `live` (the default) the catalog tab follows
+    the server's feed: loans and returns made anywhere show up without a click.
     """
 
     def __init__(self, endpoint: str, *, timeout: float = 2.0, retries: int = 1,
-                 curve: CurveKeys | None = None, show_endpoint: bool = True) -> None:
+                 curve: CurveKeys | None = None, show_endpoint: bool = True,
+                 live: bool = True) -> None:
         """`show_endpoint=False` hides the server box (the forms page: students do not
         choose the server)."""
         self.timeout, self.retries, self.curve = timeout, retries, curve
@@ -140,19 +148,25 @@ class LibraryForms:
         self.catalog_filter = widgets.Text(description="Filter", placeholder="title, author…")
         self.catalog_button = widgets.Button(description="Refresh", icon="refresh")
         self.catalog = widgets.HTML()
+        self.live_status = widgets.HTML()
         self._books: list[dict[str, Any]] = []
+        self._live: LiveCatalog | None = None
+        self._redraw_lock = threading.Lock()
+        self._redraw_timer: threading.Timer | None = None
         self.catalog_button.on_click(lambda _: self.refresh())
         self.catalog_filter.observe(lambda _: self._draw_catalog(), names="value")
         forms = [self.query_isbn, self.query_title, self.loan_isbn, self.loan_title,
                  self.return_isbn]
         self.tabs = widgets.Tab(children=[
             *(f.box for f in forms),
-            widgets.VBox([widgets.HBox([self.catalog_filter, self.catalog_button]),
-                          self.catalog])])
+            widgets.VBox([widgets.HBox([self.catalog_filter, self.catalog_button,
+                                        self.live_status]), self.catalog])])
         for index, title in enumerate(("Query by ISBN", "Query by title", "Loan by ISBN",
                                        "Loan by title", "Return", "Catalog")):
             self.tabs.set_title(index, title)
         self.widget = widgets.VBox([self.endpoint, self.tabs] if show_endpoint else [self.tabs])
+        if live:
+            self.follow()
 
     def run(self, call: Callable[[LibraryClient], Any],
             show: Callable[[Any], None]) -> Future[None]:
@@ -193,6 +207,62 @@ class LibraryForms:
 
         return self.run(fetch, show)
 
+    def follow(self) -> Future[None]:
+        """Keep the catalog tab current from the server's live feed (started on a background
+        thread; the status next to the filter says whether it is live, and why not)."""
+        endpoint = self.endpoint.value.strip()
+        self.live_status.value = "<i>connecting to the live feed…</i>"
+
+        def start() -> None:
+            if self._live is not None:
+                self._live.stop()
+                self._live = None
+            try:
+                with LibraryClient(endpoint, timeout=self.timeout, retries=self.retries,
+                                   curve=self.curve) as client:
+                    total = client.snapshot(limit=1).raw.get("total", 0)
+                if isinstance(total, int) and total > LIVE_MAX_BOOKS:
+                    self.live_status.value = (f"<i>not live: {total:,} books is more than the "
+                                              "table shows; use Refresh</i>")
+                    return
+                self._live = LiveCatalog(endpoint, timeout=self.timeout, retries=self.retries,
+                                         curve=self.curve, on_change=lambda _: self._changed(),
+                                         on_resync=lambda _: self._changed())
+            except FeedUnavailable:
+                self.live_status.value = "<i>not live: this server publishes no changes</i>"
+                return
+            except (ServerUnreachable, BadReply, TimeoutError, ValueError, OSError):
+                self.live_status.value = "<i>not live: the server did not answer</i>"
+                return
+            self._changed()
+
+        return self._pool.submit(start)
+
+    def _changed(self) -> None:
+        """A change came: redraw soon, once for a whole burst."""
+        with self._redraw_lock:
+            if self._redraw_timer is not None:
+                return
+            self._redraw_timer = threading.Timer(REDRAW_SECONDS, self._redraw_live)
+            self._redraw_timer.daemon = True
+            self._redraw_timer.start()
+
+    def _redraw_live(self) -> None:
+        with self._redraw_lock:
+            self._redraw_timer = None
+        live = self._live
+        if live is None:
+            return
+        self._books = live.books()
+        self.live_status.value = f"<span style='color:#1e8449'>● live</span> · change #{live.seq}"
+        self._draw_catalog()
+
+    def close(self) -> None:
+        """Stop following the feed."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
     def _draw_catalog(self) -> None:
         self.catalog.value = catalog_table(self._books, self.catalog_filter.value)
 
@@ -202,6 +272,67 @@ class LibraryForms:
         display(self.widget)
 
 
+
+
+class LiveCounter:
+    """A live count of the loans and returns the server publishes, for watching a benchmark
+    happen: ``LiveCounter(endpoint)`` in a cell shows it; it counts from when it started and
+    redraws at most every REDRAW_SECONDS. `loans`, `returns` and `seq` are its numbers."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.loans = self.returns = self.others = 0
+        self.widget = widgets.HTML("<i>connecting to the live feed…</i>")
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._live = LiveCatalog(endpoint, on_change=self._count)
+        self._started_at = self._live.seq
+        self._draw()
+
+    @property
+    def seq(self) -> int:
+        return self._live.seq
+
+    def _count(self, change: Change) -> None:
+        if change.action in (Action.LOAN_ISBN, Action.LOAN_TITLE):
+            self.loans += 1
+        elif change.action == Action.RETURN_ISBN:
+            self.returns += 1
+        else:
+            self.others += 1
+        with self._lock:
+            if self._timer is None:
+                self._timer = threading.Timer(REDRAW_SECONDS, self._draw)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _draw(self) -> None:
+        with self._lock:
+            self._timer = None
+        live = self._live
+        self.widget.value = (
+            f"<div style='font-size:1.4em'><b>{self.loans:,}</b> loans · "
+            f"<b>{self.returns:,}</b> returns</div><div style='color:#555'>change "
+            f"#{live.seq:,} · {live.resyncs - 1} re-sync(s) after a gap</div>")
+
+    def summary(self) -> str:
+        self._draw()
+        return (f"seen live: {self.loans:,} loans and {self.returns:,} returns (changes "
+                f"#{self._started_at + 1:,} to #{self.seq:,})")
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Count what the server published up to now, then stop following it."""
+        with contextlib.suppress(ServerUnreachable, BadReply):
+            with LibraryClient(self._live.endpoint, timeout=timeout) as client:
+                latest = client.snapshot(limit=1).raw.get("seq")
+            if isinstance(latest, int):
+                self._live.wait_for(latest, timeout)
+        self._live.stop()
+        self._draw()
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
 
 def forms_page() -> LibraryForms:
     """What the forms page shows (``python -m libsrv forms`` serves it): the forms for the

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -277,6 +278,15 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
                    command=run_command(config))
     write_run(folder, summary, frame, result, verdict)
     return RunOutcome(folder, summary, frame, verdict)
+
+
+def start_experiment(config: RunConfig, out: Path | str | None = None) -> Future[RunOutcome]:
+    """`run_experiment` on a background thread (no progress bar): a notebook's kernel stays
+    free to draw widgets while the run goes on; ``.result()`` waits for the outcome."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-run")
+    future = pool.submit(run_experiment, config, out, progress=False)
+    pool.shutdown(wait=False)
+    return future
 
 
 def sweep(base: RunConfig, out: Path | str, *, progress: bool = True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -73,6 +74,13 @@ def test_concurrency_notebook_runs_small(tmp_path: Path) -> None:
     text = outputs(nb)
     assert "The lost-update experiment" in text and "What the runs show." in text
     assert "without the lock:" in text and "with the lock: 0" in text
+    # the live counter saw every change the observed run's feed check counted
+    live = re.search(r"seen live: ([\d,]+) loans and ([\d,]+) returns", text)
+    feed = re.search(r"feed check: ([\d,]+) changes, [\d,]+ acknowledged writes found in it, "
+                     r"0 finding\(s\); the verifier: 0 violation", text)
+    assert live and feed, text[-2000:]
+    seen = sum(int(n.replace(",", "")) for n in live.groups())
+    assert seen == int(feed.group(1).replace(",", "")) > 0
 
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)

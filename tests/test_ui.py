@@ -81,6 +81,31 @@ def test_catalog_table_refreshes_and_filters(server: ServerProcess) -> None:
     assert "1 of 38 books" in forms.catalog.value and "Ana" in forms.catalog.value
 
 
+def test_the_catalog_tab_follows_changes_made_elsewhere_without_a_click(
+        server: ServerProcess) -> None:
+    forms = LibraryForms(server.endpoint)
+    try:
+        wait_until(lambda: "live" in forms.live_status.value and "38 of 38" in
+                   forms.catalog.value, message="the live catalog tab")
+        forms.catalog_filter.value = "quijote"
+        with client_for(server) as lib:  # another client, not the forms
+            assert lib.loan_isbn(QUIJOTE, "Ana").success
+        wait_until(lambda: "Ana" in forms.catalog.value, message="the loan to show up")
+        with client_for(server) as lib:
+            assert lib.return_isbn(QUIJOTE).success
+        wait_until(lambda: "Ana" not in forms.catalog.value, message="the return to show up")
+    finally:
+        forms.close()
+
+
+def test_forms_on_a_server_without_a_feed_say_they_are_not_live(start_server,
+                                                                 catalog_file: Path) -> None:
+    server = start_server(catalog_file, workers=1, options={"publish": False})
+    forms = LibraryForms(server.endpoint)
+    wait_until(lambda: "not live" in forms.live_status.value, message="the status")
+    assert "publishes no changes" in forms.live_status.value
+
+
 def test_an_absent_server_gives_a_clear_message_within_the_timeout() -> None:
     forms = LibraryForms(f"tcp://127.0.0.1:{free_port()}", timeout=0.3, retries=1)
     card = submitted(forms.loan_isbn, isbn=QUIJOTE, borrower="Ana")
