@@ -1,4 +1,4 @@
-"""``python -m libsrv_bench run | baseline | sweep | compare | report | demo | echo``.
+"""``python -m libsrv_bench run | baseline | sweep | compare | feed-cost | report | demo | echo``
 
 The flags that describe a run come from `libsrv_bench.settings`, the one table of a run's settings.
 
@@ -140,6 +140,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_feed_cost(args: argparse.Namespace) -> int:
+    from libsrv_bench.feedcost import feed_cost
+
+    base = same_load(config_from_args(args))
+    print(f"{base.workload}, {base.clients} clients, {base.workers} workers, "
+          f"{base.duration or base.requests} per run, {args.rounds} interleaved rounds", flush=True)
+    table = feed_cost(base, args.rounds, args.out)
+    print(table.to_string(index=False))
+    return EXIT_VIOLATIONS if table["violations"].sum() else EXIT_OK
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from libsrv_bench.compare import (
         baseline_candidates,
@@ -226,6 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--books-list", help="also compare catalog sizes, e.g. 10,1000000 "
                       "(default: none)")
     comp.set_defaults(func=cmd_compare)
+    cost = sub.add_parser("feed-cost", help="what publishing the live feed costs: the server "
+                          "with and without it, interleaved rounds, median ratios")
+    _load_flags(cost, skip=("echo", "label", "observe", "no_pub"))
+    cost.add_argument("--rounds", type=int, default=5,
+                      help="interleaved rounds of each variant (default 5)")
+    cost.set_defaults(func=cmd_feed_cost)
     report = sub.add_parser("report", help="write report/ from run folders")
     report.add_argument("runs", nargs="+", help="run folders (or folders holding them)")
     report.add_argument("--out", default="report",

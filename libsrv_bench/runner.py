@@ -77,7 +77,8 @@ def server_command(config: RunConfig, db: Path) -> ServerProcess:
     if config.echo:
         return ServerProcess(db, command=[sys.executable, "-m", "libsrv_bench", "echo", "--workers",
                                           str(config.workers), "--via", config.echo])
-    options = {"locking": not config.unsafe_no_lock, "fsync": config.fsync}
+    options = {"locking": not config.unsafe_no_lock, "fsync": config.fsync,
+               "publish": not config.no_pub}
     # every process parses the whole catalog at start-up (see docs/bench.md for how long)
     return ServerProcess(db, workers=config.workers, storage=config.storage, options=options,
                          ready_timeout=60 + config.books / 5_000)

@@ -53,6 +53,7 @@ class RunConfig:
     # broker in front of echo workers: the broker's own cost); "" is the server
     echo: str = ""
     observe: bool = False  # subscribe to the server's feed and check it as a second history
+    no_pub: bool = False  # start the server without its live feed (what publishing costs)
     label: str = ""
 
     def __post_init__(self) -> None:
@@ -65,6 +66,8 @@ class RunConfig:
             object.__setattr__(self, "duration", None)
         elif self.requests is None and self.duration is None:
             object.__setattr__(self, "duration", DEFAULT_DURATION)
+        if self.observe and self.no_pub:
+            raise ValueError("--observe needs the feed that --no-pub turns off")
         if self.observe and self.echo:
             raise ValueError("an echo publishes no feed: --observe cannot go with --echo")
         if self.no_ids and self.retries:
@@ -129,6 +132,8 @@ SETTINGS: tuple[Setting, ...] = (
             "workers: the broker's cost)", "echo", "the server"),
     Setting("observe", bool, "subscribe to the server's live feed during the run and check "
             "it against the clients' history and the catalog file", "obs"),
+    Setting("no_pub", bool, "start the server without its live feed (--no-pub), to measure "
+            "what publishing costs", "nopub"),
     Setting("label", str, "name the run's folder", "", "named by its settings"),
 )
 DEFAULTS = RunConfig()
