@@ -36,7 +36,6 @@ from typing import Protocol
 import zmq
 
 from libsrv.config import DEFAULT_WORKER_TIMEOUT, ServerConfig
-from libsrv.feed import Feed
 from libsrv.scratch import owned_temp_dir, sweep_orphans
 from libsrv.security import CurveServer
 from libsrv.server import (
@@ -221,7 +220,6 @@ class Broker:
     _credits: int = 0  # the sum of every worker's credits
     _changed: bool = True  # the set of workers changed since the poller last looked
     _respawns: dict[int, tuple[float, float]] = field(default_factory=dict)  # row: (at, delay)
-    feed: Feed | None = None  # publishes the changes the workers write
 
     def run(self, on_ready: Callable[[str], None]) -> None:
         self._worker_timeout = self.config.worker_timeout or DEFAULT_WORKER_TIMEOUT
@@ -247,8 +245,6 @@ class Broker:
             self._loop(frontend, backend, endpoint, on_ready)
         finally:
             self._stop_workers()
-            if self.feed is not None:
-                self.feed.pump(force=True)  # what the workers wrote last
             frontend.close()
             backend.close()
             if curve is not None:
@@ -322,8 +318,6 @@ class Broker:
                 for fd in current.keys() - sentinels.keys():
                     poller.register(fd, zmq.POLLIN)
                 sentinels = current
-            if self.feed is not None:
-                self.feed.pump()
             events = dict(poller.poll(POLL_MS))
             if backend in events:  # replies first: a worker that died may have answered
                 self._drain_backend(backend, frontend)
@@ -467,9 +461,9 @@ def _credits(msg: list[bytes]) -> int:
 
 
 def run_broker(config: ServerConfig, stop: StopFlag, on_ready: Callable[[str], None],
-               worker_entry: Callable[..., None] = worker_main, feed: Feed | None = None) -> bool:
+               worker_entry: Callable[..., None] = worker_main) -> bool:
     """Serve with a broker and `config.workers` worker processes until `stop` is set; whether
     the catalog file is current on return (every worker's last flush worked)."""
     board = StatsBoard(config.workers, config.storage)
-    Broker(config, board, stop, worker_entry=worker_entry, feed=feed).run(on_ready)
+    Broker(config, board, stop, worker_entry=worker_entry).run(on_ready)
     return not board.flush_failed.value

@@ -31,6 +31,7 @@ from libsrv.config import (
     read_config_file,
     server_settings,
 )
+from libsrv.feed import FeedError
 from libsrv.forms_page import CULL_AFTER, MAX_KERNELS
 from libsrv.library import DEFAULT_LOAN_DAYS
 from libsrv.messages import LANGUAGES
@@ -319,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, CatalogError, StorageError, ServerUnreachable, ValueError,
+    except (ConfigError, CatalogError, StorageError, ServerUnreachable, FeedError, ValueError,
             OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

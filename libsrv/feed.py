@@ -7,6 +7,9 @@ so changes go out in the file's order whatever worker applied them, each once (a
 published is never published again, so the lines a compaction carries into the next generation
 are not repeated), and only once they are in the file.
 
+The feed runs in a process of its own (`FeedProcess`), polling the journal every few
+milliseconds: publishing costs the broker, which every request crosses, nothing.
+
 One message per change, two frames: the book's ISBN (subscribers may filter on one book) and a
 JSON object ``{"seq", "isbn", "book", "action", "id"}``. Every second, and right after starting,
 a heartbeat ``[b"HUGZ", {"seq": S}]`` says the last number published, so a subscriber that lost
@@ -19,7 +22,12 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
+import signal
 import time
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +44,8 @@ log = logging.getLogger("libsrv.feed")
 
 HUGZ = b"HUGZ"  # the heartbeat's topic (the zguide's name)
 HEARTBEAT_SECONDS = 1.0
-PUMP_SECONDS = 0.002  # read the journal at most this often while replies flow
+PUMP_SECONDS = 0.005  # how often the feed process looks at the journal (a `stat` when idle)
+START_SECONDS = 30.0
 
 
 def change_frames(record: Record) -> list[bytes]:
@@ -169,3 +178,67 @@ class Feed:
         if self._curve is not None:
             self._curve.stop()
         self._ctx.term()
+
+
+class FeedError(RuntimeError):
+    """The feed could not start (its port is taken, say); the message says why."""
+
+
+class FeedProcess:
+    """A `Feed` in a process of its own, publishing until `close` (or until the process that
+    started it dies). Raises FeedError when it cannot bind."""
+
+    def __init__(self, catalog: Path | str, bind: str, *, curve: str | None = None,
+                 hwm: int = DEFAULT_FEED_HWM) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        mine, theirs = spawn.Pipe()
+        self._stop = spawn.Event()
+        self._process = spawn.Process(target=feed_main, name="libsrv-feed", daemon=True,
+                                      args=(str(catalog), bind, curve, hwm, theirs, self._stop))
+        self._process.start()
+        theirs.close()
+        if not mine.poll(START_SECONDS):
+            self.close()
+            raise FeedError(f"the feed process did not start in {START_SECONDS:g} s")
+        status, detail = mine.recv()
+        mine.close()
+        if status != "ok":
+            self.close()
+            raise FeedError(f"the live feed cannot start on {bind}: {detail} (another "
+                            "program on that port? --pub-port 0 picks a free one, --no-pub "
+                            "turns the feed off)")
+        self.endpoint = detail
+        self.port = int(detail.rsplit(":", 1)[1])
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Publish what is left, then stop."""
+        self._stop.set()
+        self._process.join(timeout)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)
+
+
+def feed_main(catalog: str, bind: str, curve: str | None, hwm: int, report: Connection,
+              stop: Event) -> None:
+    """The feed process: bind, say where (or why not), publish until `stop` or the parent
+    goes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
+    parent = os.getppid()
+    try:
+        feed = Feed(catalog, bind, curve=curve, hwm=hwm)
+    except (zmq.ZMQError, StorageError, OSError) as error:
+        report.send(("error", str(error)))
+        return
+    report.send(("ok", feed.endpoint))
+    report.close()
+    try:
+        while not stop.wait(PUMP_SECONDS) and os.getppid() == parent:
+            feed.pump(force=True)
+        feed.pump(force=True)  # the server's last changes
+    finally:
+        feed.close()

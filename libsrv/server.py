@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING
 
 import zmq
 
@@ -24,9 +23,6 @@ from libsrv.security import CurveServer
 from libsrv.service import Handled, Service
 from libsrv.stats import StatsBoard
 from libsrv.storage import Storage, StorageError, open_storage
-
-if TYPE_CHECKING:
-    from libsrv.feed import Feed
 
 log = logging.getLogger("libsrv.server")
 request_log = logging.getLogger("libsrv.requests")
@@ -131,16 +127,13 @@ def log_request(name: str, pid: int, handled: Handled) -> None:
         request_log.info("[%s] (PID %d) %s → %s", name, pid, handled.action, handled.code)
 
 
-def _serve_rep(sock: zmq.Socket, service: Service, stop: StopFlag, name: str,
-               feed: Feed | None = None) -> None:
-    """Answer requests on a REP socket until `stop` is set; `feed` publishes changes."""
+def _serve_rep(sock: zmq.Socket, service: Service, stop: StopFlag, name: str) -> None:
+    """Answer requests on a REP socket until `stop` is set."""
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
     last_activity = time.monotonic()
     pid = os.getpid()
     while not stop:
-        if feed is not None:
-            feed.pump()
         if not poller.poll(POLL_MS):
             if time.monotonic() - last_activity >= IDLE_SECONDS:
                 housekeeping(service, name)
@@ -167,7 +160,7 @@ def flush_and_close(service: Service, name: str) -> None:
 
 
 def run_single(config: ServerConfig, storage: Storage, stop: StopFlag,
-               on_ready: Callable[[str], None], feed: Feed | None = None) -> bool:
+               on_ready: Callable[[str], None]) -> bool:
     """Serve on one REP socket until `stop` is set; whether the catalog file is current on
     return (else its last flush failed, and the journal holds what it lacks)."""
     board = StatsBoard(0, config.storage)
@@ -183,13 +176,11 @@ def run_single(config: ServerConfig, storage: Storage, stop: StopFlag,
             curve.apply(sock)
         sock.bind(config.bind_endpoint)
         on_ready(sock.getsockopt_string(zmq.LAST_ENDPOINT))
-        _serve_rep(sock, service, stop, "Server", feed)
+        _serve_rep(sock, service, stop, "Server")
     finally:
         sock.close()
         if curve is not None:
             curve.stop()
         ctx.term()
         flush_and_close(service, "server")
-        if feed is not None:
-            feed.pump(force=True)  # what the last flush wrote (a compaction adds no change)
     return not board.flush_failed.value

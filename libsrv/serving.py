@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from libsrv.broker import run_broker, worker_main
 from libsrv.config import DEFAULT_WORKER_TIMEOUT, LOOPBACK_HOSTS, ServerConfig
-from libsrv.feed import Feed
+from libsrv.feed import FeedProcess
 from libsrv.server import StopFlag, raise_open_file_limit, run_single
 from libsrv.shipped import ensure_default
 from libsrv.storage import open_storage, prepare_files
@@ -80,8 +80,8 @@ def serve(config: ServerConfig, *, stop: StopFlag | None = None,
         log.info(NO_FEED_ENGINE)
         config = replace(config, publish=False)
     elif config.publish:
-        feed = Feed(config.db, config.pub_bind_endpoint, curve=config.curve,
-                    hwm=config.feed_hwm)
+        feed = FeedProcess(config.db, config.pub_bind_endpoint, curve=config.curve,
+                           hwm=config.feed_hwm)
         config = replace(config, pub_port=feed.port)  # the workers tell clients where it is
     if stop is None:
         stop = StopFlag()
@@ -94,9 +94,9 @@ def serve(config: ServerConfig, *, stop: StopFlag | None = None,
 
     try:
         if config.workers == 0:
-            return run_single(config, storage, stop, announce, feed)
+            return run_single(config, storage, stop, announce)
         storage.close()
-        return run_broker(config, stop, announce, worker_entry=worker_entry, feed=feed)
+        return run_broker(config, stop, announce, worker_entry=worker_entry)
     finally:
         if feed is not None:
             feed.close()

@@ -263,3 +263,15 @@ def test_numbers_survive_compaction_and_restart(catalog_file: Path) -> None:
     assert numbers == list(range(1, 22))
     header = json.loads(Path(f"{catalog_file}.journal").read_text().splitlines()[0])
     assert header["seq"] == 21  # the last generation's header carries the count on
+
+
+def test_a_taken_feed_port_is_a_clear_error(catalog_file: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "libsrv", "serve", "--port", "0",
+                                 "--workers", "1", "--db", str(catalog_file), "--pub-port",
+                                 str(port)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "live feed cannot start" in result.stderr and "--no-pub" in result.stderr
