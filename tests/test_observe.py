@@ -99,3 +99,18 @@ def test_observe_agrees_with_the_verifier_and_catches_the_unsafe_run(tmp_path: P
     assert unsafe.summary["feed_violations"] > 0, unsafe.summary["feed"]
     assert kinds(unsafe.summary["feed"]) & {"missing-from-feed", "feed-double-loan",
                                              "feed-double-return", "feed-repeat"}
+
+
+def test_feed_cost_runs_the_three_variants_side_by_side(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "libsrv_bench", "feed-cost", "--rounds", "1",
+                             "--duration", "1", "--warmup", "0", "--clients", "2", "--books",
+                             "50", "--workers", "1", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for variant in ("no feed (--no-pub)", "feed (default)", "feed + subscriber (--observe)"):
+        assert variant in result.stdout
+    summaries = sorted(tmp_path.glob("*/summary.json"))
+    assert len(summaries) == 3
