@@ -399,7 +399,7 @@ def test_a_compaction_that_died_after_the_snapshot_leaves_a_journal_that_is_acce
     write(storage, "loan_isbn", borrower="Ana")
     with storage._lock:  # what _finish_compaction does, stopping after the snapshot
         job = Compaction(db, storage._log, storage._catalog.snapshot(), storage._catalog.shape,
-                         [])
+                         [], storage.seq)
         job.run()
         storage._log.append({NEXT_SNAPSHOT: job.identity})
         job.install_snapshot()
