@@ -48,6 +48,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
         print(f"  cost: server {cost['server_cpu_us_per_request']:,.0f} µs CPU per request, "
               f"load generator {load.get('cpu_us_per_request', 0):,.0f} µs; machine "
               f"{cost.get('machine_busy', 0):.0%} busy ({cost.get('cpus')} CPUs)")
+    for run in summary.get("engine_runs", []):
+        print(f"  engine {run['engine']} on {run['host'] or '?'}: {run['clients']} clients, "
+              f"{run['requests']:,} requests, {run['throughput']:,.0f} req/s; clock offset "
+              f"{run['offset_ms']:+.3f} ms ± {run['uncertainty_ms']:.3f} ms"
+              + ("" if run["status"] == "ok" else f"; MISSING: {run['reason']}"))
+    if summary.get("verdict_skipped"):
+        print(f"  verifier: {summary['verdict_skipped']}")
     feed = summary.get("feed")
     if feed:
         print(f"  feed: {feed['changes']:,} changes published (#{feed['first']} to "
@@ -86,6 +93,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = outcome.summary
     _print_summary(summary)
     print(f"results in {outcome.folder}")
+    missing = [r for r in summary.get("engine_runs", []) if r["status"] != "ok"]
+    if missing:
+        print(f"the run is incomplete: {len(missing)} engine(s) did not return their results")
+        return EXIT_FAILED
     if outcome.violations:
         for detail in outcome.verdict["details"][:10]:
             print(f"  VIOLATION {detail['kind']} on {detail['book']}: {detail['detail']}")

@@ -26,6 +26,8 @@ class Record(NamedTuple):
     reply_state: str | None  # the book's `estado` in the reply
     attempts: int
     rid: str | None = None  # the request's id (None when sent without one)
+    engine: int | None = None  # the ipyparallel engine that sent it (None: this machine)
+    host: str | None = None  # that engine's host
 
 
 FIELDS = Record._fields

@@ -302,15 +302,20 @@ class LoadResult:
     wall_seconds: list[float]
 
 
-def run_load(spec: LoadSpec, progress: Callable[[int, int], None] | None = None) -> LoadResult:
-    """Run the load in `spec.process_count()` child processes and gather every record."""
+def run_load(spec: LoadSpec, progress: Callable[[int, int], None] | None = None, *,
+             t0: int | None = None, first_client: int = 0) -> LoadResult:
+    """Run the load in `spec.process_count()` child processes and gather every record.
+
+    `t0` (perf_counter_ns) is when all processes start (default: shortly after they are
+    spawned); clients are numbered from `first_client` (engines of one run number theirs
+    apart)."""
     mp = multiprocessing.get_context("spawn")
     nproc = spec.process_count()
     counters = RawArray("q", 2 * nproc + 1)
     start = mp.Event()
     results = mp.Queue()
     share, extra = divmod(spec.clients, nproc)
-    children, first = [], 0
+    children, first = [], first_client
     for slot in range(nproc):
         count = share + (1 if slot < extra else 0)
         child = mp.Process(target=_child, args=(spec, first, count, start, counters, slot,
@@ -326,7 +331,8 @@ def run_load(spec: LoadSpec, progress: Callable[[int, int], None] | None = None)
 
     gathered: dict[int, ProcessResult] = {}
     try:
-        t0 = time.perf_counter_ns() + START_DELAY_NS + 200_000_000 * nproc
+        if t0 is None:
+            t0 = time.perf_counter_ns() + START_DELAY_NS + 200_000_000 * nproc
         counters[-1] = t0
         start.set()
         while len(gathered) < nproc:

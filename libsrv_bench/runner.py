@@ -28,7 +28,9 @@ from libsrv.catalog import LENT, Catalog
 from libsrv.client import LibraryClient, ServerUnreachable
 from libsrv.generate import write_catalog
 from libsrv.process import ServerProcess
-from libsrv_bench.load import LoadSpec, run_load
+from libsrv_bench.engines import WAIT_MARGIN_SECONDS, EngineRun, cluster_client, run_on_engines
+from libsrv_bench.history import Record
+from libsrv_bench.load import LoadResult, LoadSpec, run_load
 from libsrv_bench.observe import FeedObserver, check_feed
 from libsrv_bench.procstat import CostMeter, rss_mb
 from libsrv_bench.results import machine_info, new_run_folder, records_frame, summarize, write_run
@@ -238,7 +240,7 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             meter = CostMeter(server.pid if server is not None else None).start()
             try:
                 with worker_killer(endpoint, server, config.kill_worker_every) as kills:
-                    result = run_load(spec, update)
+                    result, history, engine_runs = _drive(config, spec, update, progress)
             finally:
                 close()
                 if observer is not None:
@@ -248,7 +250,7 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
                 memory["end_mb"] = rss_mb(server_pids(endpoint, measured))
             frame = records_frame(result)
             if not config.echo:
-                ops = ops_from_records(result.records)
+                ops = ops_from_records(history)
                 served = _final_state(endpoint,
                                       sorted({op.isbn for op in ops if op.isbn is not None}))
         # our server has stopped here, so its catalog file is final
@@ -259,17 +261,29 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             if observer is not None:
                 feed_file = {c.isbn: catalog.get(c.isbn) for c in observer.changes}
     verdict: dict[str, Any] = {"ok": True, "violations": 0, "details": [], "skipped": True}
-    if not config.echo:
+    missing = [run for run in engine_runs or [] if run.status != "ok"]
+    skipped = ""
+    if missing:
+        skipped = (f"engine(s) {', '.join(str(r.engine) for r in missing)} missing: a history "
+                   "with a part missing cannot be judged (their writes would look like lost "
+                   "updates), so the verifier did not run")
+        verdict["reason"] = skipped
+    elif not config.echo:
         verdict = verify(ops, initial, served, on_disk, origin=result.t0).as_dict()
     feed: dict[str, Any] = {}
     if observer is not None:
         feed = check_feed(observer.changes, observer.start_seq, observer.final_seq,
-                          result.records, feed_file,
+                          history, feed_file,
                           ids=not config.no_ids)
     folder = new_run_folder(out_root, config.name())
     summary = summarize(result, frame, offered=config.rate)
     if feed:
         summary.update(feed=feed, feed_violations=feed["violations"])
+    if engine_runs is not None:
+        summary.update(engines=len(engine_runs),
+                       engine_runs=[run.as_dict() for run in engine_runs])
+    if skipped:
+        summary["verdict_skipped"] = skipped
     summary.update(violations=verdict["violations"], verdict_ok=verdict["ok"],
                    undecided_books=len(verdict.get("undecided", [])),
                    server_memory=memory, cost=cost, workers_killed=len(kills),
@@ -279,6 +293,23 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
                    command=run_command(config))
     write_run(folder, summary, frame, result, verdict)
     return RunOutcome(folder, summary, frame, verdict)
+
+
+def _drive(config: RunConfig, spec: LoadSpec, update: Callable[[int, int], None] | None,
+           progress: bool) -> tuple[LoadResult, list[Record], list[EngineRun] | None]:
+    """Run the load from here or from engines: (the result, the history the verifier judges,
+    each engine's part). From engines, the history's intervals are widened by each engine's
+    clock uncertainty."""
+    if not (config.engines or config.cluster):
+        result = run_load(spec, update)
+        return result, result.records, None
+    wait = (config.duration or 0) + config.warmup + config.timeout * (config.retries + 1) \
+        + (120 if config.requests else 0) + WAIT_MARGIN_SECONDS
+    with cluster_client(config.engines, config.cluster) as (client, ids):
+        result, runs, widened = run_on_engines(
+            spec, client, ids, wait_seconds=wait,
+            log=(lambda line: print(line, flush=True)) if progress else (lambda _: None))
+    return result, widened, runs
 
 
 def start_experiment(config: RunConfig, out: Path | str | None = None) -> Future[RunOutcome]:

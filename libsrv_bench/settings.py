@@ -54,6 +54,10 @@ class RunConfig:
     echo: str = ""
     observe: bool = False  # subscribe to the server's feed and check it as a second history
     no_pub: bool = False  # start the server without its live feed (what publishing costs)
+    # load from ipyparallel engines: a local cluster of `engines` (0: none, load from here),
+    # or the cluster whose client connection file is `cluster` (`engines` of them; 0: all)
+    engines: int = 0
+    cluster: str | None = None
     label: str = ""
 
     def __post_init__(self) -> None:
@@ -66,6 +70,13 @@ class RunConfig:
             object.__setattr__(self, "duration", None)
         elif self.requests is None and self.duration is None:
             object.__setattr__(self, "duration", DEFAULT_DURATION)
+        if self.cluster and not self.endpoint:
+            raise ValueError("--cluster needs --endpoint: a server the engines can reach "
+                             "(start one with `python -m libsrv serve --host 0.0.0.0`)")
+        if (self.engines or self.cluster) and self.echo:
+            raise ValueError("--engines and --cluster load the server, not an echo")
+        if self.engines < 0:
+            raise ValueError("engines must be 0 or more")
         if self.observe and self.no_pub:
             raise ValueError("--observe needs the feed that --no-pub turns off")
         if self.observe and self.echo:
@@ -134,6 +145,12 @@ SETTINGS: tuple[Setting, ...] = (
             "it against the clients' history and the catalog file", "obs"),
     Setting("no_pub", bool, "start the server without its live feed (--no-pub), to measure "
             "what publishing costs", "nopub"),
+    Setting("engines", int, "spread the load over this many ipyparallel engines: a local "
+            "cluster, or with --cluster that many of its engines (0: here, or with --cluster "
+            "all)", "e"),
+    Setting("cluster", str, "an ipyparallel cluster's client connection file "
+            "(ipcontroller-client.json): load from its engines; needs --endpoint", "cl",
+            "a local cluster with --engines, else no cluster"),
     Setting("label", str, "name the run's folder", "", "named by its settings"),
 )
 DEFAULTS = RunConfig()

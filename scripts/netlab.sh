@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# A small LAN on one machine, like the class's three computers: a server host and two client
-# hosts, each in its own Linux network namespace with its own address, joined by veth pairs to
-# a bridge (the "switch", in a fourth namespace). Needs root (or CAP_SYS_ADMIN + CAP_NET_ADMIN).
+# A small LAN on one machine, like the class's computers: a server host, two client hosts and a
+# host for the bench's coordinator (an ipyparallel controller), each in its own Linux network
+# namespace with its own address, joined by veth pairs to a bridge (the "switch", in a fifth
+# namespace). Needs root (or CAP_SYS_ADMIN + CAP_NET_ADMIN).
 #
-#   sudo scripts/netlab.sh up [PREFIX]            # hosts PREFIX-srv 192.0.2.1, PREFIX-c1 .2, PREFIX-c2 .3
+#   sudo scripts/netlab.sh up [PREFIX]            # PREFIX-srv 192.0.2.1, -c1 .2, -c2 .3, -ctl .4
 #   sudo ip netns exec lab-srv .venv/bin/python -m libsrv serve --host 192.0.2.1
 #   sudo ip netns exec lab-c1 .venv/bin/python -m libsrv call ping --endpoint tcp://192.0.2.1:5555
 #   sudo scripts/netlab.sh link c1 down [PREFIX]  # pull c1's cable; "up" plugs it back
@@ -14,14 +15,14 @@
 set -euo pipefail
 
 net=192.0.2
-usage() { sed -n '2,12p' "$0" >&2; exit 2; }
+usage() { sed -n '2,13p' "$0" >&2; exit 2; }
 
 up() {
   local p=$1 n=1
   ip netns add "$p-lan"
   ip -n "$p-lan" link add br0 type bridge
   ip -n "$p-lan" link set br0 up
-  for host in srv c1 c2; do
+  for host in srv c1 c2 ctl; do
     ip netns add "$p-$host"
     ip link add eth0 netns "$p-$host" type veth peer name "$host" netns "$p-lan"
     ip -n "$p-$host" addr add "$net.$n/24" dev eth0
@@ -35,7 +36,7 @@ up() {
 
 down() {
   local p=$1
-  for ns in "$p-srv" "$p-c1" "$p-c2" "$p-lan"; do
+  for ns in "$p-srv" "$p-c1" "$p-c2" "$p-ctl" "$p-lan"; do
     ip netns del "$ns" 2>/dev/null || true
   done
 }

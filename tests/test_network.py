@@ -138,3 +138,77 @@ def test_pulling_a_cable_mid_load_hangs_nobody_and_loses_nothing(lab: str,
             served[isbn] = final.get(isbn)
     verdict = verify(ops, {}, served, on_disk=served)
     assert verdict.ok, verdict.as_dict()
+
+
+CONTROLLER_IP = "192.0.2.4"
+
+
+@pytest.mark.timeout(400)
+def test_bench_from_two_engine_hosts_is_one_history_and_survives_a_pulled_cable(
+        lab: str, tmp_path: Path) -> None:
+    """The controller on its own host, an engine on each client host, the server on its own:
+    load from both engine hosts is one verified run; then c1's cable is pulled mid-run and the
+    run still ends, naming the engine whose results are missing."""
+    pytest.importorskip("ipyparallel")
+    bin_dir = Path(sys.executable).parent
+    profile = tmp_path / "ipp"
+    db = write_catalog(tmp_path / "lab.json", 40)
+    server = ServerProcess(db, command=in_host(
+        lab, "srv", sys.executable, "-m", "libsrv", "serve", "--host", SERVER_IP, "--port",
+        "5555", "--workers", "2", "--db", str(db), "--quiet")).start()
+    helpers: list[subprocess.Popen[str]] = []
+    try:
+        helpers.append(subprocess.Popen(in_host(
+            lab, "ctl", str(bin_dir / "ipcontroller"), f"--ip={CONTROLLER_IP}",
+            f"--profile-dir={profile}", "--log-level=ERROR"), cwd=ROOT, text=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        engine_file = profile / "security" / "ipcontroller-engine.json"
+        client_file = profile / "security" / "ipcontroller-client.json"
+        wait_until(lambda: engine_file.exists() and client_file.exists(), timeout=60,
+                   message="the controller's connection files")
+        for host in ("c1", "c2"):
+            helpers.append(subprocess.Popen(in_host(
+                lab, host, str(bin_dir / "ipengine"), f"--file={engine_file}",
+                "--log-level=ERROR"), cwd=ROOT, text=True, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL))
+
+        def bench(*extra: str) -> subprocess.Popen[str]:
+            return subprocess.Popen(in_host(
+                lab, "ctl", sys.executable, "-m", "libsrv_bench", "run", "--cluster",
+                str(client_file), "--engines", "2", "--endpoint", server.endpoint,
+                "--clients", "20", "--workload", "hot-spot", "--hot", "2", "--seed", "1",
+                "--out", str(tmp_path / "runs"), "--no-progress", *extra), cwd=ROOT,
+                text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+        whole = bench("--duration", "3", "--label", "whole")
+        out = whole.communicate(timeout=180)[0]
+        assert whole.returncode == 0, out
+        summary = json.loads((tmp_path / "runs" / "whole" / "summary.json").read_text())
+        assert summary["engines"] == 2 and summary["violations"] == 0
+        assert all(r["status"] == "ok" and r["requests"] > 50 for r in summary["engine_runs"])
+        before = server_requests(lab, server.endpoint)
+        pulled = bench("--duration", "6", "--label", "pulled")
+        wait_until(lambda: server_requests(lab, server.endpoint) > before + 300,
+                   timeout=60, message="the second run to be under way")
+        subprocess.run(["bash", str(SCRIPT), "link", "c1", "down", lab], check=True)
+        out = pulled.communicate(timeout=240)[0]  # nothing hangs
+        assert pulled.returncode == 2, out  # a run with a part missing is not a clean pass
+        assert (tmp_path / "runs" / "pulled" / "summary.json").exists(), out
+        cut = json.loads((tmp_path / "runs" / "pulled" / "summary.json").read_text())
+        statuses = sorted(r["status"] for r in cut["engine_runs"])
+        assert statuses == ["missing", "ok"], cut["engine_runs"]
+        assert "missing" in cut["verdict_skipped"] and "MISSING" in out
+    finally:
+        subprocess.run(["bash", str(SCRIPT), "link", "c1", "up", lab])
+        for helper in helpers:
+            helper.kill()
+            helper.wait(10)
+        server.stop()
+
+
+def server_requests(lab: str, endpoint: str) -> int:
+    """The server's request count, asked from inside the lab (the host cannot reach it)."""
+    asked = subprocess.run(in_host(lab, "ctl", sys.executable, "-m", "libsrv", "call", "stats",
+                                   "--endpoint", endpoint), capture_output=True, text=True,
+                           timeout=60, cwd=ROOT)
+    return int(json.loads(asked.stdout)["stats"]["requests"]) if asked.returncode == 0 else 0
