@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -81,6 +82,18 @@ def test_concurrency_notebook_runs_small(tmp_path: Path) -> None:
     assert live and feed, text[-2000:]
     seen = sum(int(n.replace(",", "")) for n in live.groups())
     assert seen == int(feed.group(1).replace(",", "")) > 0
+
+
+def test_many_machines_notebook_runs_a_local_cluster(tmp_path: Path) -> None:
+    pytest.importorskip("ipyparallel")
+    nb = execute("05-many-machines.ipynb", f"ENGINES = 2\nCLIENTS = 8\nSECONDS = 1\n"
+                 f"OUT = {str(tmp_path)!r}", tmp_path)
+    text = outputs(nb)
+    assert "uncertainty_ms" in text and "offset_ms" in text  # each engine's part and clock
+    summaries = [p for p in tmp_path.glob("*/summary.json")]
+    engines = sorted(json.loads(p.read_text()).get("engines", 0) for p in summaries)
+    assert engines == [0, 2]
+    assert all(json.loads(p.read_text())["violations"] == 0 for p in summaries)
 
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
