@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "default: a copy of the shipped catalog")
     forms.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                        help=f"workers of the server started here (default {DEFAULT_WORKERS})")
-    forms.add_argument("--host", default="127.0.0.1",
+    forms.add_argument("--host", default=DEFAULT_HOST,
                        help="address of the page; 0.0.0.0 opens it to the LAN (default "
                        "127.0.0.1)")
     forms.add_argument("--port", type=int, default=8866, help="the page's port (default 8866)")

@@ -20,14 +20,13 @@ A subscriber takes a `snapshot` (which says the number it reflects) and applies 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
-import os
 import signal
 import time
 from multiprocessing.connection import Connection
-from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
@@ -186,22 +185,30 @@ class FeedError(RuntimeError):
 
 class FeedProcess:
     """A `Feed` in a process of its own, publishing until `close` (or until the process that
-    started it dies). Raises FeedError when it cannot bind."""
+    started it dies). Raises FeedError when it cannot bind.
+
+    The two talk over one pipe: the feed says where it listens, and stops when the pipe has
+    something to read or is closed (the parent ended, however it ended). No shared lock or
+    semaphore is involved, so nothing the feed does can block the server."""
 
     def __init__(self, catalog: Path | str, bind: str, *, curve: str | None = None,
                  hwm: int = DEFAULT_FEED_HWM) -> None:
         spawn = multiprocessing.get_context("spawn")
-        mine, theirs = spawn.Pipe()
-        self._stop = spawn.Event()
+        self._pipe, theirs = spawn.Pipe()
         self._process = spawn.Process(target=feed_main, name="libsrv-feed", daemon=True,
-                                      args=(str(catalog), bind, curve, hwm, theirs, self._stop))
+                                      args=(str(catalog), bind, curve, hwm, theirs))
         self._process.start()
         theirs.close()
-        if not mine.poll(START_SECONDS):
+        try:
+            if not self._pipe.poll(START_SECONDS):
+                raise FeedError(f"the feed process did not start in {START_SECONDS:g} s")
+            status, detail = self._pipe.recv()
+        except (EOFError, OSError) as error:
             self.close()
-            raise FeedError(f"the feed process did not start in {START_SECONDS:g} s")
-        status, detail = mine.recv()
-        mine.close()
+            raise FeedError(f"the feed process ended at start: {error}") from None
+        except FeedError:
+            self.close()
+            raise
         if status != "ok":
             self.close()
             raise FeedError(f"the live feed cannot start on {bind}: {detail} (another "
@@ -216,29 +223,29 @@ class FeedProcess:
 
     def close(self, timeout: float = 10.0) -> None:
         """Publish what is left, then stop."""
-        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._pipe.close()  # the feed sees the end of the pipe
         self._process.join(timeout)
         if self._process.is_alive():
             self._process.kill()
             self._process.join(5)
 
 
-def feed_main(catalog: str, bind: str, curve: str | None, hwm: int, report: Connection,
-              stop: Event) -> None:
-    """The feed process: bind, say where (or why not), publish until `stop` or the parent
-    goes."""
+def feed_main(catalog: str, bind: str, curve: str | None, hwm: int, pipe: Connection) -> None:
+    """The feed process: bind, say where (or why not), publish until the pipe to the server
+    has something to read or ends."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
-    parent = os.getppid()
     try:
         feed = Feed(catalog, bind, curve=curve, hwm=hwm)
     except (zmq.ZMQError, StorageError, OSError) as error:
-        report.send(("error", str(error)))
+        pipe.send(("error", str(error)))
         return
-    report.send(("ok", feed.endpoint))
-    report.close()
     try:
-        while not stop.wait(PUMP_SECONDS) and os.getppid() == parent:
+        pipe.send(("ok", feed.endpoint))
+        while not pipe.poll(PUMP_SECONDS):
             feed.pump(force=True)
         feed.pump(force=True)  # the server's last changes
+    except OSError:
+        pass  # the server is gone: nothing left to publish to anyone it answered
     finally:
         feed.close()

@@ -25,6 +25,7 @@ import zmq
 
 from libsrv.catalog import Book
 from libsrv.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT, LibraryClient
+from libsrv.config import DEFAULT_HOST
 from libsrv.feed import HUGZ
 from libsrv.protocol import MAX_PAGE
 from libsrv.security import CurveKeys
@@ -67,7 +68,7 @@ def parse_change(frames: list[bytes]) -> Change | int | None:
 
 def feed_endpoint(endpoint: str, port: int) -> str:
     """The feed's endpoint on the host of the request `endpoint`."""
-    host = urlsplit(endpoint).hostname or "127.0.0.1"
+    host = urlsplit(endpoint).hostname or DEFAULT_HOST
     return f"tcp://{f'[{host}]' if ':' in host else host}:{port}"
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import zmq
 import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
 
 SERVER = "server"
 AUTHORIZED = "authorized"
@@ -87,6 +86,8 @@ class CurveServer:
         authorized = keydir / AUTHORIZED
         if not authorized.is_dir():
             raise KeyFileError(f"{authorized} does not exist: no client could connect")
+        from zmq.auth.thread import ThreadAuthenticator  # asyncio: only with --curve
+
         self._auth = ThreadAuthenticator(ctx)
         self._auth.start()
         self._auth.configure_curve(domain="*", location=str(authorized))

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from libsrv.storage import DEFAULT_ENGINE
 from libsrv_bench.runner import run_experiment, sweep
 from libsrv_bench.settings import (
     DEMO_ROUNDS,
@@ -240,9 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "--workers 0), with the bare echo and the kit's broker echo as rows; "
                       "server: the base configuration itself, e.g. to compare catalog sizes "
                       "(default echo)")
-    comp.add_argument("--storages", default="journal",
+    comp.add_argument("--storages", default=DEFAULT_ENGINE,
                       help="storage engines to compare, comma-separated; empty for none "
-                      "(default journal)")
+                      f"(default {DEFAULT_ENGINE})")
     comp.add_argument("--workers-list", help="also servers with these workers, e.g. 0,1,4 "
                       "(default: none)")
     comp.add_argument("--books-list", help="also compare catalog sizes, e.g. 10,1000000 "

@@ -15,7 +15,8 @@ import shlex
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from libsrv.storage import ENGINES
+from libsrv.config import DEFAULT_WORKERS
+from libsrv.storage import DEFAULT_ENGINE, ENGINES
 from libsrv_bench.workloads import WORKLOADS
 
 DEFAULT_DURATION = 10.0
@@ -29,8 +30,8 @@ class RunConfig:
     """Everything that defines a run; stored whole in its summary so it can be repeated."""
 
     endpoint: str | None = None  # an existing server; None starts one
-    workers: int = 2
-    storage: str = "journal"
+    workers: int = DEFAULT_WORKERS
+    storage: str = DEFAULT_ENGINE
     unsafe_no_lock: bool = False
     fsync: bool | None = None
     books: int = 10_000

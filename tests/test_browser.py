@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from libsrv.catalog import Catalog
-from tests.helpers import end_process, free_port, wait_until
+from tests.helpers import client_for, end_process, free_port, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -69,6 +69,14 @@ def test_the_voila_forms_page_loans_a_book(start_server, catalog_file: Path,
             assert "Don Quijote de la Mancha" in text and "prestado" in text
             assert "<b>Guillermo</b>" in text  # shown as text, not as markup
             assert page.locator(".libsrv-card b", has_text="Guillermo").count() == 0
+            # the catalog tab follows the live feed: a loan made by another client shows up
+            # without a click
+            page.get_by_role("tab", name="Catalog").click(timeout=30_000)
+            page.get_by_text("live").first.wait_for(timeout=60_000)
+            with client_for(server) as other:
+                assert other.loan_isbn("9788497592208", "Ana Live").success
+            page.get_by_text("Ana Live").first.wait_for(timeout=30_000)
+            page.screenshot(path=str(tmp_path / "catalog-live.png"), full_page=True)
             browser.close()
         assert not errors, errors
     finally:

@@ -129,7 +129,8 @@ def test_sigint_stops_it_too(start_server, catalog_file: Path) -> None:
     with client_for(server) as lib:
         assert lib.loan_isbn(CRIMEN, "Ana").success
     os.killpg(server.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
-    assert server.stop() == 0
+    code = server.stop()
+    assert code == 0, server.output
     assert Catalog.from_bytes(catalog_file.read_bytes()).get(CRIMEN)["prestatario"] == "Ana"
 
 
