@@ -22,7 +22,6 @@ why.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import tempfile
@@ -203,12 +202,12 @@ def run_on_engines(spec: LoadSpec, client: Any, ids: list[int], *,
                 broken.status, broken.reason = "missing", f"{type(error).__name__}: {error}"
             del pending[engine]
         time.sleep(0.05)  # polling the engines' results with a deadline
-    for engine, result in pending.items():
+    # Engines that did not answer are left as they are: a started task cannot be aborted,
+    # and ipyparallel's abort waits for an answer that an unreachable engine never sends.
+    for engine in pending:
         lost = next(r for r in runs if r.engine == engine)
         lost.status = "missing"
         lost.reason = "no answer by the deadline (the engine died or lost its network)"
-        with contextlib.suppress(Exception):  # it may be gone for good: nothing to abort
-            result.abort()
     return _merge(spec, start, runs, answers)
 
 

@@ -105,6 +105,33 @@ def test_without_the_offset_the_shift_would_be_a_false_violation(
     assert not verify(ops_from_records(face_value), initial, {}).ok
 
 
+def test_an_engine_that_stops_answering_mid_run_is_named_at_the_deadline(
+        cluster: tuple[Any, str], start_server, tmp_path: Path) -> None:
+    """SIGSTOP: the engine neither answers nor closes its connections, as when its machine
+    drops off the network. The run still ends, at its deadline, and names it."""
+    client, connection = cluster
+    victim = client.ids[1]
+    pid = client[victim].apply_sync(os.getpid)
+    server = start_server(write_catalog(tmp_path / "c.json", 40), workers=2)
+    done: list[RunOutcome] = []
+    run = threading.Thread(target=lambda: done.append(run_experiment(
+        fight(cluster=connection, endpoint=server.endpoint, duration=1.0, timeout=2.0),
+        tmp_path, progress=False)))
+    run.start()
+    try:
+        with client_for(server) as lib:
+            wait_until(lambda: lib.stats().raw["stats"]["requests"] > 100, timeout=60,
+                       message="the load to be under way")
+        os.kill(pid, signal.SIGSTOP)
+        run.join(120)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert not run.is_alive() and done, "the run hung on an engine that stopped answering"
+    runs = {r["engine"]: r for r in done[0].summary["engine_runs"]}
+    assert runs[victim]["status"] == "missing", runs
+    assert done[0].summary["verdict_skipped"]
+
+
 def test_an_engine_killed_mid_run_ends_the_run_cleanly_and_is_named(
         cluster: tuple[Any, str], start_server, tmp_path: Path) -> None:
     client, connection = cluster
