@@ -89,6 +89,29 @@ class LocalServer:
                 f"{state}, catalog {self.db})")
 
 
+class _Throttled:
+    """Calls `draw` once, REDRAW_SECONDS after the first `poke` of a burst, on a timer thread:
+    a burst of changes redraws a widget once, not once per change."""
+
+    def __init__(self, draw: Callable[[], None]) -> None:
+        self._draw = draw
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def poke(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                return
+            self._timer = threading.Timer(REDRAW_SECONDS, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._timer = None
+        self._draw()
+
+
 class _Form:
     """One form: text fields, a button, and the reply shown under it."""
 
@@ -151,8 +174,7 @@ class LibraryForms:
         self.live_status = widgets.HTML()
         self._books: list[dict[str, Any]] = []
         self._live: LiveCatalog | None = None
-        self._redraw_lock = threading.Lock()
-        self._redraw_timer: threading.Timer | None = None
+        self._redraw = _Throttled(self._redraw_live)
         self.catalog_button.on_click(lambda _: self.refresh())
         self.catalog_filter.observe(lambda _: self._draw_catalog(), names="value")
         forms = [self.query_isbn, self.query_title, self.loan_isbn, self.loan_title,
@@ -240,16 +262,9 @@ class LibraryForms:
 
     def _changed(self) -> None:
         """A change came: redraw soon, once for a whole burst."""
-        with self._redraw_lock:
-            if self._redraw_timer is not None:
-                return
-            self._redraw_timer = threading.Timer(REDRAW_SECONDS, self._redraw_live)
-            self._redraw_timer.daemon = True
-            self._redraw_timer.start()
+        self._redraw.poke()
 
     def _redraw_live(self) -> None:
-        with self._redraw_lock:
-            self._redraw_timer = None
         live = self._live
         if live is None:
             return
@@ -282,8 +297,7 @@ class LiveCounter:
     def __init__(self, endpoint: str) -> None:
         self.loans = self.returns = self.others = 0
         self.widget = widgets.HTML("<i>connecting to the live feed…</i>")
-        self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
+        self._redraw = _Throttled(self._draw)
         self._live = LiveCatalog(endpoint, on_change=self._count)
         self._started_at = self._live.seq
         self._draw()
@@ -299,15 +313,9 @@ class LiveCounter:
             self.returns += 1
         else:
             self.others += 1
-        with self._lock:
-            if self._timer is None:
-                self._timer = threading.Timer(REDRAW_SECONDS, self._draw)
-                self._timer.daemon = True
-                self._timer.start()
+        self._redraw.poke()
 
     def _draw(self) -> None:
-        with self._lock:
-            self._timer = None
         live = self._live
         self.widget.value = (
             f"<div style='font-size:1.4em'><b>{self.loans:,}</b> loans · "

@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,14 @@ SHIFT_NS = 5_000_000_000  # five seconds: far more than any operation lasts
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, str]]:
     """A local cluster of two engines, shared by the tests that bring their own server:
-    (client, its connection file)."""
+    (the cluster, a client, its connection file)."""
     profile = tmp_path_factory.mktemp("ipp")
     local = ipp.Cluster(n=2, profile_dir=str(profile), cluster_id="t", log_level=40)
     client = local.start_and_connect_sync()
     try:
-        yield client, str(profile / "security" / "ipcontroller-t-client.json")
+        yield local, client, str(profile / "security" / "ipcontroller-t-client.json")
     finally:
         client.close()
         local.stop_cluster_sync()
@@ -57,8 +57,8 @@ def test_two_local_engines_make_one_run_and_one_history(tmp_path: Path) -> None:
 
 
 def test_a_shifted_engine_clock_gives_no_false_violation_and_unsafe_is_still_caught(
-        cluster: tuple[Any, str], start_server, tmp_path: Path) -> None:
-    client, connection = cluster
+        cluster: tuple[Any, Any, str], start_server, tmp_path: Path) -> None:
+    _, client, connection = cluster
     client[client.ids[1]].apply_sync(shift_clock, SHIFT_NS)
     try:
         db = write_catalog(tmp_path / "safe.json", 40)
@@ -78,7 +78,7 @@ def test_a_shifted_engine_clock_gives_no_false_violation_and_unsafe_is_still_cau
 
 
 def test_without_the_offset_the_shift_would_be_a_false_violation(
-        cluster: tuple[Any, str], start_server, tmp_path: Path) -> None:
+        cluster: tuple[Any, Any, str], start_server, tmp_path: Path) -> None:
     """The check above is not vacuous: the same records, with the shifted engine's times
     taken at face value, make the verifier report violations that did not happen."""
     from libsrv_bench.engines import run_on_engines
@@ -86,7 +86,7 @@ def test_without_the_offset_the_shift_would_be_a_false_violation(
     from libsrv_bench.verifier import ops_from_records, verify
     from libsrv_bench.workloads import KeySpace, workload_named
 
-    client, _ = cluster
+    _, client, _ = cluster
     shifted = client.ids[1]
     server = start_server(write_catalog(tmp_path / "c.json", 40), workers=2)
     spec = LoadSpec(server.endpoint, 12, workload_named("hot-spot", 2), KeySpace(40, True),
@@ -105,53 +105,55 @@ def test_without_the_offset_the_shift_would_be_a_false_violation(
     assert not verify(ops_from_records(face_value), initial, {}).ok
 
 
-def test_an_engine_that_stops_answering_mid_run_is_named_at_the_deadline(
-        cluster: tuple[Any, str], start_server, tmp_path: Path) -> None:
-    """SIGSTOP: the engine neither answers nor closes its connections, as when its machine
-    drops off the network. The run still ends, at its deadline, and names it."""
-    client, connection = cluster
-    victim = client.ids[1]
+def disrupted_run(cluster: tuple[Any, Any, str], start_server, tmp_path: Path,
+                  disrupt: Callable[[int], None], **settings: Any) -> RunOutcome:
+    """A run over the cluster's two engines; once the load is under way, `disrupt(pid)` is
+    done to the second engine's process. Fails if the run does not end within two minutes."""
+    local, client, connection = cluster
+    if len(client.ids) < 2:  # an earlier disruption may have cost the cluster an engine
+        local.start_engines_sync(n=2 - len(client.ids))
+        client.wait_for_engines(2, timeout=60)
+    victim = client.ids[1]  # bench uses the first two: this is one of them
     pid = client[victim].apply_sync(os.getpid)
     server = start_server(write_catalog(tmp_path / "c.json", 40), workers=2)
     done: list[RunOutcome] = []
     run = threading.Thread(target=lambda: done.append(run_experiment(
-        fight(cluster=connection, endpoint=server.endpoint, duration=1.0, timeout=2.0),
-        tmp_path, progress=False)))
+        fight(cluster=connection, engines=2, endpoint=server.endpoint, **settings), tmp_path,
+        progress=False)))
     run.start()
-    try:
-        with client_for(server) as lib:
-            wait_until(lambda: lib.stats().raw["stats"]["requests"] > 100, timeout=60,
-                       message="the load to be under way")
+    with client_for(server) as lib:
+        wait_until(lambda: lib.stats().raw["stats"]["requests"] > 100, timeout=60,
+                   message="the load to be under way")
+    disrupt(pid)
+    run.join(120)
+    assert not run.is_alive() and done, "the run hung after an engine was disrupted"
+    summary = done[0].summary
+    runs = {r["engine"]: r["status"] for r in summary["engine_runs"]}
+    assert runs[victim] == "missing" and list(runs.values()).count("ok") == 1, runs
+    assert summary["verdict_skipped"] and "missing" in summary["verdict_skipped"]
+    return done[0]
+
+
+def test_an_engine_that_stops_answering_mid_run_is_named_at_the_deadline(
+        cluster: tuple[Any, Any, str], start_server, tmp_path: Path) -> None:
+    """SIGSTOP: the engine neither answers nor closes its connections, as when its machine
+    drops off the network. The run still ends, at its deadline, and names it."""
+    stopped: list[int] = []
+
+    def stop(pid: int) -> None:
         os.kill(pid, signal.SIGSTOP)
-        run.join(120)
+        stopped.append(pid)
+
+    try:
+        disrupted_run(cluster, start_server, tmp_path, stop, duration=1.0, timeout=2.0)
     finally:
-        os.kill(pid, signal.SIGCONT)
-    assert not run.is_alive() and done, "the run hung on an engine that stopped answering"
-    runs = {r["engine"]: r for r in done[0].summary["engine_runs"]}
-    assert runs[victim]["status"] == "missing", runs
-    assert done[0].summary["verdict_skipped"]
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
 
 
 def test_an_engine_killed_mid_run_ends_the_run_cleanly_and_is_named(
-        cluster: tuple[Any, str], start_server, tmp_path: Path) -> None:
-    client, connection = cluster
-    victim = client.ids[1]
-    pid = client[victim].apply_sync(os.getpid)
-    server = start_server(write_catalog(tmp_path / "c.json", 40), workers=2)
-    done: list[RunOutcome] = []
-    run = threading.Thread(target=lambda: done.append(run_experiment(
-        fight(cluster=connection, endpoint=server.endpoint, duration=4.0), tmp_path,
-        progress=False)))
+        cluster: tuple[Any, Any, str], start_server, tmp_path: Path) -> None:
     started = time.monotonic()
-    run.start()
-    with client_for(server) as lib:
-        wait_until(lambda: lib.stats().raw["stats"]["requests"] > 200, timeout=60,
-                   message="the load to be under way")
-    os.kill(pid, signal.SIGKILL)
-    run.join(120)
-    assert not run.is_alive() and done, "the run hung after an engine died"
-    summary = done[0].summary
-    statuses = {r["engine"]: r["status"] for r in summary["engine_runs"]}
-    assert statuses[victim] == "missing" and list(statuses.values()).count("ok") == 1
-    assert summary["verdict_skipped"] and "missing" in summary["verdict_skipped"]
+    disrupted_run(cluster, start_server, tmp_path, lambda pid: os.kill(pid, signal.SIGKILL),
+                  duration=4.0)
     assert time.monotonic() - started < 90

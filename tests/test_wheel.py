@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from libsrv.client import LibraryClient
-from tests.helpers import ROOT, free_port, wait_until
+from tests.helpers import ROOT, end_process, free_port, wait_until
 
 SOURCES = ("pyproject.toml", "README.md", "libsrv", "libsrv_bench")
 
@@ -149,9 +149,4 @@ def test_the_forms_page_from_another_folder(installed: tuple[Path, Path]) -> Non
         body = wait_until(html, timeout=120, message="the forms page to answer")
         assert "Biblioteca" in str(body)
     finally:
-        page.send_signal(signal.SIGTERM)
-        try:
-            page.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            page.kill()
-            page.wait(10)
+        end_process(page, timeout=60)
