@@ -54,6 +54,7 @@ log = logging.getLogger("libsrv.storage")
 OUTSIDE_ACTION = "outside"  # the action of a change another program made to the catalog file
 NEXT_SNAPSHOT = "next_snapshot"  # a journal record: the snapshot a compaction is putting in place
 MIN_COMPACT_RECORDS = 1000
+UNLOCKED_RELOAD_TRIES = 20
 COMPACT_RETRY_RECORDS = 256  # a process that found another compacting waits this many records
 
 
@@ -150,14 +151,15 @@ class JournalStorage(Storage):
     def _reload(self) -> None:
         """(Lock held.) Read the snapshot and replay the journal on top of it, if the journal
         extends this snapshot (see `journal_belongs`)."""
-        self._catalog, self._file = read_snapshot(self.path)
-        identity = self._file.identity
-        self._expected: set[str] = set()  # snapshots other processes' compactions announced
-        self._applied = AppliedRequests(seconds=self.remember_seconds)
-        self._pending = 0
-        records = self._log.open(identity)
-        self._seq = int(self._log.header.get("seq") or 0)
-        if not journal_belongs(self._log.header, records, identity):
+        # Without the lock (the teaching switch) another writer's compaction may replace both
+        # files between our two reads: read them again before calling the pair mismatched.
+        for _ in range(1 if self._lock.enabled else UNLOCKED_RELOAD_TRIES):
+            self._catalog, self._file = read_snapshot(self.path)
+            identity = self._file.identity
+            records = self._log.open(identity)
+            if journal_belongs(self._log.header, records, identity):
+                break
+        else:
             raise StorageError(
                 f"{self._log.path} does not belong to {self.path}: it extends another version "
                 "of the catalog (was the catalog restored from a backup, or changed with "
@@ -165,6 +167,10 @@ class JournalStorage(Storage):
                 f"the catalog is not opened. To go on from the catalog as it is, move "
                 f"{self._log.path} away; to keep the journal's changes, put back the catalog "
                 "it extends.")
+        self._expected: set[str] = set()  # snapshots other processes' compactions announced
+        self._applied = AppliedRequests(seconds=self.remember_seconds)
+        self._pending = 0
+        self._seq = int(self._log.header.get("seq") or 0)
         self._apply(records)
 
     def _apply(self, records: list[Record]) -> None:
