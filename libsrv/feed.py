@@ -28,7 +28,6 @@ import signal
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 import zmq
 
@@ -115,8 +114,8 @@ class JournalTail:
 
 
 class Feed:
-    """The server's PUB socket and the journal tail behind it. Call `pump` often (after
-    replies, and at least every poll); it publishes what is new and the heartbeat when due.
+    """The server's PUB socket and the journal tail behind it. Call `pump` often (the feed
+    process does, every PUMP_SECONDS); it publishes what is new and the heartbeat when due.
     Never raises once started: a journal it cannot read is logged and tried again."""
 
     def __init__(self, catalog: Path | str, bind: str, *, curve: str | None = None,
@@ -137,7 +136,6 @@ class Feed:
         self.endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.port = int(self.endpoint.rsplit(":", 1)[1])
         self.published = 0
-        self._next_pump = 0.0
         self._next_beat = 0.0
         self._failing = False
 
@@ -145,12 +143,10 @@ class Feed:
     def seq(self) -> int:
         return self._tail.seq
 
-    def pump(self, *, now: float | None = None, force: bool = False) -> int:
-        """Publish the changes that reached the journal; how many."""
-        now = time.monotonic() if now is None else now
-        if not force and now < self._next_pump:
-            return 0
-        self._next_pump = now + PUMP_SECONDS
+    def pump(self) -> int:
+        """Publish the changes that reached the journal, and the heartbeat when it is due; how
+        many changes."""
+        now = time.monotonic()
         try:
             changes = self._tail.changes()
         except (StorageError, OSError, ValueError) as error:
@@ -167,9 +163,6 @@ class Feed:
             self._next_beat = now + HEARTBEAT_SECONDS
             self._sock.send_multipart(heartbeat_frames(self.seq))
         return len(changes)
-
-    def describe(self) -> dict[str, Any]:
-        return {"endpoint": self.endpoint, "seq": self.seq, "published": self.published}
 
     def close(self) -> None:
         self._tail.close()
@@ -243,8 +236,8 @@ def feed_main(catalog: str, bind: str, curve: str | None, hwm: int, pipe: Connec
     try:
         pipe.send(("ok", feed.endpoint))
         while not pipe.poll(PUMP_SECONDS):
-            feed.pump(force=True)
-        feed.pump(force=True)  # the server's last changes
+            feed.pump()
+        feed.pump()  # the server's last changes
     except OSError:
         pass  # the server is gone: nothing left to publish to anyone it answered
     finally:
