@@ -49,8 +49,8 @@ def serve(config: ServerConfig, *, stop: StopFlag | None = None,
     """Serve `config` until `stop` is set (default: SIGINT or SIGTERM, when called from the
     main thread). `on_ready` gets the ready line once clients can connect (default: logged).
     Returns whether the catalog file is up to date at the end (else its last flush failed and
-    the journal beside it holds what it lacks). Raises StorageError, CatalogError or
-    zmq.ZMQError when it cannot start."""
+    the journal beside it holds what it lacks). Raises StorageError, CatalogError,
+    libsrv.feed.FeedError (the feed's port is taken) or zmq.ZMQError when it cannot start."""
     before, after = raise_open_file_limit()
     if after > before:
         log.info("open-file limit raised from %d to %d (one per client connection)", before,
