@@ -79,11 +79,8 @@ class JournalTail:
             return []
         records = self._log.open()
         self.seq = max(self.seq, int(self._log.header.get("seq") or 0))
-        return self._new(records) if publish else self._skip(records)
-
-    def _skip(self, records: list[Record]) -> list[Record]:
-        self._new(records)
-        return []
+        new = self._new(records)  # read either way: `seq` must move past them
+        return new if publish else []
 
     def _new(self, records: list[Record]) -> list[Record]:
         out = []

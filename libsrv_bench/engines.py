@@ -252,9 +252,12 @@ def _merge(spec: LoadSpec, start: int, runs: list[EngineRun],
         measured = [r for r in mine if r.t_recv is not None and r.t_intended >= measure_from
                     and (end is None or r.t_intended < end)]
         run.requests = len(measured)
-        seconds = (end - measure_from) / 1e9 if end is not None else max(
-            1e-9, (max((r.t_recv or 0) for r in mine) - start) / 1e9) if mine else 1.0
-        run.throughput = run.requests / seconds if seconds else 0.0
+        if end is not None:
+            seconds = (end - measure_from) / 1e9
+        else:  # a count of requests: until this engine's last reply
+            last = max((r.t_recv or 0 for r in mine), default=start)
+            seconds = max(1e-9, (last - start) / 1e9)
+        run.throughput = run.requests / seconds
     records.sort(key=lambda r: r.t_send)
     result = LoadResult(records, corrected, uncorrected, start, measure_from, end,
                         max(1, processes), cpu, wall)
