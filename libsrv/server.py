@@ -74,10 +74,18 @@ def listening_options(sock: zmq.Socket) -> None:
 
 
 class StopFlag:
-    """Set by SIGINT or SIGTERM (or by `set()`), polled by the server loops."""
+    """Set by SIGINT or SIGTERM (or by `set()`), polled by the server loops.
+
+    The signal handler only assigns an attribute. It must take no lock: a handler runs in the
+    main thread between two bytecodes, so a SIGTERM arriving while the SIGINT handler held an
+    `Event`'s lock ran a second handler that waited forever for that same lock (the server then
+    ignored every signal: Ctrl-C followed by SIGTERM hung about one stop in fifteen)."""
+
+    WAKE_SECONDS = 0.05  # how often `wait` looks for a signal (a handler cannot wake it)
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._signalled = False
 
     def install(self) -> StopFlag:
         if threading.current_thread() is threading.main_thread():
@@ -86,17 +94,24 @@ class StopFlag:
         return self
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._event.set()
+        self._signalled = True
 
     def set(self) -> None:
+        """Set the flag (from any thread; never from a signal handler)."""
         self._event.set()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until set (or `timeout` seconds); True when set."""
-        return self._event.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self:
+            left = self.WAKE_SECONDS if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._event.wait(min(left, self.WAKE_SECONDS))
+        return True
 
     def __bool__(self) -> bool:
-        return self._event.is_set()
+        return self._signalled or self._event.is_set()
 
 
 def open_service(config: ServerConfig, board: StatsBoard, worker: int,

@@ -3,8 +3,10 @@ deadline. The tests import them from here; conftest.py holds the fixtures."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -78,3 +80,60 @@ def end_process(process: subprocess.Popen, timeout: float = 30.0) -> str:
     except subprocess.TimeoutExpired:
         process.kill()
         return process.communicate(timeout=10)[0] or ""
+
+
+class ChildOutput:
+    """A child process's stdout read by a thread, so a test waits for a line with a deadline
+    (a bare ``readline`` blocks for as long as the child stays silent). Start the child with
+    ``stdout=PIPE, text=True``; the pipe is drained until it closes, so the child never blocks
+    on a full pipe."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        if process.stdout is None:
+            raise ValueError("start the child with stdout=subprocess.PIPE")
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._pump, args=(process.stdout,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream) -> None:
+        for line in stream:
+            with self._changed:
+                self._lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    @property
+    def text(self) -> str:
+        with self._changed:
+            return "".join(self._lines)
+
+    def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+        """The first line matching the regular expression `pattern`; fails the test after
+        `timeout` seconds, or when the child's output ends without one."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._changed:
+            while True:
+                for line in self._lines[seen:]:
+                    match = regex.search(line)
+                    if match:
+                        return match
+                seen = len(self._lines)
+                left = deadline - time.monotonic()
+                if self._closed or left <= 0:
+                    why = "its output ended" if self._closed else f"{timeout:g} s passed"
+                    pytest.fail(f"no line matching {pattern!r} ({why}); output:\n"
+                                f"{''.join(self._lines)[-3000:]}")
+                self._changed.wait(left)
+
+    def wait_closed(self, timeout: float = 30.0) -> str:
+        """Everything the child printed, once its output ends; fails after `timeout`."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            pytest.fail(f"the child's output did not end within {timeout:g} s:\n{self.text}")
+        return self.text

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import filelock
@@ -16,7 +17,7 @@ import zmq
 from libsrv.catalog import AVAILABLE, LENT, Catalog
 from libsrv.process import ServerProcess
 from libsrv.protocol import MAX_FRAME_BYTES, Code
-from tests.helpers import ENGINES, SHAPES, client_for, raw_exchange
+from tests.helpers import ENGINES, ROOT, SHAPES, ChildOutput, client_for, raw_exchange
 
 QUIJOTE, SOMBRA, CRIMEN = "9788437604947", "9788497592208", "9780140449266"
 
@@ -132,6 +133,40 @@ def test_sigint_stops_it_too(start_server, catalog_file: Path) -> None:
     code = server.stop()
     assert code == 0, server.output
     assert Catalog.from_bytes(catalog_file.read_bytes()).get(CRIMEN)["prestatario"] == "Ana"
+
+
+STOP_FLAG_CHILD = """
+import sys, time
+from libsrv.server import StopFlag
+stop = StopFlag().install()
+print("ready", flush=True)
+turns, end = 0, time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    turns += stop.wait(0.0005)
+print("alive", bool(stop), turns, flush=True)
+"""
+
+
+def test_the_stop_flag_survives_a_storm_of_sigint_and_sigterm() -> None:
+    """A signal that lands inside another signal's handler must not deadlock the process
+    (Ctrl-C then SIGTERM hung a server about once in fifteen stops when the handler took the
+    lock of a threading.Event)."""
+    blast = 2.0
+    child = subprocess.Popen([sys.executable, "-c", STOP_FLAG_CHILD, str(blast + 1)],
+                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        output = ChildOutput(child)
+        output.wait_for("ready", timeout=30)
+        sent, end = 0, time.monotonic() + blast
+        while time.monotonic() < end and child.poll() is None:
+            os.kill(child.pid, signal.SIGINT)
+            os.kill(child.pid, signal.SIGTERM)
+            sent += 2
+        out = output.wait_closed(timeout=20)
+    finally:
+        child.kill()
+        child.wait(10)
+    assert out.split()[1:3] == ["alive", "True"], f"after {sent} signals: {out!r}"
 
 
 def test_spanish_messages_and_loan_period_flags(start_server, catalog_file: Path) -> None:
