@@ -23,12 +23,13 @@ why.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,10 @@ def cluster_client(engines: int, cluster_file: str | None) -> Iterator[tuple[Any
             yield client, list(client.ids)[:engines]
         finally:
             client.close()
-            cluster.stop_cluster_sync()
+            with suppress(Exception):  # a controller or engine already gone is no error
+                cluster.stop_cluster_sync()
+            end_cluster_processes(profile)
+            shutil.rmtree(profile, ignore_errors=True)
         return
     try:
         client = ipp.Client(cluster_file, timeout=30)  # positional: 9.x ignores url_file=
@@ -153,6 +157,26 @@ def cluster_client(engines: int, cluster_file: str | None) -> Iterator[tuple[Any
         yield client, ids
     finally:
         client.close()
+
+
+def end_cluster_processes(profile: Path | str, timeout: float = 5.0) -> int:
+    """Kill what a local cluster in `profile` left running (a killed controller's schedulers,
+    an engine that did not stop): every process whose command line names the folder, with its
+    children. How many there were."""
+    import psutil  # the bench extra: with ipyparallel
+
+    mark = str(profile)
+    found: dict[int, psutil.Process] = {}
+    for process in psutil.process_iter():
+        with suppress(psutil.Error):
+            if any(mark in part for part in process.cmdline()):
+                for member in [process, *process.children(recursive=True)]:
+                    found[member.pid] = member
+    for process in found.values():
+        with suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(list(found.values()), timeout=timeout)
+    return len(found)
 
 
 def run_on_engines(spec: LoadSpec, client: Any, ids: list[int], *,

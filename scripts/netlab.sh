@@ -8,7 +8,7 @@
 #   sudo ip netns exec lab-srv .venv/bin/python -m libsrv serve --host 192.0.2.1
 #   sudo ip netns exec lab-c1 .venv/bin/python -m libsrv call ping --endpoint tcp://192.0.2.1:5555
 #   sudo scripts/netlab.sh link c1 down [PREFIX]  # pull c1's cable; "up" plugs it back
-#   sudo scripts/netlab.sh down [PREFIX]          # remove the lab
+#   sudo scripts/netlab.sh down [PREFIX]          # remove the lab and end what runs in it
 #
 # The addresses are from 192.0.2.0/24 (TEST-NET-1, RFC 5737): they exist only inside the lab,
 # which has no route to anything else.
@@ -37,6 +37,8 @@ up() {
 down() {
   local p=$1
   for ns in "$p-srv" "$p-c1" "$p-c2" "$p-ctl" "$p-lan"; do
+    # what still runs on a host goes with it (a killed controller's schedulers, say)
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true
   done
 }

@@ -12,6 +12,26 @@ import zmq
 
 from libsrv.process import ServerProcess
 from tests.helpers import SHIPPED_CATALOG
+from tests.leftovers import leftovers, tag_this_session
+
+LEFTOVER_TAG = ""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global LEFTOVER_TAG
+    LEFTOVER_TAG = tag_this_session()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a process a test started is still alive at the end (it is killed)."""
+    left = leftovers(LEFTOVER_TAG)
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        text = "\n".join(["", "processes the tests started were still running at the end "
+                           "(now killed):", *left])
+        if reporter is not None:
+            reporter.write_line(text, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

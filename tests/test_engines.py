@@ -3,6 +3,7 @@ across them, a clock deliberately shifted, and an engine killed mid-run."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -11,10 +12,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from libsrv.generate import isbn_for, write_catalog
-from libsrv_bench.engines import shift_clock
+from libsrv_bench.engines import end_cluster_processes, shift_clock
 from libsrv_bench.runner import RunOutcome, run_experiment
 from libsrv_bench.settings import RunConfig
 from tests.helpers import client_for, wait_until
@@ -23,18 +25,30 @@ ipp = pytest.importorskip("ipyparallel")
 SHIFT_NS = 5_000_000_000  # five seconds: far more than any operation lasts
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, str]]:
-    """A local cluster of two engines, shared by the tests that bring their own server:
-    (the cluster, a client, its connection file)."""
-    profile = tmp_path_factory.mktemp("ipp")
+def local_cluster(profile: Path) -> Iterator[tuple[Any, Any, str]]:
+    """A local cluster of two engines: (the cluster, a client, its connection file). Whatever
+    it leaves running at the end (an engine a test killed leaves its children) is ended."""
     local = ipp.Cluster(n=2, profile_dir=str(profile), cluster_id="t", log_level=40)
     client = local.start_and_connect_sync()
     try:
         yield local, client, str(profile / "security" / "ipcontroller-t-client.json")
     finally:
         client.close()
-        local.stop_cluster_sync()
+        with contextlib.suppress(Exception):  # an engine a test killed is already gone
+            local.stop_cluster_sync()
+        end_cluster_processes(profile)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, str]]:
+    """A cluster shared by the tests that leave its engines as they found them."""
+    yield from local_cluster(tmp_path_factory.mktemp("ipp"))
+
+
+@pytest.fixture
+def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, str]]:
+    """A cluster for one test that stops or kills an engine (no other test sees the damage)."""
+    yield from local_cluster(tmp_path_factory.mktemp("ipp-own"))
 
 
 def fight(**settings: Any) -> RunConfig:
@@ -109,10 +123,7 @@ def disrupted_run(cluster: tuple[Any, Any, str], start_server, tmp_path: Path,
                   disrupt: Callable[[int], None], **settings: Any) -> RunOutcome:
     """A run over the cluster's two engines; once the load is under way, `disrupt(pid)` is
     done to the second engine's process. Fails if the run does not end within two minutes."""
-    local, client, connection = cluster
-    if len(client.ids) < 2:  # an earlier disruption may have cost the cluster an engine
-        local.start_engines_sync(n=2 - len(client.ids))
-        client.wait_for_engines(2, timeout=60)
+    _, client, connection = cluster
     victim = client.ids[1]  # bench uses the first two: this is one of them
     pid = client[victim].apply_sync(os.getpid)
     server = start_server(write_catalog(tmp_path / "c.json", 40), workers=2)
@@ -124,8 +135,12 @@ def disrupted_run(cluster: tuple[Any, Any, str], start_server, tmp_path: Path,
     with client_for(server) as lib:
         wait_until(lambda: lib.stats().raw["stats"]["requests"] > 100, timeout=60,
                    message="the load to be under way")
+    family = psutil.Process(pid).children(recursive=True)  # its load processes
     disrupt(pid)
     run.join(120)
+    for process in family:  # a killed engine's children are nobody's to end but ours
+        with contextlib.suppress(psutil.Error):
+            process.kill()
     assert not run.is_alive() and done, "the run hung after an engine was disrupted"
     summary = done[0].summary
     runs = {r["engine"]: r["status"] for r in summary["engine_runs"]}
@@ -135,7 +150,7 @@ def disrupted_run(cluster: tuple[Any, Any, str], start_server, tmp_path: Path,
 
 
 def test_an_engine_that_stops_answering_mid_run_is_named_at_the_deadline(
-        cluster: tuple[Any, Any, str], start_server, tmp_path: Path) -> None:
+        own_cluster: tuple[Any, Any, str], start_server, tmp_path: Path) -> None:
     """SIGSTOP: the engine neither answers nor closes its connections, as when its machine
     drops off the network. The run still ends, at its deadline, and names it."""
     stopped: list[int] = []
@@ -145,15 +160,15 @@ def test_an_engine_that_stops_answering_mid_run_is_named_at_the_deadline(
         stopped.append(pid)
 
     try:
-        disrupted_run(cluster, start_server, tmp_path, stop, duration=1.0, timeout=2.0)
+        disrupted_run(own_cluster, start_server, tmp_path, stop, duration=1.0, timeout=2.0)
     finally:
         for pid in stopped:
             os.kill(pid, signal.SIGCONT)
 
 
 def test_an_engine_killed_mid_run_ends_the_run_cleanly_and_is_named(
-        cluster: tuple[Any, Any, str], start_server, tmp_path: Path) -> None:
+        own_cluster: tuple[Any, Any, str], start_server, tmp_path: Path) -> None:
     started = time.monotonic()
-    disrupted_run(cluster, start_server, tmp_path, lambda pid: os.kill(pid, signal.SIGKILL),
+    disrupted_run(own_cluster, start_server, tmp_path, lambda pid: os.kill(pid, signal.SIGKILL),
                   duration=4.0)
     assert time.monotonic() - started < 90

@@ -20,7 +20,7 @@ import zmq
 from libsrv.catalog import Catalog
 from libsrv.live import Change, FeedUnavailable, LiveCatalog, parse_change
 from libsrv.process import ServerProcess
-from tests.helpers import client_for_endpoint, free_port, wait_until
+from tests.helpers import ChildOutput, client_for_endpoint, free_port, wait_until
 from tests.workload import acknowledged_writes
 
 BOOKS = 12
@@ -221,13 +221,14 @@ def test_watch_shows_changes_made_from_another_client(
                                 server.endpoint, "--isbn", isbn, "--count", "2"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        first = watcher.stdout.readline()  # type: ignore[union-attr]
-        assert first.startswith("watching"), first
+        lines = ChildOutput(watcher)
+        lines.wait_for("^watching", timeout=60)
         with client_for_endpoint(server.endpoint) as lib:
             assert lib.loan_isbn(isbns_of(catalog_file)[1], "Other").success  # filtered out
             assert lib.loan_isbn(isbn, "Ana").success
             assert lib.return_isbn(isbn).success
-        output = watcher.communicate(timeout=60)[0]
+        watcher.wait(60)
+        output = lines.wait_closed()
     finally:
         if watcher.poll() is None:
             watcher.kill()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from libsrv.scratch import OWNER_FILE
 from libsrv.ui import COPY_PREFIX, LocalServer, sweep_stale_copies
-from tests.helpers import free_port, wait_until
+from tests.helpers import ChildOutput, free_port, wait_until
 
 
 def descendants(pid: int) -> list[tuple[int, str]]:
@@ -58,8 +57,8 @@ def test_a_health_check_leaves_no_kernel_and_the_page_cleans_up(tmp_path: Path) 
                              "--cull-after", "5"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     try:
-        first = page.stdout.readline()  # type: ignore[union-attr]
-        copy = Path(re.search(r"shipped catalog, (\S+),", first).group(1))  # type: ignore[union-attr]
+        lines = ChildOutput(page)
+        copy = Path(lines.wait_for(r"shipped catalog, (\S+),", timeout=60).group(1))
         assert copy.exists()
         html = wait_until(lambda: fetch(f"http://127.0.0.1:{port}/"), timeout=90,
                           message="the forms page to answer")
@@ -72,7 +71,8 @@ def test_a_health_check_leaves_no_kernel_and_the_page_cleans_up(tmp_path: Path) 
         wait_until(lambda: kernels(page.pid) == 0, timeout=60,
                    message="the unconnected kernel to be culled")
         page.send_signal(signal.SIGTERM)
-        output = page.communicate(timeout=60)[0]
+        page.wait(60)
+        output = lines.wait_closed()
     finally:
         if page.poll() is None:
             page.kill()
@@ -117,7 +117,8 @@ def test_the_page_asks_for_its_token_and_caps_its_kernels(tmp_path: Path) -> Non
                             cwd=tmp_path)
     base = f"http://127.0.0.1:{port}/"
     try:
-        assert "?token=sesame" in page.stdout.readline()  # type: ignore[union-attr]
+        lines = ChildOutput(page)
+        lines.wait_for(r"\?token=sesame", timeout=60)
         wait_until(lambda: status_of(base) not in (0,), timeout=90,
                    message="the forms page to answer")
         without = fetch(base)  # no token: the login page, no forms, no kernel
@@ -128,10 +129,10 @@ def test_the_page_asks_for_its_token_and_caps_its_kernels(tmp_path: Path) -> Non
     finally:
         page.send_signal(signal.SIGTERM)
         try:
-            page.communicate(timeout=60)
+            page.wait(60)
         except subprocess.TimeoutExpired:
             page.kill()
-            page.communicate(timeout=10)
+            page.wait(10)
 
 
 def test_a_page_open_to_the_network_gets_a_token_by_default() -> None:

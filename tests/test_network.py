@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -161,7 +163,7 @@ def test_bench_from_two_engine_hosts_is_one_history_and_survives_a_pulled_cable(
         helpers.append(subprocess.Popen(in_host(
             lab, "ctl", str(bin_dir / "ipcontroller"), f"--ip={CONTROLLER_IP}",
             f"--profile-dir={profile}", "--log-level=ERROR"), cwd=ROOT, text=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
         engine_file = profile / "security" / "ipcontroller-engine.json"
         client_file = profile / "security" / "ipcontroller-client.json"
         wait_until(lambda: engine_file.exists() and client_file.exists(), timeout=60,
@@ -170,7 +172,7 @@ def test_bench_from_two_engine_hosts_is_one_history_and_survives_a_pulled_cable(
             helpers.append(subprocess.Popen(in_host(
                 lab, host, str(bin_dir / "ipengine"), f"--file={engine_file}",
                 "--log-level=ERROR"), cwd=ROOT, text=True, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL))
+                stderr=subprocess.DEVNULL, start_new_session=True))
 
         def bench(*extra: str) -> subprocess.Popen[str]:
             return subprocess.Popen(in_host(
@@ -200,8 +202,9 @@ def test_bench_from_two_engine_hosts_is_one_history_and_survives_a_pulled_cable(
         assert "missing" in cut["verdict_skipped"] and "MISSING" in out
     finally:
         subprocess.run(["bash", str(SCRIPT), "link", "c1", "up", lab])
-        for helper in helpers:
-            helper.kill()
+        for helper in helpers:  # with what each started (the controller's schedulers)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(helper.pid, signal.SIGKILL)
             helper.wait(10)
         server.stop()
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from libsrv.client import LibraryClient
-from tests.helpers import ROOT, end_process, free_port, wait_until
+from tests.helpers import ROOT, ChildOutput, end_process, free_port, wait_until
 
 SOURCES = ("pyproject.toml", "README.md", "libsrv", "libsrv_bench")
 
@@ -91,21 +90,12 @@ def test_serve_from_another_folder_uses_the_shipped_catalog(installed: tuple[Pat
                                "--quiet"], cwd=work, env=environment(bin_dir), text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        lines: list[str] = []
-
-        def endpoint() -> str | None:
-            lines.append(server.stdout.readline())  # type: ignore[union-attr]
-            match = re.search(r"serving on (tcp://\S+)", lines[-1])
-            if server.poll() is not None and not match:
-                raise AssertionError("".join(lines))
-            return match.group(1) if match else None
-
-        address = wait_until(endpoint, timeout=60, message="the server's ready line")
+        address = ChildOutput(server).wait_for(r"serving on (tcp://\S+)", timeout=60).group(1)
         with LibraryClient(str(address), timeout=5, retries=2) as lib:
             reply = lib.loan_isbn("9788437604947", "Wheel")
         assert reply.success, reply.raw
         server.send_signal(signal.SIGTERM)
-        server.communicate(timeout=60)
+        server.wait(60)
     finally:
         if server.poll() is None:
             server.kill()
