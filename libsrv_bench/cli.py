@@ -2,9 +2,11 @@
 
 The flags that describe a run come from `libsrv_bench.settings`, the one table of a run's settings.
 
-Exit status of ``run``: 0 when the run completed and the verifier found nothing, 1 when the
-verifier found violations, 2 when the run itself failed, 3 when it missed a threshold
-(``--max-p99-ms``, ``--min-throughput``, ``--max-timeouts``).
+Exit status of ``run``: 0 when the run is clean (the verifier found nothing and the run can
+vouch for it), 1 when the verifier found anomalies, 2 when the run itself failed, 3 when it is
+not clean for another reason (more errors and timeouts than ``--max-errors``, no acknowledged
+write, a book the verifier could not decide) or missed a threshold (``--max-p99-ms``,
+``--min-throughput``, ``--max-timeouts``).
 """
 
 from __future__ import annotations
@@ -103,7 +105,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  VIOLATION {detail['kind']} on {detail['book']}: {detail['detail']}")
         for detail in summary.get("feed", {}).get("details", [])[:10]:
             print(f"  FEED {detail['kind']}: {detail['detail']}")
+        print("NOT CLEAN (exit 1 = anomalies found): " + "; ".join(summary["not_clean"]))
         return EXIT_VIOLATIONS
+    if summary.get("not_clean"):
+        print("NOT CLEAN (exit 3): " + "; ".join(summary["not_clean"]))
+        return EXIT_THRESHOLD
+    if "clean" in summary:
+        print(f"clean: no anomaly in {summary['requests']:,} requests "
+              f"({summary.get('writes_acknowledged', 0):,} acknowledged writes checked)")
     missed = []
     if args.max_p99_ms is not None and not summary["p99_ms"] <= args.max_p99_ms:
         missed.append(f"p99 {summary['p99_ms']:.3f} ms > {args.max_p99_ms} ms")

@@ -43,7 +43,7 @@ def baseline_candidates(base: RunConfig) -> dict[str, RunConfig]:
 
 def describe(config: RunConfig) -> str:
     """A row's name: the echo as the report names it, a server by its shape and size."""
-    if config.echo:
+    if config.echo or config.endpoint:
         return describe_config(config)
     shape = "single REP" if config.workers == 0 else f"broker + {config.workers} workers"
     return f"server {config.storage}, {shape}, {config.books:,} books"

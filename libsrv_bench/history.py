@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from libsrv.protocol import Code
+
 TIMEOUT = "TIMEOUT"  # the code recorded for a request that got no reply (after its retries)
-BAD_REPLY = "BAD_REPLY"  # the code recorded for a reply that was not a JSON object
+BAD_REPLY = "BAD_REPLY"  # the code recorded for a reply its dialect could not read
+REFUSED = "REFUSED"  # a refusal whose reason the dialect cannot tell: asserts nothing
+# Replies that are not answers: with timeouts, the share --max-errors bounds
+FAILURE_CODES = (Code.INTERNAL, Code.BAD_REQUEST, BAD_REPLY, REFUSED)
 
 
 class Record(NamedTuple):

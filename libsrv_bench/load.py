@@ -15,7 +15,6 @@ server, set the pace.
 from __future__ import annotations
 
 import heapq
-import json
 import multiprocessing
 import os
 import queue
@@ -30,8 +29,9 @@ from typing import Any
 import zmq
 from hdrh.histogram import HdrHistogram
 
-from libsrv.protocol import Action, Code, encode_request
-from libsrv_bench.history import BAD_REPLY, TIMEOUT, Record
+from libsrv.protocol import Action
+from libsrv_bench.dialects import DEFAULT_DIALECT, Outcome, dialect_named
+from libsrv_bench.history import FAILURE_CODES, TIMEOUT, Record
 from libsrv_bench.workloads import KeySpace, Workload
 
 HIST_MAX_NS = 120 * 10**9  # two minutes
@@ -39,8 +39,6 @@ HIST_DIGITS = 3
 START_DELAY_NS = 300_000_000  # all processes start together, this long after they are ready
 TIMEOUT_SCAN_NS = 20_000_000  # timeouts are looked for every 20 ms
 CLIENTS_PER_PROCESS = 250
-# Replies that are answers; any other code counts as an error on the progress bar.
-ANSWERS = frozenset({Code.OK, Code.UNAVAILABLE, Code.NOT_LOANED, Code.NOT_FOUND})
 
 
 def new_histogram() -> HdrHistogram:
@@ -63,6 +61,7 @@ class LoadSpec:
     seed: int = 1  # fixes the workload
     processes: int = 0  # 0: one per 250 clients, at least 1, at most the CPUs
     ids: bool = True  # False: requests carry no id, as the class's client sends them
+    dialect: str = DEFAULT_DIALECT  # the target's protocol (libsrv_bench.dialects)
     # Request ids start with this; unique per run, so a server that remembers ids never mistakes
     # a request of this run for a retry of an earlier one (the seed still fixes the workload).
     run_id: str = field(default_factory=lambda: secrets.token_hex(6))
@@ -121,6 +120,7 @@ class _ClientPool:
     def __init__(self, spec: LoadSpec, first: int, count: int, t0: int, counters: Any,
                  slot: int) -> None:
         self.spec = spec
+        self.dialect = dialect_named(spec.dialect)
         self.first = first
         self.counters = counters
         self.slot = slot
@@ -166,26 +166,25 @@ class _ClientPool:
         client.request = (action, fields)
         rid = f"{self.spec.run_id}-{client.index}-{client.step}" if self.spec.ids else None
         client.rid = rid
-        client.payload = encode_request(action, id=rid, **fields)
+        client.payload = self.dialect.request(action, fields, rid)
         if client.sock is not None:
             client.sock.send(client.payload)
         client.sent, client.sent_at, client.first_sent, client.attempts = True, now, now, 1
         if client.quota > 0:
             client.quota -= 1
 
-    def _finish(self, client: _Client, now: int, reply: dict[str, Any] | None) -> None:
+    def _finish(self, client: _Client, now: int, reply: Outcome | None) -> None:
+        """Record `client`'s request: answered with `reply` at `now`, or timed out (None)."""
         action, fields = client.request or (Action.PING, {})
-        book = reply.get("book") if reply is not None else None
-        if not isinstance(book, dict):
-            book = {}
-        code = str(reply.get("code")) if reply is not None else TIMEOUT
+        book = reply.book if reply is not None and reply.book is not None else {}
+        code = reply.code if reply is not None else TIMEOUT
         self.records.append(Record(
             client.index, str(action), fields.get("isbn"), fields.get("borrower"),
             client.intended, client.first_sent, now if reply is not None else None, code,
             book.get("ISBN"), book.get("prestatario"), book.get("estado"), client.attempts,
             client.rid))
         self.counters[self.slot * 2] += 1
-        if code not in ANSWERS:
+        if code in FAILURE_CODES or code == TIMEOUT:
             self.counters[self.slot * 2 + 1] += 1
         client.sent = False
         if self.interval:
@@ -240,13 +239,8 @@ class _ClientPool:
                 client = self.by_sock[sock]
                 frame = sock.recv()
                 now = time.perf_counter_ns()
-                try:
-                    reply = json.loads(frame)
-                except ValueError:
-                    reply = None
-                if not isinstance(reply, dict):
-                    reply = {"code": BAD_REPLY}
-                self._finish(client, now, reply)
+                action, fields = client.request or (Action.PING, {})
+                self._finish(client, now, self.dialect.reply(action, fields, frame))
                 outstanding -= 1
                 if not self._has_work(client):
                     continue

@@ -19,11 +19,11 @@ import zmq
 from hdrh.histogram import HdrHistogram
 
 from libsrv.protocol import Code
-from libsrv_bench.history import BAD_REPLY, FIELDS, TIMEOUT
+from libsrv_bench.history import FAILURE_CODES, FIELDS, TIMEOUT
 from libsrv_bench.load import LoadResult, new_histogram
+from libsrv_bench.workloads import WRITES
 
 PERCENTILES = {"p50_ms": 50.0, "p90_ms": 90.0, "p99_ms": 99.0, "p999_ms": 99.9}
-FAILURE_CODES = (Code.INTERNAL, Code.BAD_REQUEST, BAD_REPLY)
 KEEPING_UP = 0.95  # an open-loop run that achieves less than this share of its rate fell behind
 SATURATED = 0.90  # a load process busier than this (CPU / wall time) may be the bottleneck
 
@@ -119,6 +119,8 @@ def summarize(result: LoadResult, frame: pd.DataFrame,
         "timeouts": int(measured["timeout"].sum()),
         "errors": int(measured["code"].isin(FAILURE_CODES).sum()),
         "codes": {str(k): int(v) for k, v in measured["code"].value_counts().items()},
+        "writes_acknowledged": int((frame["action"].isin([str(a) for a in WRITES])
+                                    & (frame["code"] == Code.OK)).sum()),
         "uncorrected": histogram_figures(result.uncorrected),
         "warmup_requests": int(frame["warmup"].sum()),
         "load_processes": result.processes,

@@ -71,10 +71,13 @@ def describe(config: RunConfig) -> str:
             f"libzmq proxy + {config.workers} echo workers"
     if config.echo == "broker":
         return f"kit broker + {config.workers} echo workers"
+    clients = f"{config.clients} client{'s' if config.clients != 1 else ''}"
+    if config.endpoint:
+        return f"{config.target or config.endpoint} ({config.dialect} protocol), {clients}, " \
+               f"{config.workload}"
     shape = "single REP" if config.workers == 0 else \
         f"{config.workers} worker{'s' if config.workers != 1 else ''}"
     lock = ", NO LOCK" if config.unsafe_no_lock else ""
-    clients = f"{config.clients} client{'s' if config.clients != 1 else ''}"
     return f"{config.storage}{lock}, {shape}, {clients}, {config.workload}"
 
 
@@ -98,7 +101,12 @@ def runs_frame(runs: Sequence[Path]) -> pd.DataFrame:
         summary = json.loads((folder / "summary.json").read_text())
         config = config_of(summary)
         row = summary_row(summary)
-        row.update(folder=str(folder), key=config_key(config), label=describe(config),
+        key = config_key(config)
+        if config.endpoint and not config.target:
+            # someone else's server with no --name: another run at that endpoint may be
+            # another server, so it is never taken for a round of this one
+            key = f"{key}-{summary.get('run_id', folder.name)}"
+        row.update(folder=str(folder), key=key, label=describe(config),
                    echo=config.echo, storage=config.storage, duration=config.duration,
                    processes=config.processes, started_at=summary.get("started_at", ""),
                    command=summary.get("command", ""), cpus=summary["machine"].get("cpus"),

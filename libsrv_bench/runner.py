@@ -25,18 +25,34 @@ from typing import Any
 import pandas as pd
 
 from libsrv.catalog import LENT, Catalog
-from libsrv.client import LibraryClient, ServerUnreachable
+from libsrv.client import BadReply, LibraryClient, ServerUnreachable
 from libsrv.generate import write_catalog
 from libsrv.process import ServerProcess
+from libsrv_bench.dialects import (
+    DEFAULT_DIALECT,
+    Dialect,
+    DialectError,
+    check_actions,
+    dialect_named,
+)
 from libsrv_bench.engines import WAIT_MARGIN_SECONDS, EngineRun, cluster_client, run_on_engines
+from libsrv_bench.foreign import ask_states, books_in_file, file_state
 from libsrv_bench.history import Record
+from libsrv_bench.judgement import not_clean
 from libsrv_bench.load import LoadResult, LoadSpec, run_load
 from libsrv_bench.observe import FeedObserver, check_feed
 from libsrv_bench.procstat import CostMeter, rss_mb
 from libsrv_bench.results import machine_info, new_run_folder, records_frame, summarize, write_run
 from libsrv_bench.settings import RunConfig, run_command, same_load
-from libsrv_bench.verifier import ops_from_records, verify
-from libsrv_bench.workloads import KeySpace, Workload, needs_titles, workload_named
+from libsrv_bench.verifier import FILE_FIELDS, ops_from_records, unreadable_file, verify
+from libsrv_bench.workloads import (
+    KeySpace,
+    Workload,
+    has_writes,
+    needs_titles,
+    workload_actions,
+    workload_named,
+)
 
 CACHE = Path(tempfile.gettempdir()) / "libsrv-bench-catalogs"
 TITLE_SAMPLE = 1000
@@ -190,27 +206,27 @@ def _load_spec(config: RunConfig, endpoint: str, workload: Workload,
                keys: KeySpace) -> LoadSpec:
     if config.echo:  # the echo answers faster than one load process can ask
         config = same_load(config)
+    ids = not config.no_ids and dialect_named(config.dialect).ids
     return LoadSpec(endpoint, config.clients, workload, keys, duration=config.duration,
                     requests=config.requests, rate=config.rate, think=config.think,
                     warmup=config.warmup, timeout=config.timeout, retries=config.retries,
-                    seed=config.seed, processes=config.processes, ids=not config.no_ids)
+                    seed=config.seed, processes=config.processes, ids=ids,
+                    dialect=config.dialect)
 
 
-def _final_state(endpoint: str, isbns: list[str]) -> dict[str, Any]:
-    """What the server serves now for each book (those it does not answer are left out).
+def _final_state(endpoint: str, isbns: list[str], dialect: Dialect) -> dict[str, Any]:
+    """What the server serves now for each book (those it does not show are left out).
 
-    Many books are read a page of the catalog at a time (the load has stopped, so pages agree);
-    a few, one query each."""
-    if len(isbns) > 100:
+    From a server that lists its catalog in the kit's protocol, many books are read a page at
+    a time (the load has stopped, so pages agree); else, and for a few, one query each in the
+    target's dialect."""
+    if dialect.name != DEFAULT_DIALECT or len(isbns) <= 100:
+        return ask_states(endpoint, dialect, isbns)
+    try:
         wanted = set(isbns)
         return {b["ISBN"]: b for b in _fetch_books(endpoint, 10**9) if b.get("ISBN") in wanted}
-    served: dict[str, Any] = {}
-    with LibraryClient(endpoint, timeout=10, retries=3) as lib:
-        for isbn in isbns:
-            reply = lib.query_isbn(isbn)
-            if reply.success and isinstance(reply.book, dict):
-                served[isbn] = reply.book
-    return served
+    except (RunError, BadReply, ServerUnreachable):
+        return ask_states(endpoint, dialect, isbns)
 
 
 def run_experiment(config: RunConfig, out: Path | str | None = None, *,
@@ -220,14 +236,20 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
     The folder is named by the run's settings; a folder already there is never replaced (the
     new run gets a numbered name beside it)."""
     workload = workload_named(config.workload, config.hot)
+    dialect = _dialect(config, workload)
     out_root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="bench-"))
     started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     ops: list = []
     served: dict[str, Any] = {}
+    their_file = Path(config.catalog) if config.catalog else None
     with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch:
         with target(config, Path(scratch)) as (endpoint, db, server):
-            listed = _fetch_books(endpoint, TITLE_SAMPLE if db is not None else 100_000) \
-                if (needs_titles(workload) or db is None) and not config.echo else []
+            if their_file is not None and db is None:
+                listed = books_in_file(their_file)
+            elif (needs_titles(workload) or db is None) and not config.echo:
+                listed = _fetch_books(endpoint, TITLE_SAMPLE if db is not None else 100_000)
+            else:
+                listed = []
             books = tuple((b["ISBN"], b["titulo"]) for b in listed)
             keys = KeySpace(config.books, True, books) if db is not None else \
                 KeySpace(books=books)
@@ -251,15 +273,21 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             frame = records_frame(result)
             if not config.echo:
                 ops = ops_from_records(history)
-                served = _final_state(endpoint,
-                                      sorted({op.isbn for op in ops if op.isbn is not None}))
+                touched = sorted({op.isbn for op in ops if op.isbn is not None})
+                served = _final_state(endpoint, touched, dialect)
         # our server has stopped here, so its catalog file is final
-        on_disk = feed_file = None
+        on_disk = feed_file = file_error = None
+        compared: tuple[str, ...] | None = None
         if db is not None and not config.echo:
             catalog = Catalog.from_bytes(db.read_bytes())
             on_disk = {isbn: catalog.get(isbn) for isbn in served}
             if observer is not None:
                 feed_file = {c.isbn: catalog.get(c.isbn) for c in observer.changes}
+        elif their_file is not None and dialect.name != DEFAULT_DIALECT and not config.echo:
+            # their server still runs: its file must be current now (the class's design
+            # rewrites it on every change); the kit's journal makes it current only at a stop
+            on_disk, file_error = file_state(their_file)
+            compared = FILE_FIELDS  # their query may format a record otherwise than the file
     verdict: dict[str, Any] = {"ok": True, "violations": 0, "details": [], "skipped": True}
     missing = [run for run in engine_runs or [] if run.status != "ok"]
     skipped = ""
@@ -269,7 +297,10 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
                    "updates), so the verifier did not run")
         verdict["reason"] = skipped
     elif not config.echo:
-        verdict = verify(ops, initial, served, on_disk, origin=result.t0).as_dict()
+        judged = verify(ops, initial, served, on_disk, origin=result.t0, fields=compared)
+        if file_error is not None:
+            judged.violations.append(unreadable_file(file_error))
+        verdict = judged.as_dict()
     feed: dict[str, Any] = {}
     if observer is not None:
         feed = check_feed(observer.changes, observer.start_seq, observer.final_seq,
@@ -291,8 +322,25 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
                    name=folder.name, config=asdict(config), machine=machine_info(),
                    started_at=started_at, endpoint=endpoint, run_id=spec.run_id,
                    command=run_command(config))
+    if not config.echo:
+        reasons = not_clean(summary, verdict, config.max_errors, writes=has_writes(workload))
+        summary.update(clean=not reasons, not_clean=reasons)
+    summary.update(target=target_name(asdict(config)), dialect=dialect.name)
     write_run(folder, summary, frame, result, verdict)
     return RunOutcome(folder, summary, frame, verdict)
+
+
+def _dialect(config: RunConfig, workload: Workload) -> Dialect:
+    """The target's dialect, once it is sure the run can use it (else RunError)."""
+    try:
+        dialect = dialect_named(config.dialect)
+        check_actions(dialect, workload_actions(workload))
+    except DialectError as error:
+        raise RunError(str(error)) from None
+    if config.endpoint and not dialect.lists_catalog and not config.catalog:
+        raise RunError(f"the {dialect.name} protocol cannot list the server's books: give "
+                       "its catalog file with --catalog FILE")
+    return dialect
 
 
 def _drive(config: RunConfig, spec: LoadSpec, update: Callable[[int, int], None] | None,
@@ -335,8 +383,11 @@ def sweep(base: RunConfig, out: Path | str, *, progress: bool = True,
 
 
 def target_name(config: dict[str, Any]) -> str:
-    """What a run loaded: its storage engine, or which echo ("echo" is the transport's limit,
-    "broker echo" the kit's broker in front of echo workers)."""
+    """What a run loaded: another server by its name (or endpoint), the kit's by its storage
+    engine, or which echo ("echo" is the transport's limit, "broker echo" the kit's broker in
+    front of echo workers)."""
+    if config.get("endpoint"):
+        return str(config.get("target") or config["endpoint"])
     echo = config.get("echo")
     if echo in (True, "proxy"):
         return "echo"
@@ -349,15 +400,18 @@ def summary_row(summary: dict[str, Any]) -> dict[str, Any]:
     """One tidy row: the settings that vary, the figures, and the cost per request."""
     config = summary["config"]
     cost = summary.get("cost", {})
+    ours = not config.get("endpoint")  # else the server's own settings are not the bench's
     return {"name": summary["name"], "workload": config["workload"],
-            "target": target_name(config),
-            "unsafe": config["unsafe_no_lock"], "workers": config["workers"],
+            "target": target_name(config), "dialect": config.get("dialect", "kit"),
+            "unsafe": config["unsafe_no_lock"] if ours else None,
+            "workers": config["workers"] if ours else None,
             "clients": config["clients"], "books": config["books"],
             "throughput": summary["throughput"], "p50_ms": summary["p50_ms"],
             "p90_ms": summary["p90_ms"], "p99_ms": summary["p99_ms"],
             "p999_ms": summary["p999_ms"], "max_ms": summary["max_ms"],
             "timeouts": summary["timeouts"], "errors": summary["errors"],
             "violations": summary["violations"], "requests": summary["requests"],
+            "clean": summary.get("clean"),
             "server_cpu_us": cost.get("server_cpu_us_per_request"),
             "load_cpu_us": summary.get("load", {}).get("cpu_us_per_request"),
             "machine_busy": cost.get("machine_busy")}

@@ -17,12 +17,14 @@ from typing import Any
 
 from libsrv.config import DEFAULT_WORKERS
 from libsrv.storage import DEFAULT_ENGINE, ENGINES
+from libsrv_bench.dialects import BUILT_IN, DEFAULT_DIALECT
 from libsrv_bench.workloads import WORKLOADS
 
 DEFAULT_DURATION = 10.0
 DEMO_SECONDS = 2.0  # the demo's runs: short, and repeated in rounds to show their spread
 DEMO_ROUNDS = 3
 ECHO_VIA = ("proxy", "broker")  # the first is what --echo alone means
+DEFAULT_MAX_ERRORS = 0.05
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,13 @@ class RunConfig:
     # or the cluster whose client connection file is `cluster` (`engines` of them; 0: all)
     engines: int = 0
     cluster: str | None = None
+    # the target's protocol (libsrv_bench.dialects), its catalog file, and the name it goes by
+    dialect: str = DEFAULT_DIALECT
+    catalog: str | None = None
+    target: str = ""
+    # a run whose errors and timeouts are more than this share of its requests is not clean:
+    # a server that answers nothing properly must not pass for one that loses nothing
+    max_errors: float = DEFAULT_MAX_ERRORS
     label: str = ""
 
     def __post_init__(self) -> None:
@@ -82,6 +91,10 @@ class RunConfig:
             raise ValueError("--observe needs the feed that --no-pub turns off")
         if self.observe and self.echo:
             raise ValueError("an echo publishes no feed: --observe cannot go with --echo")
+        if not 0 <= self.max_errors <= 1:
+            raise ValueError("max_errors is a share of the requests, from 0 to 1")
+        if self.dialect != DEFAULT_DIALECT and self.echo:
+            raise ValueError("an echo speaks the kit's protocol: --dialect cannot go with --echo")
         if self.no_ids and self.retries:
             raise ValueError("a retry needs the request's id: --retries cannot go with "
                              "--no-ids")
@@ -101,10 +114,11 @@ class Setting:
     help: str
     tag: str
     unset: str = ""
+    cli: str = ""  # the flag, when it is not the field's name
 
     @property
     def flag(self) -> str:
-        return "--" + self.field.replace("_", "-")
+        return self.cli or "--" + self.field.replace("_", "-")
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -152,6 +166,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cluster", str, "an ipyparallel cluster's client connection file "
             "(ipcontroller-client.json): load from its engines; needs --endpoint", "cl",
             "a local cluster with --engines, else no cluster"),
+    Setting("dialect", str, f"the target's protocol: {', '.join(BUILT_IN)} (the class "
+            "report's Spanish messages), or FILE.py:Name (a Dialect class of your own)", "dl"),
+    Setting("catalog", str, "the target's catalog file (the class's {\"libros\": [...]} or "
+            "the kit's): its books and their states before the run, read again after it", "cat",
+            "ask the server"),
+    Setting("target", str, "the target's name in summaries and reports", "tg",
+            "the endpoint, or the kit's server", cli="--name"),
+    Setting("max_errors", float, "the share of requests that may fail (errors and timeouts) "
+            "before the run is not clean", "maxerr"),
     Setting("label", str, "name the run's folder", "", "named by its settings"),
 )
 DEFAULTS = RunConfig()
@@ -193,7 +216,8 @@ def add_flags(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) ->
             target.add_argument(setting.flag, action=argparse.BooleanOptionalAction,
                                 default=None, help=text)
         else:
-            target.add_argument(setting.flag, type=setting.type, default=None, help=text)
+            target.add_argument(setting.flag, type=setting.type, default=None, help=text,
+                                dest=setting.field)
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> RunConfig:
@@ -244,12 +268,17 @@ def run_name(config: RunConfig) -> str:
     if config.label:
         return _UNSAFE_CHARS.sub("_", config.label)
     unsafe = "-unsafe" if config.unsafe_no_lock else ""
-    target = f"echo-{config.echo}" if config.echo else f"{config.storage}{unsafe}"
-    parts = [config.workload, target, f"w{config.workers}", f"c{config.clients}",
-             f"b{config.books}"]
-    named = {"workload", "echo", "workers", "clients", "books", "label"}
-    if not config.echo:  # else storage settings that do not matter to the echo still count
-        named |= {"storage", "unsafe_no_lock"}
+    if config.endpoint:  # someone else's server: named by what it is, not by our defaults
+        target = config.target or config.endpoint.rsplit("/", 1)[-1]
+        parts = [config.workload, target, f"c{config.clients}"]
+        named = {"workload", "clients", "label", "endpoint", "target"}
+    else:
+        named = {"workload", "echo", "workers", "clients", "books", "label"}
+        target = f"echo-{config.echo}" if config.echo else f"{config.storage}{unsafe}"
+        parts = [config.workload, target, f"w{config.workers}", f"c{config.clients}",
+                 f"b{config.books}"]
+        if not config.echo:  # else storage settings that do not matter to the echo count
+            named |= {"storage", "unsafe_no_lock"}
     for setting in SETTINGS:
         value = getattr(config, setting.field)
         if setting.field in named or value == getattr(DEFAULTS, setting.field):

@@ -126,6 +126,20 @@ def workload_named(name: str, hot: int | None = None) -> Workload:
     return workload
 
 
+_SCRIPT_ACTIONS = frozenset({Action.QUERY_ISBN, Action.LOAN_TITLE, Action.LOAN_ISBN,
+                             Action.RETURN_ISBN})  # what `_class_step` sends
+WRITES = frozenset({Action.LOAN_ISBN, Action.LOAN_TITLE, Action.RETURN_ISBN})
+
+
+def workload_actions(workload: Workload) -> set[Action]:
+    """Every action the workload may send."""
+    return set(_SCRIPT_ACTIONS) if workload.scripted else set(workload.weights)
+
+
+def has_writes(workload: Workload) -> bool:
+    return bool(workload_actions(workload) & WRITES)
+
+
 def needs_titles(workload: Workload) -> bool:
     return workload.scripted or bool(
         {Action.LOAN_TITLE, Action.QUERY_TITLE} & set(workload.weights))
