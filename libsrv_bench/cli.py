@@ -1,4 +1,5 @@
-"""``python -m libsrv_bench run | baseline | sweep | compare | feed-cost | report | demo | echo``
+"""``python -m libsrv_bench run | baseline | sweep | compare | feed-cost | report | grade | demo |
+echo``
 
 The flags that describe a run come from `libsrv_bench.settings`, the one table of a run's settings.
 
@@ -205,6 +206,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_VIOLATIONS if table["violations"].sum() else EXIT_OK
 
 
+def cmd_grade(args: argparse.Namespace) -> int:
+    from libsrv_bench.grade import GradeError, grade
+
+    try:
+        results = grade(args.groups, args.out)
+    except GradeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    for result in results:
+        failed = [c.name for c in result.checks if not c.passed]
+        print(f"{result.group.name}: " + ("every check passed" if not failed else
+                                          "FAILED " + ", ".join(failed)))
+    print(f"report in {Path(args.out) / 'README.md'}")
+    return EXIT_OK if all(r.passed for r in results) else EXIT_VIOLATIONS
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from libsrv_bench.demo import run_demo
 
@@ -271,6 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--title", default="libsrv experiment report",
                         help="the report's heading (default: libsrv experiment report)")
     report.set_defaults(func=cmd_report)
+    marks = sub.add_parser("grade", help="grade many groups' servers in one report "
+                           "(protocol check, verified fight, latency, crash)")
+    marks.add_argument("groups", help="GROUPS.toml: one [[group]] per group (name, endpoint, "
+                       "dialect, catalog, command, cwd)")
+    marks.add_argument("--out", default="report/grade",
+                       help="folder of the grading report (default report/grade)")
+    marks.set_defaults(func=cmd_grade)
     demo = sub.add_parser("demo", help="the default experiment and its report")
     demo.add_argument("--out", default="report",
                       help="folder of the report; runs go under OUT/runs (default: report)")

@@ -9,6 +9,7 @@ and marker; the runs' settings are written under the figure by the report, not i
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 
@@ -255,4 +256,26 @@ def versus_limit(rows: pd.DataFrame, limit: str, note: str = "") -> plt.Figure:
                     fontsize=8)
     ax.set_xlabel("throughput as a fraction of the transport's limit (1 = as fast as it)")
     ax.grid(True, axis="x", which="major", alpha=0.3)
+    return fig
+
+
+def grade_figure(groups: Sequence[str], p50_ms: Sequence[float | None],
+                 throughput: Sequence[float | None], passed: Sequence[bool]) -> plt.Figure:
+    """The groups side by side: median latency at one client and throughput at sixteen, on
+    linear axes with each value written at its bar; a group that failed a check is red."""
+    fig, (left, right) = _figure(2, note="red: the group failed at least one check (see "
+                                 "its findings); a missing bar was not measured")
+    rows = list(range(len(groups)))
+    colours = [SAFE[0] if ok else UNSAFE[0] for ok in passed]
+    for ax, values, title in ((left, p50_ms, "median latency at 1 client (ms)"),
+                              (right, throughput, "throughput at 16 clients (req/s)")):
+        shown = [v if v is not None and math.isfinite(v) else 0.0 for v in values]
+        ax.barh(rows, shown, color=colours)
+        for row, value in zip(rows, values, strict=True):
+            ax.annotate("–" if value is None else number(value), (shown[row], row),
+                        xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+        ax.set_yticks(rows, labels=list(groups))
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(shown, default=0.0) * 1.25 or 1.0)
+        ax.set_title(title, fontsize=10)
     return fig

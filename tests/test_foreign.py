@@ -22,7 +22,7 @@ from libsrv_bench.dialects import ClassDialect, Dialect, DialectError, dialect_n
 from libsrv_bench.history import BAD_REPLY, REFUSED
 from libsrv_bench.runner import RunError, RunOutcome, run_experiment
 from libsrv_bench.settings import RunConfig
-from tests.helpers import CLASS_DB, ROOT
+from tests.helpers import CLASS_DB, ROOT, free_port
 
 SERVERS = ROOT / "tests" / "class_servers.py"
 
@@ -273,3 +273,38 @@ def test_a_server_that_does_not_do_the_job_is_never_clean(ctx: zmq.Context, tmp_
     summary = outcome.summary
     assert summary["clean"] is False
     assert "failed" in " ".join(summary["not_clean"]), summary["not_clean"]
+
+
+# ---------------------------------------------------------------- grading many groups
+
+
+def test_grade_three_groups_in_one_report(tmp_path: Path) -> None:
+    """A correct group, one without a lock (two workers behind zmq.proxy), one that lies:
+    each started by the grader from its command, graded, and compared in one report."""
+    from libsrv_bench.grade import grade
+
+    lines = []
+    for name, kind, workers in (("correct", "correct", 0), ("nolock", "nolock", 2),
+                                ("liar", "liar", 0)):
+        folder = tmp_path / name
+        folder.mkdir()
+        shutil.copy(CLASS_DB, folder / "DB.json")
+        port = free_port()
+        command = [sys.executable, str(SERVERS), kind, "--db", "DB.json", "--workers",
+                   str(workers), "--port", str(port)]
+        lines += ["[[group]]", f'name = "{name}"', f'endpoint = "tcp://127.0.0.1:{port}"',
+                  'dialect = "class"', f'catalog = "{name}/DB.json"', f'cwd = "{name}"',
+                  f"command = {json.dumps(command)}", ""]
+    groups = tmp_path / "groups.toml"
+    groups.write_text("\n".join(lines))
+    results = {r.group.name: r for r in grade(groups, tmp_path / "report", log=lambda _: None)}
+    good = results["correct"]
+    assert good.passed, [(c.name, c.detail) for c in good.checks if not c.passed]
+    assert good.p50_ms_1 and good.throughput_16
+    assert any(c.name == "SIGKILL and restart" and c.passed for c in good.checks)
+    for bad in ("nolock", "liar"):
+        fight = next(c for c in results[bad].checks if c.name == "concurrency fight clean")
+        assert not fight.passed and "anomalies" in fight.detail
+    report = (tmp_path / "report" / "README.md").read_text()
+    assert all(f"## {name}" in report for name in results) and "✘" in report
+    assert (tmp_path / "report" / "grade.png").stat().st_size > 10_000

@@ -1,0 +1,371 @@
+"""Grade many groups' servers in one report: ``python -m libsrv_bench grade GROUPS.toml``.
+
+GROUPS.toml has one ``[[group]]`` table per group::
+
+    [[group]]
+    name = "grupo-1"
+    endpoint = "tcp://127.0.0.1:5601"
+    dialect = "class"                 # kit, class, or FILE.py:Name
+    catalog = "grupo1/DB.json"        # the file the server serves (needed unless dialect kit)
+    command = "python servidor.py"    # optional: the bench starts it (and kills it once)
+    cwd = "grupo1"                    # optional: where the command runs
+
+For each group, in order: the protocol check (the class report's chapter-6 scenarios, one
+request at a time), the concurrency fight (hot-spot loans and returns from many clients,
+verified), latency at 1 client and throughput at 16, and, when the bench starts the server, a
+SIGKILL and restart (the loans acknowledged before it must be in the file after it). The catalog
+file is restored from the copy taken at the start before each step that writes. Relative paths
+are read from the folder of GROUPS.toml.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from libsrv.catalog import AVAILABLE, LENT
+from libsrv.protocol import Action, Code
+from libsrv_bench.dialects import DEFAULT_DIALECT, Dialect, Outcome, dialect_named
+from libsrv_bench.foreign import books_in_file, file_state
+from libsrv_bench.history import BAD_REPLY, TIMEOUT
+from libsrv_bench.runner import RunOutcome, run_experiment
+from libsrv_bench.settings import RunConfig
+
+ASK_SECONDS = 3.0
+START_SECONDS = 30.0
+FIGHT = {"workload": "hot-spot", "hot": 2, "clients": 16, "duration": 3.0, "warmup": 0.5}
+SPEED = {"workload": "read-mostly", "duration": 2.0, "warmup": 0.5}
+UNKNOWN_ISBN = "9780000000002"
+
+
+class GradeError(ValueError):
+    """GROUPS.toml cannot be used; the message says why."""
+
+
+@dataclass
+class Group:
+    name: str
+    endpoint: str
+    dialect: str = DEFAULT_DIALECT
+    catalog: Path | None = None
+    command: list[str] | None = None
+    cwd: Path | None = None
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class GroupResult:
+    group: Group
+    checks: list[Check] = field(default_factory=list)
+    fight: dict[str, Any] = field(default_factory=dict)
+    p50_ms_1: float | None = None
+    throughput_16: float | None = None
+    findings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+
+def load_groups(path: Path | str) -> list[Group]:
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise GradeError(f"cannot read {path}: {error}") from None
+    base = path.parent
+    groups = []
+    for n, table in enumerate(document.get("group", []), start=1):
+        if not isinstance(table, dict) or "name" not in table or "endpoint" not in table:
+            raise GradeError(f"{path}: group #{n} needs at least name and endpoint")
+        command = table.get("command")
+        if isinstance(command, str):
+            command = shlex.split(command)
+        groups.append(Group(
+            name=str(table["name"]), endpoint=str(table["endpoint"]),
+            dialect=_resolve_dialect(str(table.get("dialect", DEFAULT_DIALECT)), base),
+            catalog=base / table["catalog"] if "catalog" in table else None,
+            command=command, cwd=base / table["cwd"] if "cwd" in table else base))
+    if not groups:
+        raise GradeError(f"{path} has no [[group]] table")
+    return groups
+
+
+def _resolve_dialect(spec: str, base: Path) -> str:
+    path, sep, name = spec.rpartition(":")
+    if sep and path.endswith(".py") and not Path(path).is_absolute():
+        return f"{base / path}:{name}"
+    return spec
+
+
+# ---------------------------------------------------------------- talking to one server
+
+
+class Asker:
+    """One request at a time in the group's dialect, each with a deadline (a fresh socket
+    after a timeout, as the Lazy Pirate client does)."""
+
+    def __init__(self, endpoint: str, dialect: Dialect) -> None:
+        self.endpoint, self.dialect = endpoint, dialect
+        self.ctx = zmq.Context()
+
+    def raw(self, frame: bytes, action: Action, fields: dict[str, str]) -> Outcome:
+        sock = self.ctx.socket(zmq.REQ)
+        sock.linger = 0
+        try:
+            sock.connect(self.endpoint)
+            sock.send(frame)
+            if not sock.poll(int(ASK_SECONDS * 1000), zmq.POLLIN):
+                return Outcome(TIMEOUT)
+            return self.dialect.reply(action, fields, sock.recv())
+        finally:
+            sock.close()
+
+    def ask(self, action: Action, **fields: str) -> Outcome:
+        return self.raw(self.dialect.request(action, fields, None), action, fields)
+
+    def close(self) -> None:
+        self.ctx.destroy(linger=0)
+
+
+def protocol_checks(ask: Asker, books: list[dict[str, Any]]) -> list[Check]:
+    """The class report's scenarios, each a check with what was seen."""
+    free = next((b for b in books if b["estado"] == AVAILABLE), None)
+    if free is None:
+        return [Check("a book to test with", False, "the catalog has no available book")]
+    isbn, title = free["ISBN"], free["titulo"]
+    checks = []
+
+    def expect(name: str, outcome: Outcome, code: str, more: bool = True) -> None:
+        ok = outcome.code == code and more
+        checks.append(Check(name, ok, f"expected {code}, got {outcome.code}"
+                            + ("" if more else " (the book shown is not right)")))
+
+    q = ask.ask(Action.QUERY_ISBN, isbn=isbn)
+    expect("query by ISBN", q, Code.OK, q.book is not None and q.book.get("titulo") == title)
+    loan = ask.ask(Action.LOAN_ISBN, isbn=isbn, borrower="Grader")
+    expect("loan by ISBN", loan, Code.OK,
+           loan.book is None or loan.book.get("prestatario") == "Grader")
+    expect("loan of a lent book refused", ask.ask(Action.LOAN_ISBN, isbn=isbn,
+                                                  borrower="Other"), Code.UNAVAILABLE)
+    expect("return", ask.ask(Action.RETURN_ISBN, isbn=isbn), Code.OK)
+    expect("return of a book not lent refused", ask.ask(Action.RETURN_ISBN, isbn=isbn),
+           Code.NOT_LOANED)
+    if Action.LOAN_TITLE in ask.dialect.actions:
+        expect("loan by title", ask.ask(Action.LOAN_TITLE, title=title, borrower="Grader"),
+               Code.OK)
+        ask.ask(Action.RETURN_ISBN, isbn=isbn)
+    expect("unknown ISBN", ask.ask(Action.QUERY_ISBN, isbn=UNKNOWN_ISBN), Code.NOT_FOUND)
+    missing = ask.raw(ask.dialect.request(Action.LOAN_ISBN, {"isbn": isbn}, None),
+                      Action.LOAN_ISBN, {"isbn": isbn})
+    checks.append(Check("missing field answered, nothing lent", missing.code not in (
+        TIMEOUT, Code.OK), f"a loan without a borrower got {missing.code}"))
+    garbage = ask.raw(b"{not json", Action.QUERY_ISBN, {})
+    checks.append(Check("invalid JSON answered", garbage.code != TIMEOUT,
+                        f"got {garbage.code}" + (" (the REQ client would hang)"
+                                                 if garbage.code == TIMEOUT else "")))
+    after = ask.ask(Action.QUERY_ISBN, isbn=isbn)
+    checks.append(Check("still answers, book available", after.code == Code.OK and (
+        after.book is None or after.book["estado"] == AVAILABLE), f"got {after.code}"))
+    return checks
+
+
+# ---------------------------------------------------------------- one group
+
+
+class Started:
+    """The group's own server, started by the grader (in its own process group)."""
+
+    def __init__(self, group: Group) -> None:
+        self.group = group
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, ask: Asker, probe: str) -> None:
+        assert self.group.command is not None  # only built for groups with a command
+        self.process = subprocess.Popen(self.group.command, cwd=self.group.cwd,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"exited with code {self.process.returncode} at start")
+            if ask.ask(Action.QUERY_ISBN, isbn=probe).code not in (TIMEOUT, BAD_REPLY):
+                return
+        raise RuntimeError(f"did not answer within {START_SECONDS:g} s of starting")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+def crash_check(group: Group, started: Started, ask: Asker,
+                books: list[dict[str, Any]]) -> Check:
+    """Loans acknowledged, then SIGKILL and restart: each must still be in the file and in
+    the server's answers."""
+    free = [b["ISBN"] for b in books if b["estado"] == AVAILABLE][:3]
+    acked = [isbn for isbn in free
+             if ask.ask(Action.LOAN_ISBN, isbn=isbn, borrower="Crash").code == Code.OK]
+    started.kill()
+    on_disk, error = file_state(group.catalog) if group.catalog else ({}, None)
+    try:
+        started.start(ask, free[0] if free else UNKNOWN_ISBN)
+    except RuntimeError as failure:
+        return Check("SIGKILL and restart", False, f"the server {failure}")
+    if error is not None:
+        return Check("SIGKILL and restart", False, f"the file cannot be read: {error}")
+    lost = [isbn for isbn in acked if on_disk is not None and group.catalog is not None
+            and (on_disk.get(isbn) or {}).get("estado") != LENT]
+    shown = [isbn for isbn in acked
+             if (ask.ask(Action.QUERY_ISBN, isbn=isbn).book or {}).get("estado") != LENT]
+    if not acked:
+        return Check("SIGKILL and restart", False, "no loan was acknowledged before the kill")
+    ok = not lost and not shown
+    return Check("SIGKILL and restart", ok, f"{len(acked)} loans acknowledged before the "
+                 f"kill; missing from the file after it: {len(lost)}; shown as not lent by the "
+                 f"restarted server: {len(shown)}")
+
+
+def grade_group(group: Group, out: Path, log: Callable[[str], None]) -> GroupResult:
+    result = GroupResult(group)
+    dialect = dialect_named(group.dialect)
+    pristine = out / f"{group.name}-catalog.json" if group.catalog else None
+    if group.catalog is not None and pristine is not None:
+        shutil.copy(group.catalog, pristine)
+    books = books_in_file(group.catalog) if group.catalog else []
+    ask = Asker(group.endpoint, dialect)
+    started = Started(group) if group.command else None
+
+    def restore() -> None:
+        if pristine is not None and group.catalog is not None:
+            shutil.copy(pristine, group.catalog)
+
+    try:
+        if started is not None:
+            log(f"{group.name}: starting {shlex.join(group.command or [])}")
+            started.start(ask, books[0]["ISBN"] if books else UNKNOWN_ISBN)
+        log(f"{group.name}: protocol check")
+        result.checks += protocol_checks(ask, books)
+        restore()
+        base = {"endpoint": group.endpoint, "dialect": group.dialect, "target": group.name,
+                "catalog": str(group.catalog) if group.catalog else None, "seed": 1}
+        log(f"{group.name}: the concurrency fight")
+        fight = run_experiment(RunConfig(**base, **FIGHT, label=f"{group.name}-fight"),
+                               out / "runs", progress=False)
+        result.fight = {"clean": fight.summary.get("clean"),
+                        "not_clean": fight.summary.get("not_clean", []),
+                        "violations": fight.violations,
+                        "requests": fight.summary["requests"]}
+        result.checks.append(Check("concurrency fight clean", bool(fight.summary.get("clean")),
+                                   _fight_words(fight)))
+        result.findings += [d["detail"] for d in fight.verdict.get("details", [])[:3]]
+        restore()
+        for clients in (1, 16):
+            log(f"{group.name}: latency and throughput at {clients} client(s)")
+            speed = run_experiment(RunConfig(**base, **SPEED, clients=clients,
+                                             label=f"{group.name}-c{clients}"),
+                                   out / "runs", progress=False)
+            if clients == 1:
+                result.p50_ms_1 = speed.summary["p50_ms"]
+            else:
+                result.throughput_16 = speed.summary["throughput"]
+            restore()
+        if started is not None:
+            log(f"{group.name}: SIGKILL and restart")
+            result.checks.append(crash_check(group, started, ask, books))
+            restore()
+    except Exception as error:  # a group's server can fail in any way: say so, grade on
+        result.checks.append(Check("the grader could go on", False,
+                                   f"{type(error).__name__}: {error}"))
+    finally:
+        ask.close()
+        if started is not None:
+            started.kill()
+        restore()
+    result.findings = [f"{c.name}: {c.detail}" for c in result.checks if not c.passed] + \
+        result.findings
+    return result
+
+
+def _fight_words(fight: RunOutcome) -> str:
+    summary = fight.summary
+    if summary.get("clean"):
+        return (f"no anomaly in {summary['requests']:,} requests "
+                f"({summary.get('writes_acknowledged', 0):,} acknowledged writes)")
+    return "; ".join(summary.get("not_clean", [])) or "not clean"
+
+
+# ---------------------------------------------------------------- the report
+
+
+def write_grade_report(results: list[GroupResult], out: Path) -> Path:
+    """README.md and grade.png in `out`: groups x checks, a figure, findings in words."""
+    from libsrv_bench.plots import grade_figure
+
+    names = [c.name for c in results[0].checks] if results else []
+    for result in results[1:]:
+        names += [c.name for c in result.checks if c.name not in names]
+    lines = ["# Grading report", "",
+             "One row per group; each check is described under the table. ✔ passed, ✘ "
+             "failed, – not run.", "",
+             "| group | " + " | ".join(names) + " | p50 at 1 client (ms) | req/s at 16 "
+             "clients |", "|---" * (len(names) + 3) + "|"]
+    for result in results:
+        marks = {c.name: "✔" if c.passed else "✘" for c in result.checks}
+        lines.append(f"| {result.group.name} | " + " | ".join(marks.get(n, "–") for n in names)
+                     + f" | {_num(result.p50_ms_1)} | {_num(result.throughput_16)} |")
+    figure = grade_figure([r.group.name for r in results], [r.p50_ms_1 for r in results],
+                          [r.throughput_16 for r in results],
+                          [r.passed for r in results])
+    figure.savefig(out / "grade.png", dpi=120)
+    lines += ["", "![latency and throughput per group](grade.png)", ""]
+    for result in results:
+        lines += [f"## {result.group.name}", "",
+                  f"{result.group.endpoint}, {result.group.dialect} protocol"
+                  + (f", catalog {result.group.catalog}" if result.group.catalog else ""), ""]
+        if not result.findings:
+            lines += ["Every check passed.", ""]
+        lines += [f"- {finding}" for finding in result.findings] + [""]
+    path = out / "README.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    (out / "grades.json").write_text(json.dumps([{
+        "group": r.group.name, "passed": r.passed, "p50_ms_1": r.p50_ms_1,
+        "throughput_16": r.throughput_16, "fight": r.fight,
+        "checks": [c.__dict__ for c in r.checks]} for r in results], indent=2))
+    return path
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def grade(groups_file: Path | str, out: Path | str,
+          log: Callable[[str], None] = print) -> list[GroupResult]:
+    """Grade every group of `groups_file`; the report goes to `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = [grade_group(group, out, log) for group in load_groups(groups_file)]
+    write_grade_report(results, out)
+    return results
