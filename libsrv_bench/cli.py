@@ -1,5 +1,4 @@
-"""``python -m libsrv_bench run | baseline | sweep | compare | feed-cost | report | grade | demo |
-echo``
+"""``python -m libsrv_bench run|baseline|sweep|compare|feed-cost|report|grade|demo|echo``
 
 The flags that describe a run come from `libsrv_bench.settings`, the one table of a run's settings.
 
