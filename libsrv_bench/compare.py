@@ -19,16 +19,21 @@ from typing import Any
 
 import pandas as pd
 
+from libsrv_bench.dialects import DEFAULT_DIALECT
 from libsrv_bench.rounds import describe as describe_config
 from libsrv_bench.runner import RunConfig, run_experiment
 
 REFERENCE = "reference"
 
 
+# an echo is the kit's, started here, in the kit's protocol, whatever the server rows speak
+_KIT_TARGET = {"dialect": DEFAULT_DIALECT, "catalog": None, "endpoint": None, "target": ""}
+
+
 def transport_reference(base: RunConfig) -> RunConfig:
     """The transport's limit for `base`'s shape: libzmq's proxy with the same workers, or a
     bare REP echo when `base` is a single REP server."""
-    return replace(base, echo="proxy", label="")
+    return replace(base, echo="proxy", label="", **_KIT_TARGET)
 
 
 def baseline_candidates(base: RunConfig) -> dict[str, RunConfig]:
@@ -36,9 +41,9 @@ def baseline_candidates(base: RunConfig) -> dict[str, RunConfig]:
     workers (what the broker costs, apart from the catalog)."""
     if base.workers == 0:
         return {}
-    return {"bare REP echo": replace(base, echo="proxy", workers=0, label=""),
+    return {"bare REP echo": replace(base, echo="proxy", workers=0, label="", **_KIT_TARGET),
             f"kit broker + {base.workers} echo workers": replace(base, echo="broker",
-                                                                 label="")}
+                                                                 label="", **_KIT_TARGET)}
 
 
 def describe(config: RunConfig) -> str:
