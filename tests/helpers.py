@@ -8,7 +8,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -97,7 +97,7 @@ class ChildOutput:
         self._thread = threading.Thread(target=self._pump, args=(process.stdout,), daemon=True)
         self._thread.start()
 
-    def _pump(self, stream) -> None:
+    def _pump(self, stream: Iterable[str]) -> None:
         for line in stream:
             with self._changed:
                 self._lines.append(line)
