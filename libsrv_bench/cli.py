@@ -174,6 +174,8 @@ def cmd_feed_cost(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from libsrv_bench.compare import (
+        CALIBRATION,
+        GENERATOR_FLOOR,
         baseline_candidates,
         compare,
         describe,
@@ -201,7 +203,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
                     progress=not args.no_progress)
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
     print(f"\nmedians over rounds (ratios are to {describe(reference)} in the same round):")
-    print(medians(table).to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
+    summary = medians(table)
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
+    lean = summary[summary["name"] == CALIBRATION]
+    if not lean.empty:
+        share = float(lean["generator_ratio"].iloc[0])
+        print(f"calibration: bench's generator reached {share:.2f} of what an independent "
+              "one-process-per-client generator got from the reference"
+              + ("" if share >= GENERATOR_FLOOR else
+                 f"; WARNING: below {GENERATOR_FLOOR}, bench's generator set the reference's "
+                 "pace, so ratios to it overstate the other rows (try --processes)"))
     return EXIT_VIOLATIONS if table["violations"].sum() else EXIT_OK
 
 

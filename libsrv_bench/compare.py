@@ -7,12 +7,16 @@ and reports per-round ratios and their median with its spread: the figures to qu
 
 The reference is the transport's own limit for the server's shape: libzmq's C proxy in front of
 as many REP echo workers as the server has workers (a bare REP echo for ``--workers 0``). Every
-row uses the same load processes, so the load generator is the same for all of them.
+row uses the same load processes, so the load generator is the same for all of them. Each
+round also drives the reference with an independent lean generator (`libsrv_bench.lean`, one
+process per client): when bench's own reaches less than GENERATOR_FLOOR of it, bench's generator
+set the reference's pace and the command says so.
 """
 
 from __future__ import annotations
 
 import statistics
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,10 +24,14 @@ from typing import Any
 import pandas as pd
 
 from libsrv_bench.dialects import DEFAULT_DIALECT
+from libsrv_bench.lean import LeanResult, lean_throughput
 from libsrv_bench.rounds import describe as describe_config
-from libsrv_bench.runner import RunConfig, run_experiment
+from libsrv_bench.runner import RunConfig, catalog_copy, run_experiment, server_command
+from libsrv_bench.settings import DEFAULT_DURATION
 
 REFERENCE = "reference"
+CALIBRATION = "reference, lean generator"  # the same target, one process per client
+GENERATOR_FLOOR = 0.9  # bench's reference below this share of the lean generator's: throttled
 
 
 # an echo is the kit's, started here, in the kit's protocol, whatever the server rows speak
@@ -65,15 +73,34 @@ def _row(number: int, name: str, summary: dict[str, Any]) -> dict[str, Any]:
             "load_saturated": load.get("saturated")}
 
 
+def calibrate(reference: RunConfig) -> LeanResult:
+    """The reference driven by the independent lean generator (one process per client), as
+    long and with as many clients as bench drives it."""
+    with tempfile.TemporaryDirectory(prefix="bench-calibrate-") as scratch:
+        db = catalog_copy(reference.books, reference.seed, Path(scratch))
+        with server_command(reference, db) as server:
+            return lean_throughput(server.endpoint, reference.clients,
+                                   reference.duration or DEFAULT_DURATION)
+
+
 def compare(reference: RunConfig, candidates: dict[str, RunConfig], *, rounds: int = 3,
-            out: Path | str = "report/compare", progress: bool = False) -> pd.DataFrame:
+            out: Path | str = "report/compare", progress: bool = False,
+            calibration: bool = True) -> pd.DataFrame:
     """Each candidate's throughput and p99 as ratios to `reference` of the same round, over
-    `rounds` interleaved rounds."""
+    `rounds` interleaved rounds. With `calibration`, each round also drives the reference
+    with the lean generator: its row's `generator_ratio` is bench's throughput over the lean
+    generator's (below GENERATOR_FLOOR, bench's generator set the reference's pace)."""
     rows: list[dict[str, Any]] = []
     for number in range(rounds):
         ref = run_experiment(replace(reference, label=f"{REFERENCE}-r{number}"), out,
                              progress=progress).summary
         rows.append(_row(number, REFERENCE, ref))
+        if calibration and not reference.endpoint:
+            lean = calibrate(reference)
+            rows.append({"round": number, "name": CALIBRATION, "throughput": lean.throughput,
+                         "load_cpu_us": lean.cpu_us_per_request, "violations": 0,
+                         "generator_ratio": ref["throughput"] / lean.throughput
+                         if lean.throughput else float("nan")})
         for name, config in candidates.items():
             label = f"{name.replace(' ', '_').replace(',', '')}-r{number}"
             got = run_experiment(replace(config, label=label), out, progress=progress).summary
@@ -100,7 +127,11 @@ def medians(table: pd.DataFrame) -> pd.DataFrame:
                                "server_cpu_us": _median(group["server_cpu_us"]),
                                "load_cpu_us": _median(group["load_cpu_us"]),
                                "machine_busy": _median(group["machine_busy"])}
-        if name != REFERENCE:
+        if name == CALIBRATION:
+            ratio = group["generator_ratio"]
+            row["generator_ratio"] = _median(ratio)
+            row["ratio_spread"] = f"{ratio.min():.2f}-{ratio.max():.2f}"
+        elif name != REFERENCE:
             ratio = group["throughput_ratio"]
             row["throughput_ratio"] = _median(ratio)
             row["ratio_spread"] = f"{ratio.min():.2f}-{ratio.max():.2f}"

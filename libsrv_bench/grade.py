@@ -26,7 +26,9 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
 import tomllib
 from collections.abc import Callable
@@ -359,6 +361,35 @@ def _num(value: float | None) -> str:
     if value is None:
         return "–"
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def demo_groups(folder: Path | str) -> Path:
+    """A GROUPS.toml to try `grade` with, no student needed: two "groups" that are the kit's own
+    server with the class's whole-file design (json storage, 2 workers), one with its file lock
+    and one without, each on a copy of the shipped catalog in a folder of its own, graded in
+    the class's protocol. Returns the file's path."""
+    from libsrv.shipped import copy_shipped_catalog
+
+    folder = Path(folder)
+    lines = []
+    for name, extra in (("grupo-con-lock", []), ("grupo-sin-lock", ["--unsafe-no-lock"])):
+        copy_shipped_catalog(folder / name / "DB.json")
+        port = _free_port()
+        command = [sys.executable, "-m", "libsrv", "serve", "--port", str(port), "--workers",
+                   "2", "--storage", "json", "--db", "DB.json", "--quiet", "--no-pub", *extra]
+        lines += ["[[group]]", f"name = {json.dumps(name)}",
+                  f'endpoint = "tcp://127.0.0.1:{port}"', 'dialect = "class"',
+                  f'catalog = "{name}/DB.json"', f'cwd = "{name}"',
+                  f"command = {json.dumps(command)}", ""]
+    path = folder / "groups.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
 
 
 def grade(groups_file: Path | str, out: Path | str,

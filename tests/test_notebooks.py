@@ -100,3 +100,11 @@ def test_many_machines_notebook_runs_a_local_cluster(tmp_path: Path) -> None:
 def test_each_notebook_has_a_tagged_parameters_cell(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
+
+
+def test_grading_notebook_grades_its_two_demonstration_groups(tmp_path: Path) -> None:
+    nb = execute("06-grade-servers.ipynb", f"OUT = {str(tmp_path)!r}", tmp_path)
+    text = outputs(nb)
+    assert "== grupo-con-lock: every check passed" in text, text[-3000:]
+    assert "== grupo-sin-lock:" in text and "concurrency fight clean: " in text
+    assert "image/png" in str(nb.cells) and (tmp_path / "README.md").exists()
