@@ -308,3 +308,51 @@ def test_grade_three_groups_in_one_report(tmp_path: Path) -> None:
     report = (tmp_path / "report" / "README.md").read_text()
     assert all(f"## {name}" in report for name in results) and "✘" in report
     assert (tmp_path / "report" / "grade.png").stat().st_size > 10_000
+
+
+class SerialisingGateway:
+    """A translator done the wrong way: one REP socket in front, one REQ socket to the
+    server, one request at a time. Whatever the server does, nothing overlaps there."""
+
+    def __init__(self, ctx: zmq.Context, target: str) -> None:
+        self._front = ctx.socket(zmq.REP)
+        self._front.linger = 0
+        self.endpoint = f"tcp://127.0.0.1:{self._front.bind_to_random_port('tcp://127.0.0.1')}"
+        self._back = ctx.socket(zmq.REQ)
+        self._back.linger = 0
+        self._back.connect(target)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            if not self._front.poll(50):
+                continue
+            self._back.send(self._front.recv())
+            if not self._back.poll(5000):
+                return  # the server is gone; the bench's clients time out and say so
+            self._front.send(self._back.recv())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._front.close()
+        self._back.close()
+
+
+def test_the_race_is_found_directly_and_hidden_only_by_a_serialising_gateway(
+        class_server, class_db: Path, tmp_path: Path, ctx: zmq.Context) -> None:
+    """The dialect translates in every client, so the load reaches the server concurrently
+    and its race shows; the same server behind a gateway that serialises requests has no
+    race left to show (which is why the bench must never be that gateway)."""
+    server = class_server("nolock", 2)
+    direct = run(fight(server.endpoint, class_db), tmp_path)
+    assert direct.violations > 0
+    shutil.copy(CLASS_DB, class_db)
+    gateway = SerialisingGateway(ctx, server.endpoint)
+    try:
+        hidden = run(fight(gateway.endpoint, class_db), tmp_path)
+    finally:
+        gateway.close()
+    assert hidden.violations == 0 and hidden.summary["clean"], hidden.summary["not_clean"]
