@@ -136,11 +136,13 @@ def clients_section(table: pd.DataFrame, runs: pd.DataFrame) -> list[Section]:
     first = rows.iloc[0]["config"]
     curves = {_clients(r["clients"]): [read_histogram(f) for f in r["folders"]]
               for _, r in rows.iterrows()}
+    server = (f"{first.target or first.endpoint}, in the {first.dialect} protocol"
+              if first.endpoint else
+              f"{first.storage}, {plots.workers_label(first.workers).splitlines()[0]} workers")
     return [Section(
         "clients", "Latency against clients",
         f"How do latency and throughput change as more clients share one server "
-        f"({first.storage}, {plots.workers_label(first.workers).splitlines()[0]} workers, "
-        f"{first.workload} workload)?",
+        f"({server}, {first.workload} workload)?",
         plots.latency_vs_clients(rows, _note(rows, hollow=True)),
         text + f" ({_rounds(rows)}.)",
         _figures_table(rows, "clients", [str(c) for c in rows["clients"]]),

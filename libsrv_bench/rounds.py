@@ -156,7 +156,9 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
         row: dict[str, Any] = {
             "key": key, "label": first["label"], "config": first["config"],
             "target": first["target"], "echo": first["echo"], "storage": first["storage"],
-            "unsafe": bool(first["unsafe"]), "workers": int(first["workers"]),
+            # another server's workers and lock are not the bench's: None in its rows
+            "unsafe": bool(first["unsafe"]),
+            "workers": None if pd.isna(first["workers"]) else int(first["workers"]),
             "clients": int(first["clients"]), "workload": first["workload"],
             "books": int(first["books"]), "rounds": len(group),
             "requests_min": int(group["requests"].min()),

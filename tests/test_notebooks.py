@@ -108,3 +108,47 @@ def test_grading_notebook_grades_its_two_demonstration_groups(tmp_path: Path) ->
     assert "== grupo-con-lock: every check passed" in text, text[-3000:]
     assert "== grupo-sin-lock:" in text and "concurrency fight clean: " in text
     assert "image/png" in str(nb.cells) and (tmp_path / "README.md").exists()
+
+
+@pytest.fixture
+def group_server(tmp_path: Path):
+    """A class-style server of the tests' own (tests/class_servers.py) on a copy of the
+    class's data, as a group would run theirs."""
+    import shutil
+    import sys
+
+    from libsrv.process import ServerProcess
+    from tests.helpers import CLASS_DB
+
+    def start(kind: str, workers: int) -> tuple[ServerProcess, Path]:
+        db = tmp_path / f"{kind}.json"
+        shutil.copy(CLASS_DB, db)
+        server = ServerProcess(db, command=[sys.executable, str(ROOT / "tests" /
+                                                                "class_servers.py"),
+                                            kind, "--db", str(db), "--workers", str(workers)])
+        started.append(server)
+        return server.start(), db
+
+    started: list = []
+    yield start
+    for server in started:
+        server.stop()
+
+
+def test_latency_notebook_measures_a_group_server(tmp_path: Path, group_server) -> None:
+    server, db = group_server("correct", 0)
+    nb = execute("03-latency.ipynb", f"CLIENTS = [1, 4]\nSECONDS = 1\nROUNDS = 1\n"
+                 f"OUT = {str(tmp_path / 'runs')!r}\nENDPOINT = {server.endpoint!r}\n"
+                 f"DIALECT = 'class'\nCATALOG = {str(db)!r}\nNAME = 'grupo-7'", tmp_path)
+    text = outputs(nb)
+    assert "Latency against clients" in text and "grupo-7" in text
+    assert "Throughput against workers" not in text and "kit broker" not in text
+
+
+def test_concurrency_notebook_fights_a_group_server(tmp_path: Path, group_server) -> None:
+    server, db = group_server("nolock", 2)
+    nb = execute("04-concurrency.ipynb", f"CLIENTS = 8\nSECONDS = 2\nROUNDS = 1\nHOT = 2\n"
+                 f"OUT = {str(tmp_path / 'runs')!r}\nENDPOINT = {server.endpoint!r}\n"
+                 f"DIALECT = 'class'\nCATALOG = {str(db)!r}\nNAME = 'grupo-8'", tmp_path)
+    text = outputs(nb)
+    assert "grupo-8: NOT CLEAN" in text and "anomalies" in text
