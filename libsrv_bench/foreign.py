@@ -48,25 +48,27 @@ def ask_states(endpoint: str, dialect: Dialect, isbns: list[str], *,
     to ASK_TRIES times."""
     ctx = zmq.Context()
     served: dict[str, dict[str, Any]] = {}
+    sock: zmq.Socket | None = None
     try:
         for isbn in isbns:
             fields = {"isbn": isbn}
             request = dialect.request(Action.QUERY_ISBN, fields, None)
             for _ in range(ASK_TRIES):
-                sock = ctx.socket(zmq.REQ)
-                sock.linger = 0
-                try:
+                if sock is None:
+                    sock = ctx.socket(zmq.REQ)
+                    sock.linger = 0
                     sock.connect(endpoint)
-                    sock.send(request)
-                    if not sock.poll(int(timeout * 1000), zmq.POLLIN):
-                        continue
+                sock.send(request)
+                if sock.poll(int(timeout * 1000), zmq.POLLIN):
                     outcome = dialect.reply(Action.QUERY_ISBN, fields, sock.recv())
-                finally:
-                    sock.close()
-                if outcome.code == Code.OK and outcome.book is not None and \
-                        outcome.book["ISBN"] == isbn:
-                    served[isbn] = outcome.book
-                break
+                    if outcome.code == Code.OK and outcome.book is not None and \
+                            outcome.book["ISBN"] == isbn:
+                        served[isbn] = outcome.book
+                    break
+                sock.close()  # a REQ socket without its reply cannot send again
+                sock = None
     finally:
+        if sock is not None:
+            sock.close()
         ctx.term()
     return served
