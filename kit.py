@@ -2,7 +2,7 @@
 """Set up the kit and run its jobs, with nothing installed but Python 3.11+.
 
     python3 kit.py demo     # set up, start a server, run the experiment, write the report
-    python3 kit.py test     # set up, lint, run the whole test suite
+    python3 kit.py test     # set up, lint, run the fast tests (--all: every test, as CI does)
     python3 kit.py forms    # the forms page (Voila) on a server of its own
     python3 kit.py lab      # JupyterLab on the notebooks (also as root, as in containers)
     python3 kit.py serve    # a catalog server (flags as `python -m libsrv serve`)
@@ -82,11 +82,18 @@ def lab_command(python: Path | str, args: list[str]) -> list[str | Path]:
             *args]
 
 
+def pytest_args(args: list[str]) -> list[str]:
+    """The fast tier unless `--all` is among `args` (each test file declares its tier)."""
+    if "--all" in args:
+        return [a for a in args if a != "--all"]
+    return ["-m", "not slow", *args]
+
+
 def main(argv: list[str]) -> None:
     jobs = {
         "setup": [],
         "demo": [[PY, "-m", "libsrv", "demo"], [PY, "-m", "libsrv_bench", "demo", *argv[1:]]],
-        "test": [[PY, "-m", "ruff", "check", "."], [PY, "-m", "pytest", *argv[1:]]],
+        "test": [[PY, "-m", "ruff", "check", "."], [PY, "-m", "pytest", *pytest_args(argv[1:])]],
         "serve": [[PY, "-m", "libsrv", "serve", *argv[1:]]],
         "forms": [[PY, "-m", "libsrv", "forms", *argv[1:]]],
         "lab": [lab_command(PY, argv[1:])],

@@ -15,6 +15,8 @@ from libsrv_bench.results import histogram_figures, read_histogram
 from libsrv_bench.runner import RunConfig, run_experiment
 from libsrv_bench.workloads import KeySpace, workload_named
 
+pytestmark = pytest.mark.fast
+
 MS = 1_000_000  # ns
 
 
@@ -164,22 +166,6 @@ def test_a_run_against_an_existing_server_knows_where_its_books_started(
     assert outcome.summary["requests"] == 600 and outcome.violations == 0
     assert outcome.summary["config"]["endpoint"] == server.endpoint
     assert server.alive()  # bench does not stop a server it did not start
-
-
-def test_compare_calibrates_its_reference_with_an_independent_generator(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import re
-
-    from libsrv_bench.cli import main as bench_main
-
-    code = bench_main(["compare", "--rounds", "1", "--duration", "1", "--warmup", "0.2",
-                       "--clients", "4", "--storages", "", "--out", str(tmp_path),
-                       "--no-progress"])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    assert "reference, lean generator" in out
-    share = re.search(r"calibration: bench's generator reached (\d+\.\d\d) of", out)
-    assert share and 0.2 < float(share.group(1)) < 5, out
 
 
 def test_the_lean_generator_counts_what_an_echo_answers() -> None:

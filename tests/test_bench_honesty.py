@@ -27,6 +27,8 @@ from libsrv_bench.runner import RunError, run_experiment, server_pids
 from libsrv_bench.settings import SETTINGS, RunConfig, add_flags, config_from_args, run_flags
 from tests.fake_servers import fake_server
 
+pytestmark = pytest.mark.fast
+
 MIX = "mix:query_isbn=40,loan_isbn=30,return_isbn=30"
 
 

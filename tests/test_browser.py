@@ -19,9 +19,9 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed: `python3 kit.py browser` installs it "
-    "(as root with apt-get, as CI does), or install it with your package manager")
+    "(as root with apt-get, as CI does), or install it with your package manager")]
 
 
 

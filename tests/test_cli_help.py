@@ -11,6 +11,8 @@ import pytest
 from libsrv.cli import build_parser as libsrv_parser
 from libsrv_bench.cli import build_parser as bench_parser
 
+pytestmark = pytest.mark.fast
+
 
 def commands(parser: argparse.ArgumentParser, prefix: str):
     """(name, parser) for the program and each of its sub-commands."""

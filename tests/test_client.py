@@ -14,6 +14,8 @@ from libsrv.process import ServerProcess
 from libsrv.protocol import Code, encode_reply, make_reply
 from tests.helpers import free_port
 
+pytestmark = pytest.mark.fast
+
 
 def test_no_server_raises_one_clear_error_and_the_client_recovers(catalog_file: Path) -> None:
     port = free_port()

@@ -22,6 +22,8 @@ from libsrv.storage.journal import JournalStorage
 from libsrv.storage.linelog import LineLog, encode_line
 from tests.helpers import wait_until
 
+pytestmark = pytest.mark.fast
+
 BOOKS = 2000
 WRITER = r"""
 import sys

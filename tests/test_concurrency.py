@@ -15,6 +15,8 @@ from libsrv.protocol import Code
 from tests.helpers import ENGINES, client_for, wait_until
 from tests.workload import collect, expected_states, own_books, race
 
+pytestmark = pytest.mark.fast
+
 MP = multiprocessing.get_context("spawn")
 
 

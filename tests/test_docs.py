@@ -13,6 +13,8 @@ from libsrv import cli as libsrv_cli
 from libsrv_bench import cli as bench_cli
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.fast
+
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 

@@ -21,6 +21,8 @@ from libsrv_bench.runner import RunOutcome, run_experiment
 from libsrv_bench.settings import RunConfig
 from tests.helpers import client_for, wait_until
 
+pytestmark = pytest.mark.slow
+
 ipp = pytest.importorskip("ipyparallel")
 SHIFT_NS = 5_000_000_000  # five seconds: far more than any operation lasts
 

@@ -27,6 +27,8 @@ from libsrv.protocol import Code
 from tests.helpers import ENGINES, SHIPPED_CATALOG, client_for, wait_until
 from tests.workload import collect, expected_states, own_books
 
+pytestmark = pytest.mark.slow
+
 MP = multiprocessing.get_context("spawn")
 
 

@@ -10,9 +10,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from libsrv.scratch import OWNER_FILE
 from libsrv.ui import COPY_PREFIX, LocalServer, sweep_stale_copies
 from tests.helpers import ChildOutput, free_port, wait_until
+
+pytestmark = pytest.mark.slow
 
 
 def descendants(pid: int) -> list[tuple[int, str]]:

@@ -9,7 +9,11 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import ROOT, end_process, free_port, wait_until
+
+pytestmark = pytest.mark.slow
 
 
 def load_kit():

@@ -24,6 +24,8 @@ from libsrv_bench.results import machine_info
 from libsrv_bench.rounds import aggregate, enough, find_runs, runs_frame
 from libsrv_bench.settings import RunConfig, run_command, run_name
 
+pytestmark = pytest.mark.fast
+
 BASE = RunConfig(duration=2, warmup=0.5, processes=2)
 STEP = iter(range(10**6))
 

@@ -16,6 +16,8 @@ import pytest
 
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.fast
+
 ORDER = [
     "libsrv.domain", "libsrv.messages", "libsrv.scratch", "libsrv.security",
     "libsrv.storage.files", "libsrv.forms_kernels",

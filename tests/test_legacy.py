@@ -6,10 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import zmq
 
 from libsrv.catalog import LENT
 from tests.helpers import CLASS_DB, raw_exchange
+
+pytestmark = pytest.mark.fast
 
 
 def send(ctx: zmq.Context, endpoint: str, message: dict) -> dict:

@@ -13,6 +13,8 @@ from libsrv.library import Policy, answer_read, plan_write
 from libsrv.protocol import Code, Request, parse_request
 from tests.helpers import CLASS_DB, SHIPPED_CATALOG
 
+pytestmark = pytest.mark.fast
+
 TODAY = date(2026, 2, 23)
 DEFAULT_POLICY = Policy()
 

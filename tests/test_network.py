@@ -38,7 +38,7 @@ def _lab_allowed() -> str | None:
 
 
 REASON = _lab_allowed() if os.name == "posix" else "not POSIX"
-pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(REASON is not None, reason=REASON or "")]
 
 
 @pytest.fixture

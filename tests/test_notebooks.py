@@ -12,6 +12,8 @@ from nbclient import NotebookClient
 
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.slow
+
 NOTEBOOKS = ROOT / "notebooks"
 
 

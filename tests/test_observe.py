@@ -14,6 +14,8 @@ from libsrv_bench.observe import check_feed
 from libsrv_bench.runner import run_experiment
 from libsrv_bench.settings import RunConfig
 
+pytestmark = pytest.mark.slow
+
 A, B = "9788437604947", "9780140449266"
 MS = 1_000_000
 

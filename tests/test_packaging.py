@@ -7,7 +7,11 @@ import subprocess
 import sys
 import tomllib
 
+import pytest
+
 from tests.helpers import ROOT
+
+pytestmark = pytest.mark.fast
 
 EXTRAS_ONLY = ("pandas", "matplotlib", "hdrhistogram", "tqdm", "ipywidgets", "jupyterlab",
                "voila", "IPython")

@@ -22,6 +22,8 @@ from libsrv.protocol import (
     peek_request,
 )
 
+pytestmark = pytest.mark.fast
+
 
 def parse(obj: object) -> object:
     return parse_request([json.dumps(obj).encode()])

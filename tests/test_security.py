@@ -21,7 +21,10 @@ from libsrv.protocol import MAX_BORROWER_CHARS, MAX_FRAME_BYTES, MAX_PAGE, MAX_T
 from libsrv.security import CurveKeys, make_keys
 from tests.helpers import SHAPES, client_for, raw_exchange
 
-pytestmark = pytest.mark.skipif(not zmq.has("curve"), reason="libzmq without CurveZMQ")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not zmq.has("curve"), reason="libzmq without CurveZMQ"),
+]
 
 
 class Tap:

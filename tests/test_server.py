@@ -19,6 +19,8 @@ from libsrv.process import ServerProcess
 from libsrv.protocol import MAX_FRAME_BYTES, Code
 from tests.helpers import ENGINES, ROOT, SHAPES, ChildOutput, client_for, raw_exchange
 
+pytestmark = pytest.mark.fast
+
 QUIJOTE, SOMBRA, CRIMEN = "9788437604947", "9788497592208", "9780140449266"
 
 

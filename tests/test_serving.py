@@ -13,6 +13,8 @@ from libsrv.config import ConfigError, ServerConfig
 from libsrv.server import StopFlag
 from tests.helpers import client_for_endpoint
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_serve_runs_a_server_from_python(catalog_file: Path, workers: int) -> None:

@@ -27,6 +27,8 @@ from libsrv.storage.journal import JournalStorage
 from libsrv.storage.jsonfile import JsonStorage
 from tests.helpers import ENGINES, SHIPPED_CATALOG, wait_until
 
+pytestmark = pytest.mark.fast
+
 DON_QUIJOTE = "9788437604947"
 TODAY = date(2026, 2, 23)
 

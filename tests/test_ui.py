@@ -12,6 +12,8 @@ from libsrv.process import ServerProcess
 from libsrv.ui import LibraryForms, LocalServer
 from tests.helpers import client_for, free_port, wait_until
 
+pytestmark = pytest.mark.fast
+
 QUIJOTE = "9788437604947"
 HOSTILE = "<img src=x onerror=alert(1)>"
 

@@ -22,6 +22,8 @@ from libsrv_bench.verifier import (
     verify,
 )
 
+pytestmark = pytest.mark.fast
+
 MS = 1_000_000  # ns
 A = "9798000000007"
 

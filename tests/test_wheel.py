@@ -27,6 +27,8 @@ import pytest
 from libsrv.client import LibraryClient
 from tests.helpers import ROOT, ChildOutput, end_process, free_port, wait_until
 
+pytestmark = pytest.mark.slow
+
 SOURCES = ("pyproject.toml", "README.md", "libsrv", "libsrv_bench")
 
 
