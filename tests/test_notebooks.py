@@ -137,11 +137,16 @@ def group_server(tmp_path: Path):
         server.stop()
 
 
+def aimed_at(server, db: Path, name: str, tmp_path: Path) -> str:
+    """The parameters that point a notebook at a group's server in the class protocol."""
+    return (f"OUT = {str(tmp_path / 'runs')!r}\nENDPOINT = {server.endpoint!r}\n"
+            f"DIALECT = 'class'\nCATALOG = {str(db)!r}\nNAME = {name!r}")
+
+
 def test_latency_notebook_measures_a_group_server(tmp_path: Path, group_server) -> None:
     server, db = group_server("correct", 0)
-    nb = execute("03-latency.ipynb", f"CLIENTS = [1, 4]\nSECONDS = 1\nROUNDS = 1\n"
-                 f"OUT = {str(tmp_path / 'runs')!r}\nENDPOINT = {server.endpoint!r}\n"
-                 f"DIALECT = 'class'\nCATALOG = {str(db)!r}\nNAME = 'grupo-7'", tmp_path)
+    nb = execute("03-latency.ipynb", "CLIENTS = [1, 4]\nSECONDS = 1\nROUNDS = 1\n"
+                 + aimed_at(server, db, "grupo-7", tmp_path), tmp_path)
     text = outputs(nb)
     assert "Latency against clients" in text and "grupo-7" in text
     assert "Throughput against workers" not in text and "kit broker" not in text
@@ -149,8 +154,7 @@ def test_latency_notebook_measures_a_group_server(tmp_path: Path, group_server) 
 
 def test_concurrency_notebook_fights_a_group_server(tmp_path: Path, group_server) -> None:
     server, db = group_server("nolock", 2)
-    nb = execute("04-concurrency.ipynb", f"CLIENTS = 8\nSECONDS = 2\nROUNDS = 1\nHOT = 2\n"
-                 f"OUT = {str(tmp_path / 'runs')!r}\nENDPOINT = {server.endpoint!r}\n"
-                 f"DIALECT = 'class'\nCATALOG = {str(db)!r}\nNAME = 'grupo-8'", tmp_path)
+    nb = execute("04-concurrency.ipynb", "CLIENTS = 8\nSECONDS = 2\nROUNDS = 1\nHOT = 2\n"
+                 + aimed_at(server, db, "grupo-8", tmp_path), tmp_path)
     text = outputs(nb)
     assert "grupo-8: NOT CLEAN" in text and "anomalies" in text
