@@ -79,6 +79,13 @@ def _log_ticks(ax: plt.Axes) -> None:
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    # matplotlib labels minor ticks as 3x10^0 over a short range: plain numbers there, and
+    # none where the majors (1, 2, 5 per decade) are enough
+    def minor(value: float, _: int) -> str:
+        low, high = ax.get_ylim()
+        return f"{value:g}" if low > 0 and high / low < 10 else ""
+
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
 
 
 def _bars(ax: plt.Axes, rows: pd.DataFrame, metric: str, labels: list[str],
