@@ -16,7 +16,8 @@ import zmq
 
 from libsrv.catalog import Catalog, CatalogError
 from libsrv.protocol import Action, Code
-from libsrv_bench.dialects import Dialect
+from libsrv_bench.dialects import Dialect, Outcome
+from libsrv_bench.history import TIMEOUT
 
 ASK_TIMEOUT = 5.0
 ASK_TRIES = 3
@@ -41,34 +42,52 @@ def file_state(path: Path | str) -> tuple[dict[str, dict[str, Any]] | None, str 
         return None, str(error)
 
 
+class Asker:
+    """One request at a time to `endpoint` in its dialect, each with a deadline: the REQ
+    socket is kept while replies come, and replaced after a timeout (a REQ socket without its
+    reply cannot send again), as the Lazy Pirate client does. A timeout is the outcome
+    TIMEOUT."""
+
+    def __init__(self, endpoint: str, dialect: Dialect, *, timeout: float = ASK_TIMEOUT) -> None:
+        self.endpoint, self.dialect, self.timeout = endpoint, dialect, timeout
+        self._ctx = zmq.Context()
+        self._sock: zmq.Socket | None = None
+
+    def raw(self, frame: bytes, action: Action, fields: dict[str, str]) -> Outcome:
+        """Send `frame` as it is (also bytes no dialect would make) and read the reply."""
+        if self._sock is None:
+            self._sock = self._ctx.socket(zmq.REQ)
+            self._sock.linger = 0
+            self._sock.connect(self.endpoint)
+        self._sock.send(frame)
+        if not self._sock.poll(int(self.timeout * 1000), zmq.POLLIN):
+            self._sock.close()
+            self._sock = None
+            return Outcome(TIMEOUT)
+        return self.dialect.reply(action, fields, self._sock.recv())
+
+    def ask(self, action: Action, **fields: str) -> Outcome:
+        return self.raw(self.dialect.request(action, fields, None), action, fields)
+
+    def close(self) -> None:
+        self._ctx.destroy(linger=0)
+
+
 def ask_states(endpoint: str, dialect: Dialect, isbns: list[str], *,
                timeout: float = ASK_TIMEOUT) -> dict[str, dict[str, Any]]:
     """What the server shows now for each book, asked in its dialect (a book it does not show
-    is left out). A query that gets no reply is sent again on a fresh socket (Lazy Pirate), up
-    to ASK_TRIES times."""
-    ctx = zmq.Context()
+    is left out); a query that gets no reply is asked again, up to ASK_TRIES times."""
+    asker = Asker(endpoint, dialect, timeout=timeout)
     served: dict[str, dict[str, Any]] = {}
-    sock: zmq.Socket | None = None
     try:
         for isbn in isbns:
-            fields = {"isbn": isbn}
-            request = dialect.request(Action.QUERY_ISBN, fields, None)
             for _ in range(ASK_TRIES):
-                if sock is None:
-                    sock = ctx.socket(zmq.REQ)
-                    sock.linger = 0
-                    sock.connect(endpoint)
-                sock.send(request)
-                if sock.poll(int(timeout * 1000), zmq.POLLIN):
-                    outcome = dialect.reply(Action.QUERY_ISBN, fields, sock.recv())
-                    if outcome.code == Code.OK and outcome.book is not None and \
-                            outcome.book["ISBN"] == isbn:
-                        served[isbn] = outcome.book
+                outcome = asker.ask(Action.QUERY_ISBN, isbn=isbn)
+                if outcome.code != TIMEOUT:
                     break
-                sock.close()  # a REQ socket without its reply cannot send again
-                sock = None
+            if outcome.code == Code.OK and outcome.book is not None and \
+                    outcome.book["ISBN"] == isbn:
+                served[isbn] = outcome.book
     finally:
-        if sock is not None:
-            sock.close()
-        ctx.term()
+        asker.close()
     return served

@@ -36,12 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import zmq
-
 from libsrv.catalog import AVAILABLE, LENT
 from libsrv.protocol import Action, Code
-from libsrv_bench.dialects import DEFAULT_DIALECT, Dialect, Outcome, dialect_named
-from libsrv_bench.foreign import books_in_file, file_state
+from libsrv_bench.dialects import DEFAULT_DIALECT, Outcome, dialect_named
+from libsrv_bench.foreign import Asker, books_in_file, file_state
 from libsrv_bench.history import BAD_REPLY, TIMEOUT
 from libsrv_bench.runner import RunOutcome, run_experiment
 from libsrv_bench.settings import RunConfig
@@ -120,33 +118,6 @@ def _resolve_dialect(spec: str, base: Path) -> str:
 
 
 # ---------------------------------------------------------------- talking to one server
-
-
-class Asker:
-    """One request at a time in the group's dialect, each with a deadline (a fresh socket
-    after a timeout, as the Lazy Pirate client does)."""
-
-    def __init__(self, endpoint: str, dialect: Dialect) -> None:
-        self.endpoint, self.dialect = endpoint, dialect
-        self.ctx = zmq.Context()
-
-    def raw(self, frame: bytes, action: Action, fields: dict[str, str]) -> Outcome:
-        sock = self.ctx.socket(zmq.REQ)
-        sock.linger = 0
-        try:
-            sock.connect(self.endpoint)
-            sock.send(frame)
-            if not sock.poll(int(ASK_SECONDS * 1000), zmq.POLLIN):
-                return Outcome(TIMEOUT)
-            return self.dialect.reply(action, fields, sock.recv())
-        finally:
-            sock.close()
-
-    def ask(self, action: Action, **fields: str) -> Outcome:
-        return self.raw(self.dialect.request(action, fields, None), action, fields)
-
-    def close(self) -> None:
-        self.ctx.destroy(linger=0)
 
 
 def protocol_checks(ask: Asker, books: list[dict[str, Any]]) -> list[Check]:
@@ -255,7 +226,7 @@ def grade_group(group: Group, out: Path, log: Callable[[str], None]) -> GroupRes
     if group.catalog is not None and pristine is not None:
         shutil.copy(group.catalog, pristine)
     books = books_in_file(group.catalog) if group.catalog else []
-    ask = Asker(group.endpoint, dialect)
+    ask = Asker(group.endpoint, dialect, timeout=ASK_SECONDS)
     started = Started(group) if group.command else None
 
     def restore() -> None:
