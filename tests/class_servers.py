@@ -34,6 +34,12 @@ LENT, AVAILABLE = "prestado", "no prestado"
 LOAN_DAYS = 14
 
 
+def command(kind: str, db: Path | str, workers: int = 0, port: int = 0) -> list[str]:
+    """The command line that runs this server (for `ServerProcess` or a grading file)."""
+    return [sys.executable, str(Path(__file__).resolve()), kind, "--db", str(db), "--workers",
+            str(workers), *(["--port", str(port)] if port else [])]
+
+
 def _read(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 

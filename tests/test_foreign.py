@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,10 @@ from libsrv.process import ServerProcess
 from libsrv_bench.cli import main as bench_main
 from libsrv_bench.runner import RunError, RunOutcome, run_experiment
 from libsrv_bench.settings import RunConfig
-from tests.helpers import CLASS_DB, ROOT, free_port
+from tests.class_servers import command
+from tests.helpers import CLASS_DB, free_port
 
 pytestmark = pytest.mark.slow
-
-SERVERS = ROOT / "tests" / "class_servers.py"
-
 
 @pytest.fixture
 def class_db(tmp_path: Path) -> Path:
@@ -34,19 +31,10 @@ def class_db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def class_server(class_db: Path) -> Iterator[Callable[..., ServerProcess]]:
-    started: list[ServerProcess] = []
-
-    def start(kind: str, workers: int = 0) -> ServerProcess:
-        server = ServerProcess(class_db, command=[
-            sys.executable, str(SERVERS), kind, "--db", str(class_db), "--workers",
-            str(workers)])
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        server.stop()
+def class_server(start_server, class_db: Path) -> Callable[..., ServerProcess]:
+    """Start a class-style server of ours on the class's data (stopped after the test)."""
+    return lambda kind, workers=0: start_server(class_db, command=command(kind, class_db,
+                                                                          workers))
 
 
 def fight(endpoint: str, db: Path, **settings: Any) -> RunConfig:
@@ -153,11 +141,9 @@ def test_grade_three_groups_in_one_report(tmp_path: Path) -> None:
         folder.mkdir()
         shutil.copy(CLASS_DB, folder / "DB.json")
         port = free_port()
-        command = [sys.executable, str(SERVERS), kind, "--db", "DB.json", "--workers",
-                   str(workers), "--port", str(port)]
         lines += ["[[group]]", f'name = "{name}"', f'endpoint = "tcp://127.0.0.1:{port}"',
                   'dialect = "class"', f'catalog = "{name}/DB.json"', f'cwd = "{name}"',
-                  f"command = {json.dumps(command)}", ""]
+                  f"command = {json.dumps(command(kind, 'DB.json', workers, port))}", ""]
     groups = tmp_path / "groups.toml"
     groups.write_text("\n".join(lines))
     results = {r.group.name: r for r in grade(groups, tmp_path / "report", log=lambda _: None)}

@@ -113,28 +113,20 @@ def test_grading_notebook_grades_its_two_demonstration_groups(tmp_path: Path) ->
 
 
 @pytest.fixture
-def group_server(tmp_path: Path):
+def group_server(start_server, tmp_path: Path):
     """A class-style server of the tests' own (tests/class_servers.py) on a copy of the
-    class's data, as a group would run theirs."""
+    class's data, as a group would run theirs: (the server, its catalog file)."""
     import shutil
-    import sys
 
-    from libsrv.process import ServerProcess
+    from tests.class_servers import command
     from tests.helpers import CLASS_DB
 
-    def start(kind: str, workers: int) -> tuple[ServerProcess, Path]:
+    def start(kind: str, workers: int) -> tuple:
         db = tmp_path / f"{kind}.json"
         shutil.copy(CLASS_DB, db)
-        server = ServerProcess(db, command=[sys.executable, str(ROOT / "tests" /
-                                                                "class_servers.py"),
-                                            kind, "--db", str(db), "--workers", str(workers)])
-        started.append(server)
-        return server.start(), db
+        return start_server(db, command=command(kind, db, workers)), db
 
-    started: list = []
-    yield start
-    for server in started:
-        server.stop()
+    return start
 
 
 def aimed_at(server, db: Path, name: str, tmp_path: Path) -> str:
