@@ -155,3 +155,25 @@ def test_a_server_that_does_not_do_the_job_is_never_clean(ctx: zmq.Context, tmp_
     summary = outcome.summary
     assert summary["clean"] is False
     assert "failed" in " ".join(summary["not_clean"]), summary["not_clean"]
+
+
+def finds_nothing(request: dict, state: dict) -> object:
+    return {"code": "NOT_FOUND", "message": "no such book"}
+
+
+def test_a_server_that_finds_no_book_fails_even_a_query_only_run(ctx: zmq.Context,
+                                                                  tmp_path: Path) -> None:
+    """No write to check and no error code: still, every book asked for is in the catalog, so
+    NOT_FOUND to all of them is a server not doing the job."""
+    server = FakeKitServer(ctx, finds_nothing)
+    catalog = tmp_path / "fake.json"
+    catalog.write_text(json.dumps({"libros": BOOKS}))
+    try:
+        outcome = run_experiment(RunConfig(endpoint=server.endpoint, catalog=str(catalog),
+                                           workload="mix:query_isbn=1", clients=4,
+                                           duration=1.0, warmup=0.1), tmp_path,
+                                 progress=False)
+    finally:
+        server.close()
+    assert outcome.summary["clean"] is False
+    assert "not found" in " ".join(outcome.summary["not_clean"])
