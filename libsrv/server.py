@@ -18,9 +18,10 @@ import zmq
 
 from libsrv.config import ServerConfig
 from libsrv.library import Policy
+from libsrv.peers import PeerQueues
 from libsrv.protocol import MAX_FRAME_BYTES
 from libsrv.security import CurveServer
-from libsrv.service import Handled, Service
+from libsrv.service import Handled, Service, refusal_frame
 from libsrv.stats import StatsBoard
 from libsrv.storage import Storage, StorageError, open_storage
 
@@ -42,6 +43,11 @@ PEER_QUEUE = 16
 # is 30 s): idle connections must not hold the server's file descriptors for long.
 HANDSHAKE_MS = 5000
 MAX_OPEN_FILES = 1 << 20
+# Of a client's message a server keeps its envelope and one request frame, and one frame more
+# to see that there was more; the rest is read and dropped as it comes.
+MAX_KEPT_FRAMES = 4
+BLOCKED_RETRY_MS = 5  # how soon a reply that a client's full queue refused is offered again
+BATCH = 64  # client messages read at one wake-up before their replies go out
 
 
 def raise_open_file_limit() -> tuple[int, int]:
@@ -142,21 +148,79 @@ def log_request(name: str, pid: int, handled: Handled) -> None:
         request_log.info("[%s] (PID %d) %s → %s", name, pid, handled.action, handled.code)
 
 
-def _serve_rep(sock: zmq.Socket, service: Service, stop: StopFlag, name: str) -> None:
-    """Answer requests on a REP socket until `stop` is set."""
+def read_client_message(sock: zmq.Socket) -> tuple[list[bytes], int]:
+    """One message from a client-facing ROUTER (raises zmq.Again when none is queued), frame
+    by frame: its first MAX_KEPT_FRAMES frames, and how many more were read and dropped (a
+    request is one frame after its envelope; a message of hundreds is never kept whole)."""
+    recv = sock.recv
+    msg = [recv(zmq.NOBLOCK)]
+    extra = 0
+    while sock.getsockopt(zmq.RCVMORE):
+        frame = recv()
+        if len(msg) < MAX_KEPT_FRAMES:
+            msg.append(frame)
+        else:
+            extra += 1
+    return msg, extra
+
+
+def send_replies(sock: zmq.Socket, replies: list[list[bytes]], peers: PeerQueues) -> None:
+    """Hand replies ``[peer, b"", reply]`` to a client-facing ROUTER (ROUTER_MANDATORY), back
+    to back: a reply a full queue refuses is kept by `peers`; one to a client that went away
+    is dropped."""
+    send = sock.send_multipart
+    for reply in replies:
+        try:
+            send(reply, zmq.NOBLOCK)
+        except zmq.Again:
+            peers.blocked(reply)
+        except zmq.ZMQError:  # EHOSTUNREACH: the client disconnected
+            peers.gone(reply[0])
+
+
+def _serve_router(sock: zmq.Socket, service: Service, stop: StopFlag, name: str) -> None:
+    """Answer requests on a client-facing ROUTER until `stop` is set: every queued request at
+    each wake-up, the replies back to back, under `PeerQueues`' flood protection."""
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
     last_activity = time.monotonic()
     pid = os.getpid()
+    peers = PeerQueues()
+    handle = service.handle
     while not stop:
-        if not poller.poll(POLL_MS):
+        releasable = peers.any_releasable
+        owed = releasable or peers.any_blocked
+        wait_ms = 0 if releasable else BLOCKED_RETRY_MS if owed else POLL_MS
+        if not poller.poll(wait_ms) and not owed:
             if time.monotonic() - last_activity >= IDLE_SECONDS:
                 housekeeping(service, name)
                 last_activity = time.monotonic()
             continue
-        handled = service.handle(sock.recv_multipart())
-        sock.send(handled.frame)
-        log_request(name, pid, handled)
+        logging_on = request_log.isEnabledFor(logging.INFO)
+        accepted = peers.release()  # before the retry: a client still blocked waits
+        send_replies(sock, peers.retry(), peers)  # before reading: refused again, it waits
+        replies: list[list[bytes]] = []
+        for _ in range(BATCH):
+            try:
+                msg, extra = read_client_message(sock)
+            except zmq.Again:
+                break
+            if len(msg) < 3 or msg[1] != b"":
+                continue  # not a REQ envelope: there is no way to answer it
+            if len(msg) > 3 or extra:
+                replies.append([msg[0], b"", refusal_frame(
+                    service.policy.lang, "frames", count=len(msg) - 2 + extra)])
+                service.board.count_front("invalid", "BAD_REQUEST")
+                continue
+            if peers.admit(msg):
+                accepted.append(msg)
+        for msg in accepted:
+            handled = handle(msg[2:])
+            replies.append([msg[0], b"", handled.frame])
+            peers.answered(msg[0])
+            if logging_on:
+                log_request(name, pid, handled)
+        send_replies(sock, replies, peers)
         last_activity = time.monotonic()
 
 
@@ -180,18 +244,19 @@ def run_single(config: ServerConfig, storage: Storage, stop: StopFlag,
     return (else its last flush failed, and the journal holds what it lacks)."""
     board = StatsBoard(0, config.storage)
     board.pids[0] = os.getpid()
+    board.serving.value = 1
     service = open_service(config, board, 0, storage)
     ctx = zmq.Context()
-    sock = ctx.socket(zmq.REP)
-    sock.linger = 0
+    sock = ctx.socket(zmq.ROUTER)
     listening_options(sock)
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full queue says so; nothing is dropped
     curve = CurveServer(ctx, config.curve) if config.curve else None
     try:
         if curve is not None:
             curve.apply(sock)
         sock.bind(config.bind_endpoint)
         on_ready(sock.getsockopt_string(zmq.LAST_ENDPOINT))
-        _serve_rep(sock, service, stop, "Server")
+        _serve_router(sock, service, stop, "Server")
     finally:
         sock.close()
         if curve is not None:

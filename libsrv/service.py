@@ -119,7 +119,9 @@ class Service:
         lang = self.policy.language(request.legacy)
         if action == Action.PING:
             return make_reply(Code.OK, render("pong", lang), request_id=request.id,
-                              worker=self.worker, pid=os.getpid())
+                              worker=self.worker, pid=os.getpid(),
+                              serving=self.board.serving.value,
+                              workers=max(1, self.board.workers))
         if action == Action.STATS:
             stats = self.board.snapshot()
             stats["books"] = len(self.storage.read())
@@ -157,3 +159,11 @@ def internal_reply_frame(frames: list[bytes], lang: str | None, reason: str) -> 
                        render("internal", Policy(lang=lang).language(legacy), reason=reason),
                        request_id=request_id)
     return encode_reply(reply)
+
+
+def refusal_frame(lang: str | None, key: str, **params: object) -> bytes:
+    """A BAD_REQUEST reply frame built without a Service (the broker refuses a request of
+    several frames with it before any worker sees it); `key` and `params` name the message
+    as in `libsrv.messages`."""
+    message = render(key, Policy(lang=lang).language(False), **params)
+    return encode_reply(make_reply(Code.BAD_REQUEST, message))

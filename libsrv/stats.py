@@ -30,16 +30,25 @@ class StatsBoard:
         self.workers = workers
         self.storage = storage
         self._width = len(ACTIONS) * len(CODES)
-        self.counts = RawArray("q", self.rows * self._width)
+        # one row per worker, and one for the process facing the clients (the broker, or the
+        # single server), which answers some requests itself: each row has one writer
+        self.counts = RawArray("q", (self.rows + 1) * self._width)
         self.pids = RawArray("q", self.rows)
         self.restarts = RawArray("q", self.rows)
         self.started = RawValue("d", time.time())
+        # processes answering requests now (the broker writes it; the single server is one):
+        # alive is not ready, and a worker still loading its catalog serves nobody
+        self.serving = RawValue("i", 0)
         # set by a process whose flush at shutdown failed: the catalog file may lag the journal
         self.flush_failed = RawValue("b", 0)
 
     def count(self, row: int, action: str, code: str) -> None:
         index = row * self._width + _ACTION_INDEX[action] * len(CODES) + _CODE_INDEX[code]
         self.counts[index] += 1
+
+    def count_front(self, action: str, code: str) -> None:
+        """Count a reply written by the process facing the clients."""
+        self.count(self.rows, action, code)
 
     def snapshot(self) -> dict[str, Any]:
         per_action: dict[str, dict[str, int]] = {}
@@ -48,7 +57,7 @@ class StatsBoard:
         for a, action in enumerate(ACTIONS):
             for c, code in enumerate(CODES):
                 n = sum(self.counts[row * self._width + a * len(CODES) + c]
-                        for row in range(self.rows))
+                        for row in range(self.rows + 1))
                 if n:
                     per_action.setdefault(action, {})[code] = n
                     by_code[code] += n
@@ -56,6 +65,7 @@ class StatsBoard:
         return {
             "uptime_s": round(time.time() - self.started.value, 3),
             "workers": self.workers,
+            "serving": self.serving.value,
             "worker_pids": list(self.pids),
             "worker_restarts": sum(self.restarts),
             "storage": self.storage,

@@ -21,7 +21,8 @@ import threading
 
 import zmq
 
-from libsrv.broker import READY, WORKER_CREDITS, run_broker, serve_dealer
+from libsrv.broker import run_broker, serve_dealer
+from libsrv.broker_core import ready_message
 from libsrv.config import ServerConfig
 from libsrv.protocol import Code, encode_reply, make_reply
 from libsrv.server import HARD_FRAME_LIMIT, StopFlag
@@ -50,7 +51,7 @@ def echo_worker_main(config: ServerConfig, board: StatsBoard, row: int, identity
     sock.linger = 0
     sock.setsockopt(zmq.IDENTITY, identity)
     sock.connect(backend)
-    sock.send_multipart([READY, str(WORKER_CREDITS).encode()])
+    sock.send_multipart(ready_message())
     try:
         serve_dealer(sock, _echo, stop, f"Echo worker {row + 1}")
     finally:

@@ -22,11 +22,12 @@ ORDER = [
     "libsrv.domain", "libsrv.messages", "libsrv.scratch", "libsrv.security",
     "libsrv.storage.files", "libsrv.forms_kernels",
     "libsrv.catalog", "libsrv.protocol", "libsrv.decision", "libsrv.generate", "libsrv.stats",
+    "libsrv.peers",  # what one client connection may hold: no I/O
     "libsrv.storage.linelog", "libsrv.storage.base",
     "libsrv.library",  # the loan rules: storage must not need them
     "libsrv.storage.journal", "libsrv.storage.jsonfile", "libsrv.storage",
     "libsrv.config", "libsrv.shipped", "libsrv.cards", "libsrv.client",
-    "libsrv.service", "libsrv.feed", "libsrv.live", "libsrv.watch",
+    "libsrv.service", "libsrv.broker_core", "libsrv.feed", "libsrv.live", "libsrv.watch",
     "libsrv.server", "libsrv.broker", "libsrv.serving", "libsrv",
     "libsrv.program", "libsrv.process", "libsrv.demo",
     "libsrv.ui",  # widgets: nothing below may import them
