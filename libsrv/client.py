@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -182,3 +184,26 @@ class LibraryClient:
 
     def stats(self) -> Reply:
         return self.request(Action.STATS)
+
+
+def wait_until_serving(endpoint: str, *, timeout: float = 120.0,
+                       on_wait: Callable[[int, int], None] | None = None) -> Reply:
+    """Ask `endpoint` for `ping` until every worker it has serves (alive is not ready: a
+    broker answers while workers still load a big catalog). `on_wait(serving, workers)` is
+    called while some do not; a server that does not say (an older or another one) counts as
+    ready. Returns the last ping's reply; raises TimeoutError after `timeout` seconds and
+    ServerUnreachable when nothing answers."""
+    deadline = time.monotonic() + timeout
+    with LibraryClient(endpoint, timeout=min(5.0, timeout), retries=0) as lib:
+        while True:
+            reply = lib.ping()
+            serving, workers = reply.raw.get("serving"), reply.raw.get("workers")
+            if not isinstance(serving, int) or not isinstance(workers, int) or \
+                    serving >= workers:
+                return reply
+            if on_wait is not None:
+                on_wait(serving, workers)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{endpoint}: {serving} of {workers} workers serve after "
+                                   f"{timeout:g} s")
+            time.sleep(0.2)  # a poll with a deadline: the workers load on their own

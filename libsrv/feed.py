@@ -21,10 +21,13 @@ A subscriber takes a `snapshot` (which says the number it reflects) and applies 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import multiprocessing
+import multiprocessing.connection
 import signal
+import threading
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -170,7 +173,12 @@ class Feed:
 
 
 class FeedError(RuntimeError):
-    """The feed could not start (its port is taken, say); the message says why."""
+    """The feed could not start (its port is taken, say); the message says why, and
+    `port_taken` whether that was the reason."""
+
+    def __init__(self, message: str, *, port_taken: bool = False) -> None:
+        super().__init__(message)
+        self.port_taken = port_taken
 
 
 class FeedProcess:
@@ -192,7 +200,7 @@ class FeedProcess:
         try:
             if not self._pipe.poll(START_SECONDS):
                 raise FeedError(f"the feed process did not start in {START_SECONDS:g} s")
-            status, detail = self._pipe.recv()
+            status, detail, *code = self._pipe.recv()
         except (EOFError, OSError) as error:
             self.close()
             raise FeedError(f"the feed process ended at start: {error}") from None
@@ -203,13 +211,21 @@ class FeedProcess:
             self.close()
             raise FeedError(f"the live feed cannot start on {bind}: {detail} (another "
                             "program on that port? --pub-port 0 picks a free one, --no-pub "
-                            "turns the feed off)")
+                            "turns the feed off)", port_taken=code == [errno.EADDRINUSE])
         self.endpoint = detail
         self.port = int(detail.rsplit(":", 1)[1])
 
     @property
     def pid(self) -> int | None:
         return self._process.pid
+
+    @property
+    def sentinel(self) -> int:
+        return self._process.sentinel
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._process.exitcode
 
     def close(self, timeout: float = 10.0) -> None:
         """Publish what is left, then stop."""
@@ -221,6 +237,71 @@ class FeedProcess:
             self._process.join(5)
 
 
+class SupervisedFeed:
+    """The server's feed, watched as the broker watches a worker: when its process dies, the
+    death is logged and a new one starts on the same endpoint (trying again, waiting longer
+    each time, while the port cannot be bound yet). A restarted feed goes on from the
+    journal's last change; subscribers see the gap in the numbers and take a new snapshot.
+    `restarts` counts them."""
+
+    RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+    def __init__(self, catalog: Path | str, bind: str, *, curve: str | None = None,
+                 hwm: int = DEFAULT_FEED_HWM) -> None:
+        self._start = lambda endpoint: FeedProcess(catalog, endpoint, curve=curve, hwm=hwm)
+        self._feed = self._start(bind)
+        self.endpoint = self._feed.endpoint
+        self.port = self._feed.port
+        self.restarts = 0
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._watch, name="libsrv-feed-watch",
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._feed.pid
+
+    def _watch(self) -> None:
+        while not self._closing.is_set():
+            if not multiprocessing.connection.wait([self._feed.sentinel], timeout=0.5):
+                continue
+            if self._closing.is_set():
+                return
+            log.warning("the live feed (PID %s) exited with code %s; starting it again on %s",
+                        self._feed.pid, self._feed.exitcode, self.endpoint)
+            self._restart()
+
+    def _restart(self) -> None:
+        attempt = 0
+        while not self._closing.is_set():
+            try:
+                feed = self._start(self.endpoint)
+            except FeedError as error:
+                delay = self.RETRY_SECONDS[min(attempt, len(self.RETRY_SECONDS) - 1)]
+                attempt += 1
+                log.error("the live feed cannot start again yet (%s); trying in %g s", error,
+                          delay)
+                self._closing.wait(delay)
+                continue
+            with self._lock:
+                if self._closing.is_set():
+                    feed.close()
+                    return
+                self._feed = feed
+                self.restarts += 1
+            return
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Publish what is left, then stop (the watch first, so no restart races the end)."""
+        self._closing.set()
+        with self._lock:
+            feed = self._feed
+        self._thread.join(timeout)
+        feed.close(timeout)
+
+
 def feed_main(catalog: str, bind: str, curve: str | None, hwm: int, pipe: Connection) -> None:
     """The feed process: bind, say where (or why not), publish until the pipe to the server
     has something to read or ends."""
@@ -228,7 +309,7 @@ def feed_main(catalog: str, bind: str, curve: str | None, hwm: int, pipe: Connec
     try:
         feed = Feed(catalog, bind, curve=curve, hwm=hwm)
     except (zmq.ZMQError, StorageError, OSError) as error:
-        pipe.send(("error", str(error)))
+        pipe.send(("error", str(error), getattr(error, "errno", None)))
         return
     try:
         pipe.send(("ok", feed.endpoint))

@@ -5,7 +5,10 @@ pages say which change number they reflect), then apply only the changes newer t
 book's page showed. Every change carries its number; the numbers go up by one, so a missing
 one is a gap (the high-water mark dropped messages of a slow subscriber, or the server
 restarted) and the copy takes a new snapshot by itself. A heartbeat every second carries the
-last number published, so a gap at the end of a burst is seen too.
+last number published, so a gap at the end of a burst is seen too; and a feed that falls
+silent (its process died or hangs) is noticed from the missing heartbeats: after
+SILENT_SECONDS without a message the copy takes a new snapshot (counted in `silences`), and
+again every SILENT_SECONDS while the silence lasts, so it is never more than that behind.
 
 Runs on a background thread (a notebook's kernel is never blocked); callbacks are called on
 that thread.
@@ -13,6 +16,7 @@ that thread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -26,11 +30,12 @@ import zmq
 from libsrv.catalog import Book
 from libsrv.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT, LibraryClient
 from libsrv.config import DEFAULT_HOST
-from libsrv.feed import HUGZ
+from libsrv.feed import HEARTBEAT_SECONDS, HUGZ
 from libsrv.protocol import MAX_PAGE
 from libsrv.security import CurveKeys
 
 RECEIVE_HWM = 100_000  # changes a subscriber queues before it starts losing them
+SILENT_SECONDS = 3 * HEARTBEAT_SECONDS  # no message for this long: the feed is not there
 
 
 class FeedUnavailable(RuntimeError):
@@ -76,7 +81,8 @@ class LiveCatalog:
     """The catalog of the server at `endpoint`, kept current from its feed.
 
     `books()` and `get()` read the copy; `seq` is the number of the last change it reflects
-    (every change up to it is in); `resyncs` counts snapshots taken, `gaps` the gaps found.
+    (every change up to it is in); `resyncs` counts snapshots taken, `gaps` the gaps found,
+    `silences` the times the feed fell silent (`silent` says whether it is now).
     `on_change(change)` is called for each change applied, `on_resync(seq)` after each snapshot.
     Raises FeedUnavailable from `start` (or the constructor) when the server publishes nothing.
     """
@@ -101,6 +107,8 @@ class LiveCatalog:
         self.seq = 0
         self.resyncs = 0
         self.gaps = 0
+        self.silences = 0
+        self.silent = False
         self.error: BaseException | None = None
         self.feed = ""
         self._stop = threading.Event()
@@ -172,9 +180,17 @@ class LiveCatalog:
             sub.subscribe(b"")
             sub.connect(self.feed)
             self._resync(sub)
+            heard = time.monotonic()
             while not self._stop.is_set():
                 if sub.poll(100):
+                    self.silent = False
                     self._handle(sub.recv_multipart(), sub)
+                    heard = time.monotonic()
+                elif time.monotonic() - heard > SILENT_SECONDS:
+                    self.silences += not self.silent
+                    self.silent = True
+                    self._resync(sub)  # the copy as of now, and the feed's port again
+                    heard = time.monotonic()
         except BaseException as error:  # a thread must not die silently: `error` says why
             self.error = error
             self._synced.set()
@@ -197,6 +213,9 @@ class LiveCatalog:
                 raise FeedUnavailable(f"snapshot refused: {reply.code} {reply.message}")
             page: list[Book] = reply.raw.get("books") or []
             numbers.append(reply.raw["seq"])
+            port = reply.raw.get("feed_port")
+            if offset == 0 and isinstance(port, int):
+                self._follow(sub, feed_endpoint(self.endpoint, port))
             for book in page:
                 books[book["ISBN"]] = book
                 asof[book["ISBN"]] = reply.raw["seq"]
@@ -212,6 +231,14 @@ class LiveCatalog:
         for callback in self._on_resync:
             callback(self.seq)
         self._synced.set()
+
+    def _follow(self, sub: zmq.Socket, feed: str) -> None:
+        """Subscribe at `feed` if the server now publishes there."""
+        if feed != self.feed:
+            with contextlib.suppress(zmq.ZMQError):
+                sub.disconnect(self.feed)
+            sub.connect(feed)
+            self.feed = feed
 
     def _handle(self, frames: list[bytes], sub: zmq.Socket) -> None:
         message = parse_change(frames)
@@ -244,4 +271,5 @@ class LiveCatalog:
 
     def describe(self) -> dict[str, Any]:
         return {"feed": self.feed, "seq": self.seq, "books": len(self._books),
-                "resyncs": self.resyncs, "gaps": self.gaps}
+                "resyncs": self.resyncs, "gaps": self.gaps, "silences": self.silences,
+                "silent": self.silent}

@@ -4,20 +4,24 @@ does (the CLI only turns flags into a `ServerConfig`, sets up logging, and print
 It raises the open-file limit, creates the default catalog file from the shipped one when it
 is missing, sweeps temporary files a crashed writer left, opens the catalog
 (logging its warnings), chooses the worker timeout from the catalog's size when the config does
-not set one, and runs the single REP socket (``workers=0``) or the broker and its workers until
+not set one, and runs the single server (``workers=0``) or the broker and its workers until
 `stop` is set.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import replace
 
+import zmq
+
 from libsrv.broker import run_broker, worker_main
 from libsrv.config import DEFAULT_WORKER_TIMEOUT, LOOPBACK_HOSTS, ServerConfig
-from libsrv.feed import FeedProcess
+from libsrv.feed import FeedError, SupervisedFeed
 from libsrv.server import StopFlag, raise_open_file_limit, run_single
 from libsrv.shipped import ensure_default
 from libsrv.storage import open_storage, prepare_files
@@ -41,6 +45,45 @@ def ready_line(endpoint: str, config: ServerConfig, books: int, feed: str | None
     line = READY.format(endpoint=endpoint, shape=shape, storage=config.storage, books=books,
                         db=config.db)
     return line + (FEED.format(feed=feed) if feed else "")
+
+
+def ensure_port_free(config: ServerConfig) -> None:
+    """Raise zmq.ZMQError (EADDRINUSE) when the request port is taken: said before the feed,
+    which starts first, can complain about its own port."""
+    if config.port == 0:
+        return
+    host = "0.0.0.0" if config.host in ("*", "0.0.0.0") else config.host
+    try:
+        infos = socket.getaddrinfo(host, config.port, type=socket.SOCK_STREAM)
+    except OSError:
+        return  # zmq's bind will say what is wrong with the host
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as zmq binds
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise zmq.ZMQError(errno.EADDRINUSE, f"the request port {config.port} is "
+                                   "taken") from None
+
+
+def start_feed(config: ServerConfig) -> SupervisedFeed:
+    """The live feed on its port. Its default port (the request port + 1) may be taken (by
+    another server on the port below, say): the feed is an extra, so it goes to a free port
+    then, and the ready line and `snapshot` say where. An explicit `pub_port` that is taken
+    stays an error (FeedError). The feed is restarted when it dies (`SupervisedFeed`)."""
+    try:
+        return SupervisedFeed(config.db, config.pub_bind_endpoint, curve=config.curve,
+                              hwm=config.feed_hwm)
+    except FeedError as error:
+        if config.pub_port is not None or not error.port_taken:
+            raise
+    feed = SupervisedFeed(config.db, replace(config, pub_port=0).pub_bind_endpoint,
+                          curve=config.curve, hwm=config.feed_hwm)
+    log.warning("the live feed's usual port (%s) is taken; it publishes on %s instead",
+                config.pub_bind_endpoint.rsplit(":", 1)[1], feed.endpoint)
+    return feed
 
 
 def serve(config: ServerConfig, *, stop: StopFlag | None = None,
@@ -80,8 +123,8 @@ def serve(config: ServerConfig, *, stop: StopFlag | None = None,
         log.info(NO_FEED_ENGINE)
         config = replace(config, publish=False)
     elif config.publish:
-        feed = FeedProcess(config.db, config.pub_bind_endpoint, curve=config.curve,
-                           hwm=config.feed_hwm)
+        ensure_port_free(config)  # a taken request port is the error to report, not the feed's
+        feed = start_feed(config)
         config = replace(config, pub_port=feed.port)  # the workers tell clients where it is
     if stop is None:
         stop = StopFlag()

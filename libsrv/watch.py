@@ -6,7 +6,7 @@ import queue
 from collections.abc import Callable
 
 from libsrv.catalog import LENT
-from libsrv.live import Change, LiveCatalog
+from libsrv.live import SILENT_SECONDS, Change, LiveCatalog
 
 
 def describe_change(change: Change) -> str:
@@ -30,11 +30,18 @@ def watch(endpoint: str, *, isbn: str | None = None, count: int | None = None,
         if isbn is None or change.isbn == isbn:
             lines.put(describe_change(change))
 
+    watched: list[LiveCatalog] = []  # set once the copy exists: its first snapshot comes before
+
     def on_resync(seq: int) -> None:
-        lines.put(f"-- snapshot: the catalog as of change #{seq}; changes from here on --")
+        if watched and watched[0].silent:
+            lines.put(f"-- the feed is silent (no heartbeat for {SILENT_SECONDS:g} s): the "
+                      f"catalog as of change #{seq}, from a snapshot --")
+        else:
+            lines.put(f"-- snapshot: the catalog as of change #{seq}; changes from here on --")
 
     shown = 0
     with LiveCatalog(endpoint, on_change=on_change, on_resync=on_resync) as live:
+        watched.append(live)
         show(f"watching {live.feed} (changes of {isbn or 'every book'}); Ctrl-C stops")
         while count is None or shown < count:
             try:

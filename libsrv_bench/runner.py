@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from libsrv.catalog import LENT, Catalog
-from libsrv.client import BadReply, LibraryClient, ServerUnreachable
+from libsrv.client import BadReply, LibraryClient, ServerUnreachable, wait_until_serving
 from libsrv.generate import write_catalog
 from libsrv.process import ServerProcess
 from libsrv_bench.dialects import (
@@ -108,6 +108,8 @@ def target(config: RunConfig, scratch: Path) -> Iterator[tuple[str, Path | None,
     """The endpoint to load, and the catalog file and process when the server is ours
     (stopped on exit, whatever happens)."""
     if config.endpoint:
+        if config.dialect == DEFAULT_DIALECT:  # the kit's server says when all workers serve
+            _wait_until_serving(config.endpoint)
         yield config.endpoint, None, None
         return
     db = catalog_copy(config.books, config.seed, scratch)
@@ -117,6 +119,26 @@ def target(config: RunConfig, scratch: Path) -> Iterator[tuple[str, Path | None,
         yield server.endpoint, db, server
     finally:
         server.stop()
+
+
+def _wait_until_serving(endpoint: str) -> None:
+    """Wait until every worker of a kit server serves (a load started while some still load
+    the catalog measures the loading). A server that does not say, or does not answer, is
+    left to the run to judge."""
+    said: set[int] = set()
+
+    def say(serving: int, workers: int) -> None:
+        if serving not in said:
+            said.add(serving)
+            print(f"waiting for the server: {serving} of {workers} workers serve (the others "
+                  "are loading the catalog)", file=sys.stderr)
+
+    try:
+        wait_until_serving(endpoint, on_wait=say)
+    except (BadReply, ServerUnreachable):
+        pass
+    except TimeoutError as error:
+        print(f"warning: {error}; measuring anyway", file=sys.stderr)
 
 
 class RunError(RuntimeError):

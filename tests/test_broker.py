@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from libsrv.broker import WORKER_CREDITS
-from libsrv.client import LibraryClient, ServerUnreachable
+from libsrv.broker_core import WORKER_CREDITS
+from libsrv.client import LibraryClient, ServerUnreachable, wait_until_serving
 from libsrv.generate import isbn_for, write_catalog
 from libsrv_bench.runner import RunConfig, run_experiment
-from tests.helpers import client_for
+from tests.helpers import client_for, wait_until
 
 pytestmark = pytest.mark.fast
 
@@ -54,3 +54,25 @@ def test_no_anomaly_while_workers_die_under_a_mixed_load(tmp_path: Path) -> None
     assert outcome.violations == 0, outcome.verdict["details"][:3]
     assert summary["timeouts"] == 0
 
+
+
+def test_ping_says_how_many_workers_serve_while_a_replacement_loads(
+        start_server, tmp_path: Path) -> None:
+    """Alive is not ready: while a replacement worker parses a big catalog, ping says one of
+    two serve, and `wait_until_serving` waits for both."""
+    server = start_server(write_catalog(tmp_path / "big.json", 200_000), workers=2)
+    with client_for(server) as lib:
+        pong = lib.ping().raw
+        assert (pong["serving"], pong["workers"]) == (2, 2)
+        victim = lib.stats().raw["stats"]["worker_pids"][0]
+    os.kill(victim, signal.SIGKILL)
+    with client_for(server) as lib:
+        wait_until(lambda: lib.ping().raw["serving"] == 1, timeout=20,
+                   message="ping to say one of two serve")
+    waits: list[tuple[int, int]] = []
+    reply = wait_until_serving(server.endpoint, timeout=60,
+                               on_wait=lambda s, w: waits.append((s, w)))
+    assert (reply.raw["serving"], reply.raw["workers"]) == (2, 2)
+    assert waits and set(waits) == {(1, 2)}, waits
+    with client_for(server) as lib:
+        assert lib.stats().raw["stats"]["serving"] == 2

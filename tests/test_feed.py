@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from libsrv.catalog import Catalog
+from libsrv.catalog import AVAILABLE, Catalog
 from libsrv.live import Change, FeedUnavailable, LiveCatalog, parse_change
 from libsrv.process import ServerProcess
 from tests.helpers import ChildOutput, client_for_endpoint, free_port, wait_until
@@ -240,3 +242,102 @@ def test_a_taken_feed_port_is_a_clear_error(catalog_file: Path) -> None:
                                  str(port)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     assert "live feed cannot start" in result.stderr and "--no-pub" in result.stderr
+
+
+def _adjacent_ports() -> tuple[socket.socket, int]:
+    """A free port P whose neighbour P + 1 is held by a listening socket (returned)."""
+    for _ in range(50):
+        port = free_port()
+        holder = socket.socket()
+        try:
+            holder.bind(("127.0.0.1", port + 1))
+        except OSError:
+            holder.close()
+            continue
+        holder.listen()
+        return holder, port
+    pytest.fail("no free port with a free neighbour")
+
+
+def test_a_taken_default_feed_port_moves_the_feed_and_says_where(catalog_file: Path) -> None:
+    holder, port = _adjacent_ports()
+    with holder, ServerProcess(catalog_file, workers=1, port=port) as server:
+        assert server.endpoint.endswith(f":{port}")
+        feed_port = int(server.feed_endpoint.rsplit(":", 1)[1])
+        assert feed_port != port + 1
+        with client_for_endpoint(server.endpoint) as lib:
+            assert lib.snapshot().raw["feed_port"] == feed_port
+        with LiveCatalog(server.endpoint, timeout=5) as live:
+            isbn = live.books()[0]["ISBN"]
+            with client_for_endpoint(server.endpoint) as lib:
+                assert lib.loan_isbn(isbn, "Ana").success
+            wait_until(lambda: live.get(isbn)["prestatario"] == "Ana", timeout=10,
+                       message="the loan through the moved feed")
+
+
+def test_with_both_ports_taken_the_request_port_is_named(catalog_file: Path) -> None:
+    holder, port = _adjacent_ports()
+    with holder, socket.socket() as request_holder:
+        request_holder.bind(("127.0.0.1", port))
+        request_holder.listen()
+        result = subprocess.run([sys.executable, "-m", "libsrv", "serve", "--port", str(port),
+                                 "--workers", "1", "--db", str(catalog_file)],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert f"request port {port} is taken" in result.stderr, result.stderr
+
+
+def _feed_pid(server: ServerProcess, feed_port: int) -> int:
+    """The pid of the server's child process that listens on the feed's port."""
+    import psutil
+
+    def find() -> int | None:
+        for child in psutil.Process(server.pid).children(recursive=True):
+            try:
+                listening = child.net_connections(kind="tcp")
+            except psutil.Error:
+                continue
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == feed_port
+                   for c in listening):
+                return child.pid
+        return None
+
+    return wait_until(find, timeout=10, message="the feed process")  # type: ignore[return-value]
+
+
+def test_a_killed_feed_is_started_again_and_subscribers_catch_up(catalog_file: Path) -> None:
+    with ServerProcess(catalog_file, workers=1) as server, \
+            LiveCatalog(server.endpoint, timeout=5) as live:
+        feed_port = int(server.feed_endpoint.rsplit(":", 1)[1])
+        first = _feed_pid(server, feed_port)
+        os.kill(first, signal.SIGKILL)
+        isbn = live.books()[0]["ISBN"]
+        with client_for_endpoint(server.endpoint) as lib:
+            assert lib.loan_isbn(isbn, "Ana").success  # while the feed is down, or after
+        wait_until(lambda: live.get(isbn)["prestatario"] == "Ana", timeout=20,
+                   message="the loan in the subscriber's copy")
+        assert _feed_pid(server, feed_port) != first  # a new feed, on the same port
+        with client_for_endpoint(server.endpoint) as lib:
+            assert lib.return_isbn(isbn).success
+        wait_until(lambda: live.get(isbn)["estado"] == AVAILABLE, timeout=20,
+                   message="a change published by the new feed")
+    assert "the live feed (PID" in server.output and "starting it again" in server.output
+
+
+def test_a_subscriber_notices_a_silent_feed_and_keeps_its_copy_current(
+        catalog_file: Path) -> None:
+    with ServerProcess(catalog_file, workers=1) as server, \
+            LiveCatalog(server.endpoint, timeout=5) as live:
+        feed = _feed_pid(server, int(server.feed_endpoint.rsplit(":", 1)[1]))
+        os.kill(feed, signal.SIGSTOP)  # alive, so not restarted, and silent
+        try:
+            isbn = live.books()[0]["ISBN"]
+            with client_for_endpoint(server.endpoint) as lib:
+                assert lib.loan_isbn(isbn, "Ana").success
+            wait_until(lambda: live.silent, timeout=15, message="the silence to be noticed")
+            wait_until(lambda: live.get(isbn)["prestatario"] == "Ana", timeout=15,
+                       message="the loan, from a snapshot")
+            assert live.silences == 1 and live.error is None
+        finally:
+            os.kill(feed, signal.SIGCONT)
+        wait_until(lambda: not live.silent, timeout=15, message="the feed heard again")

@@ -426,6 +426,31 @@ def test_ids_are_remembered_for_their_time_even_past_the_count(tmp_path: Path) -
     assert kept == [f"id-{n}" for n in range(5, 10)]  # beyond the count, for their time
 
 
+def test_a_shorter_window_after_a_restart_forgets_no_earlier_promise() -> None:
+    """Ids decided 17 s ago under a 60 s window, carried through the journal's lines into a
+    process that remembers for 1 s, and on into one that remembers for 60 s again: kept for
+    the window they were promised under."""
+    import json
+
+    from libsrv.storage.base import AppliedRequests
+
+    def restart(before: AppliedRequests, seconds: float) -> AppliedRequests:
+        after = AppliedRequests(window=3, seconds=seconds)
+        for line in AppliedRequests.lines(before.snapshot()):
+            after.remember_record(json.loads(line))
+        return after
+
+    promised = AppliedRequests(window=3, seconds=60)
+    for n in range(5):
+        promised.remember(f"old-{n}", "fp", {"code": "OK"}, at=time.time() - 17)
+    short = restart(promised, 1)
+    for n in range(10):  # new writes push the count past the window
+        short.remember(f"new-{n}", "fp", {"code": "OK"}, at=time.time() - 5)
+    assert {f"old-{n}" for n in range(5)} <= {rid for rid, _ in short.snapshot()}
+    back = restart(short, 60)
+    assert {f"old-{n}" for n in range(5)} <= {rid for rid, _ in back.snapshot()}
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_refused_write_is_remembered_by_its_id(engine: str, tmp_path: Path) -> None:
     """docs/protocol.md: an id names one write. A retry of a refused write gets the same

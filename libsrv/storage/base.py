@@ -33,8 +33,10 @@ class IdReused(Exception):
 
 class AppliedRequests:
     """The replies of the writes decided with an id (applied or refused), by id: the last
-    `window` of them, and all of those decided in the last `seconds` (wall-clock time, carried
-    in the journal, so a restart keeps them).
+    `window` of them, and each of the others until its time is up. An id is kept `seconds`
+    after its reply, under the `seconds` in force when the reply was given: its expiry
+    (wall-clock, "u") is carried in the journal with it, so a restart with a shorter window
+    forgets nothing that was promised under a longer one.
 
     Replies are kept as compact JSON text: a reply dict with its book costs four times the
     memory, and replies are read back only when a client retries.
@@ -43,19 +45,31 @@ class AppliedRequests:
     def __init__(self, window: int = DEDUP_WINDOW, seconds: float = DEDUP_SECONDS) -> None:
         self.window = window
         self.seconds = seconds
-        self._replies: OrderedDict[str, tuple[str, str, float]] = OrderedDict()
+        self._replies: OrderedDict[str, tuple[str, str, float]] = OrderedDict()  # until
+
+    def stamp(self) -> dict[str, float]:
+        """The fields a new record of a decided write carries: when, and until when its id
+        is kept."""
+        now = time.time()
+        return {"t": now, "u": now + self.seconds}
 
     def remember(self, request_id: str, fingerprint: str, reply: dict[str, Any],
-                 at: float | None = None) -> None:
-        """Remember a decided write (`at`: when, in seconds since the epoch; default now)."""
+                 at: float | None = None, until: float | None = None) -> None:
+        """Remember a decided write (`at`: when, in seconds since the epoch, default now;
+        `until`: when it may be forgotten, default `at` plus `seconds`)."""
         now = time.time()
-        self._replies[request_id] = (fingerprint, _COMPACT.encode(reply),
-                                     now if at is None else at)
+        if until is None:
+            until = (now if at is None else at) + self.seconds
+        self._replies[request_id] = (fingerprint, _COMPACT.encode(reply), until)
         self._replies.move_to_end(request_id)
-        horizon = now - self.seconds
         replies = self._replies
-        while len(replies) > self.window and next(iter(replies.values()))[2] < horizon:
+        while len(replies) > self.window and next(iter(replies.values()))[2] < now:
             replies.popitem(last=False)
+
+    def remember_record(self, record: dict[str, Any]) -> None:
+        """Remember the decided write a journal record carries (it has an "id")."""
+        self.remember(record["id"], record["fp"], record["reply"], record.get("t"),
+                      record.get("u"))
 
     def forget(self, request_id: str) -> None:
         self._replies.pop(request_id, None)
@@ -79,8 +93,8 @@ class AppliedRequests:
         """A window's snapshot as log lines, built without decoding the replies (kept as JSON
         text): what a compaction carries into the next generation."""
         dumps = _COMPACT.encode
-        return [f'{{"id":{dumps(rid)},"fp":{dumps(fp)},"reply":{reply},"t":{at!r}}}\n'
-                .encode() for rid, (fp, reply, at) in snapshot]
+        return [f'{{"id":{dumps(rid)},"fp":{dumps(fp)},"reply":{reply},"u":{until!r}}}\n'
+                .encode() for rid, (fp, reply, until) in snapshot]
 
     def __len__(self) -> int:
         return len(self._replies)

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +85,13 @@ def read_snapshot(path: Path) -> tuple[Catalog, KnownFile]:
     catalog = Catalog.from_bytes(data, path)
     return catalog, KnownFile(file_signature(st), snapshot_identity(data),
                               {book["ISBN"]: book for book in catalog})
+
+
+def _still_in_place(path: Path, known: KnownFile) -> bool:
+    try:
+        return file_signature(os.stat(path)) == known.signature
+    except OSError:
+        return False
 
 
 def snapshot_identity(data: bytes) -> str:
@@ -145,16 +151,25 @@ class JournalStorage(Storage):
         self._next_try = 0  # `_pending` at which to ask for the compaction lock again
         # one process at a time writes a snapshot; the others go on serving
         self._compacting = TryLock(Path(f"{self.path}.compact.lock"), like=self.path)
+        # The snapshot is parsed before the lock is taken (a million books take seconds, and
+        # the other processes' writes must not wait for that): it is replaced only by a
+        # rename, so what was read is one whole version; under the lock it is used if it is
+        # still the file in place, and read again if a compaction replaced it meanwhile.
+        early = read_snapshot(self.path) if self._lock.enabled else None
         with self._lock:
-            self._reload()
+            self._reload(early)
 
-    def _reload(self) -> None:
-        """(Lock held.) Read the snapshot and replay the journal on top of it, if the journal
-        extends this snapshot (see `journal_belongs`)."""
+    def _reload(self, early: tuple[Catalog, KnownFile] | None = None) -> None:
+        """(Lock held.) Read the snapshot (or take `early`, read before the lock, if it is
+        still the file in place) and replay the journal on top of it, if the journal extends
+        this snapshot (see `journal_belongs`)."""
+        if early is not None and not _still_in_place(self.path, early[1]):
+            early = None
         # Without the lock (the teaching switch) another writer's compaction may replace both
         # files between our two reads: read them again before calling the pair mismatched.
         for _ in range(1 if self._lock.enabled else UNLOCKED_RELOAD_TRIES):
-            self._catalog, self._file = read_snapshot(self.path)
+            self._catalog, self._file = early or read_snapshot(self.path)
+            early = None
             identity = self._file.identity
             records = self._log.open(identity)
             if journal_belongs(self._log.header, records, identity):
@@ -196,7 +211,7 @@ class JournalStorage(Storage):
                 self._seq = max(self._seq, number) if isinstance(number, int) else self._seq + 1
             rid = record.get("id")
             if rid is not None:
-                self._applied.remember(rid, record["fp"], record["reply"], record.get("t"))
+                self._applied.remember_record(record)
 
     def _catch_up(self) -> None:
         records = self._log.catch_up()
@@ -269,7 +284,7 @@ class JournalStorage(Storage):
                 "book": outcome.change, "q": self._seq + 1, "a": str(request.action)}
             if request.id is not None:
                 record.update(id=request.id, fp=request.fingerprint(), reply=outcome.reply,
-                              t=time.time())
+                              **self._applied.stamp())
             self._log.append(record)
             self._apply([record])
             if self._pending >= max(self.compact_min, len(self._catalog)):

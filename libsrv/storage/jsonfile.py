@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -128,12 +127,10 @@ class JsonStorage(Storage):
                 self._last_intent = None
             elif "book" in record:  # an intent: every write leaves one, with or without an id
                 if record.get("id") is not None:
-                    self._applied.remember(record["id"], record["fp"], record["reply"],
-                                           record.get("t"))
+                    self._applied.remember_record(record)
                 self._last_intent = record
             elif "id" in record:  # a refusal, or an id carried into a new generation
-                self._applied.remember(record["id"], record["fp"], record["reply"],
-                                       record.get("t"))
+                self._applied.remember_record(record)
                 self._last_intent = None
             else:
                 self._last_intent = None
@@ -171,14 +168,14 @@ class JsonStorage(Storage):
             if change is None:
                 if request.id is not None:  # remembered too: a retry gets the same answer
                     refusal: Record = {"id": request.id, "fp": request.fingerprint(),
-                                       "reply": outcome.reply, "t": time.time()}
+                                       "reply": outcome.reply, **self._applied.stamp()}
                     self._requests.append(refusal)
                     self._note([refusal])
                 return outcome.reply
             intent: Record = {"book": change}
             if request.id is not None:
                 intent.update(id=request.id, fp=request.fingerprint(), reply=outcome.reply,
-                              t=time.time())
+                              **self._applied.stamp())
             self._requests.append(intent)
             before = catalog.get(change["ISBN"])
             catalog.replace(change)
@@ -194,8 +191,7 @@ class JsonStorage(Storage):
                 raise StorageError(str(exc)) from exc
             self._adopt(catalog)
             if request.id is not None:
-                self._applied.remember(request.id, request.fingerprint(), outcome.reply,
-                                       intent["t"])
+                self._applied.remember_record(intent)
             self._last_intent = None
             if self._requests.count > 2 * max(DEDUP_WINDOW, len(self._applied)):
                 self._requests.rewrite(AppliedRequests.lines(self._applied.snapshot()))
