@@ -43,18 +43,19 @@ from libsrv.server import (
     IDLE_SECONDS,
     POLL_MS,
     StopFlag,
+    client_reader,
     flush_and_close,
     housekeeping,
     listening_options,
     log_request,
     open_service,
-    read_client_message,
     request_log,
     send_replies,
 )
 from libsrv.service import Handled
 from libsrv.stats import StatsBoard
 from libsrv.storage import LockTimeout
+from libsrv.wire import NOBLOCK, receiver, sender
 
 log = logging.getLogger("libsrv.server")
 
@@ -121,7 +122,7 @@ def serve_dealer(sock: zmq.Socket, handle: Handler, stop: StopFlag, name: str,
     last_activity = time.monotonic()
     poller = zmq.Poller()  # one poller for the life of the loop: `sock.poll` builds one a call
     poller.register(sock, zmq.POLLIN)
-    recv, send, again = sock.recv_multipart, sock.send_multipart, zmq.Again
+    recv, send, again = receiver(sock, NOBLOCK), sender(sock), zmq.Again
     waiting: deque[tuple[bytes, bytes, list[bytes], float]] = deque()  # (client, key, req, t)
     beat_at = 0.0
     while not stop:
@@ -148,7 +149,7 @@ def serve_dealer(sock: zmq.Socket, handle: Handler, stop: StopFlag, name: str,
                 log_request(name, pid, handled)
         while True:
             try:
-                client, key, request = recv(zmq.NOBLOCK)
+                client, key, request = recv()
             except again:
                 break
             handled = handle([request], key, wait=FIRST_WAIT_SECONDS)
@@ -202,6 +203,9 @@ class Broker:
             backend.bind(self._backend_endpoint)
             frontend.bind(self.config.bind_endpoint)
             endpoint = frontend.getsockopt_string(zmq.LAST_ENDPOINT)
+            self._to_worker, self._to_client = sender(backend), sender(frontend, NOBLOCK)
+            self._from_worker, self._from_client = receiver(backend, NOBLOCK), \
+                client_reader(frontend)
             self.state.start()
             self._carry_out(frontend, backend)
             self._loop(frontend, backend, endpoint, on_ready)
@@ -239,17 +243,17 @@ class Broker:
         """Do what the state decided: requests to workers, replies to clients (back to back:
         libzmq's I/O thread, woken by the first, takes the rest without another wake-up),
         kills, starts."""
-        state = self.state
+        state, to_worker, to_client = self.state, self._to_worker, self._to_client
         while True:
             actions = state.take()
             if not actions:
                 return
             for msg in actions.to_workers:
                 try:
-                    backend.send_multipart(msg)
+                    to_worker(msg)
                 except zmq.ZMQError:  # EHOSTUNREACH: gone; its sentinel will say so
                     state.undeliverable(msg[0])
-            send_replies(frontend, actions.to_clients, state.peers)
+            send_replies(to_client, actions.to_clients, state.peers)
             for identity in actions.kill:
                 process = self._processes.get(identity)
                 if process is not None:
@@ -309,10 +313,10 @@ class Broker:
 
     def _drain_backend(self, backend: zmq.Socket, now: float) -> None:
         """Every worker message already queued."""
-        from_worker = self.state.from_worker
+        from_worker, recv = self.state.from_worker, self._from_worker
         while True:
             try:
-                msg = backend.recv_multipart(zmq.NOBLOCK)
+                msg = recv()
             except zmq.Again:
                 return
             from_worker(msg, now)
@@ -320,10 +324,10 @@ class Broker:
     def _drain_frontend(self, frontend: zmq.Socket) -> None:
         """Take as many client messages as the state has room for, each frame by frame: of a
         message longer than a request's envelope, the rest is read and dropped, never kept."""
-        state = self.state
+        state, read = self.state, self._from_client
         for _ in range(state.room):
             try:
-                msg, extra = read_client_message(frontend)
+                msg, extra = read()
             except zmq.Again:
                 return
             state.from_client(msg, extra)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from types import FrameType
 
 import zmq
+import zmq.backend
 
 from libsrv.config import ServerConfig
 from libsrv.library import Policy
@@ -24,6 +25,7 @@ from libsrv.security import CurveServer
 from libsrv.service import Handled, Service, refusal_frame
 from libsrv.stats import StatsBoard
 from libsrv.storage import Storage, StorageError, open_storage
+from libsrv.wire import NOBLOCK, sender
 
 log = logging.getLogger("libsrv.server")
 request_log = logging.getLogger("libsrv.requests")
@@ -148,30 +150,37 @@ def log_request(name: str, pid: int, handled: Handled) -> None:
         request_log.info("[%s] (PID %d) %s → %s", name, pid, handled.action, handled.code)
 
 
-def read_client_message(sock: zmq.Socket) -> tuple[list[bytes], int]:
-    """One message from a client-facing ROUTER (raises zmq.Again when none is queued), frame
-    by frame: its first MAX_KEPT_FRAMES frames, and how many more were read and dropped (a
-    request is one frame after its envelope; a message of hundreds is never kept whole)."""
-    recv = sock.recv
-    msg = [recv(zmq.NOBLOCK)]
-    extra = 0
-    while sock.getsockopt(zmq.RCVMORE):
-        frame = recv()
-        if len(msg) < MAX_KEPT_FRAMES:
-            msg.append(frame)
-        else:
-            extra += 1
-    return msg, extra
+def client_reader(sock: zmq.Socket) -> Callable[[], tuple[list[bytes], int]]:
+    """A function that reads one message from a client-facing ROUTER (raising zmq.Again
+    when none is queued), frame by frame: its first MAX_KEPT_FRAMES frames, and how many more
+    were read and dropped (a request is one frame after its envelope; a message of hundreds
+    is never kept whole)."""
+    recv = zmq.backend.Socket.recv.__get__(sock)
+    get = zmq.backend.Socket.get.__get__(sock)
+    noblock, rcvmore = int(zmq.NOBLOCK), int(zmq.RCVMORE)
+
+    def read() -> tuple[list[bytes], int]:
+        msg = [recv(noblock)]
+        extra = 0
+        while get(rcvmore):
+            frame = recv()
+            if len(msg) < MAX_KEPT_FRAMES:
+                msg.append(frame)
+            else:
+                extra += 1
+        return msg, extra
+
+    return read
 
 
-def send_replies(sock: zmq.Socket, replies: list[list[bytes]], peers: PeerQueues) -> None:
-    """Hand replies ``[peer, b"", reply]`` to a client-facing ROUTER (ROUTER_MANDATORY), back
-    to back: a reply a full queue refuses is kept by `peers`; one to a client that went away
-    is dropped."""
-    send = sock.send_multipart
+def send_replies(send: Callable[[list[bytes]], None], replies: list[list[bytes]],
+                 peers: PeerQueues) -> None:
+    """Hand replies ``[peer, b"", reply]`` to a client-facing ROUTER (ROUTER_MANDATORY)
+    through `send` (a `libsrv.wire.sender` with NOBLOCK), back to back: a reply a full queue
+    refuses is kept by `peers`; one to a client that went away is dropped."""
     for reply in replies:
         try:
-            send(reply, zmq.NOBLOCK)
+            send(reply)
         except zmq.Again:
             peers.blocked(reply)
         except zmq.ZMQError:  # EHOSTUNREACH: the client disconnected
@@ -187,6 +196,7 @@ def _serve_router(sock: zmq.Socket, service: Service, stop: StopFlag, name: str)
     pid = os.getpid()
     peers = PeerQueues()
     handle = service.handle
+    read, send = client_reader(sock), sender(sock, NOBLOCK)
     while not stop:
         releasable = peers.any_releasable
         owed = releasable or peers.any_blocked
@@ -198,11 +208,11 @@ def _serve_router(sock: zmq.Socket, service: Service, stop: StopFlag, name: str)
             continue
         logging_on = request_log.isEnabledFor(logging.INFO)
         accepted = peers.release()  # before the retry: a client still blocked waits
-        send_replies(sock, peers.retry(), peers)  # before reading: refused again, it waits
+        send_replies(send, peers.retry(), peers)  # before reading: refused again, it waits
         replies: list[list[bytes]] = []
         for _ in range(BATCH):
             try:
-                msg, extra = read_client_message(sock)
+                msg, extra = read()
             except zmq.Again:
                 break
             if len(msg) < 3 or msg[1] != b"":
@@ -220,7 +230,7 @@ def _serve_router(sock: zmq.Socket, service: Service, stop: StopFlag, name: str)
             peers.answered(msg[0])
             if logging_on:
                 log_request(name, pid, handled)
-        send_replies(sock, replies, peers)
+        send_replies(send, replies, peers)
         last_activity = time.monotonic()
 
 

@@ -23,6 +23,7 @@ ORDER = [
     "libsrv.storage.files", "libsrv.forms_kernels",
     "libsrv.catalog", "libsrv.protocol", "libsrv.decision", "libsrv.generate", "libsrv.stats",
     "libsrv.peers",  # what one client connection may hold: no I/O
+    "libsrv.wire",
     "libsrv.storage.linelog", "libsrv.storage.base",
     "libsrv.library",  # the loan rules: storage must not need them
     "libsrv.storage.journal", "libsrv.storage.jsonfile", "libsrv.storage",
