@@ -16,9 +16,11 @@ installed outside .venv/ except by `browser`, which says what it runs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import venv
@@ -31,11 +33,33 @@ PY = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".kit-installed"
 
 
+FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                  if hasattr(signal, name))
+
+
 def run(*args: str | Path) -> None:
+    """Run one job and wait for it; exit with its code if it fails.
+
+    The job runs in a process group of its own, and kit.py passes each SIGINT, SIGTERM or
+    SIGHUP on to it once (a Ctrl-C in the terminal reaches kit.py only) and waits for it to
+    stop: a job stopped through kit.py stops everything it started, and nobody prints a
+    KeyboardInterrupt traceback."""
     print("+", " ".join(str(a) for a in args), flush=True)
-    result = subprocess.run([str(a) for a in args], cwd=ROOT)
-    if result.returncode:
-        sys.exit(result.returncode)
+    own_group = {"process_group": 0} if os.name == "posix" else {}
+    child = subprocess.Popen([str(a) for a in args], cwd=ROOT, **own_group)
+
+    def forward(signum: int, frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    try:
+        code = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if code:
+        sys.exit(128 - code if code < 0 else code)  # killed by a signal: the shell's 128+N
 
 
 def setup() -> None:

@@ -31,9 +31,18 @@ from libsrv.config import (
     read_config_file,
     server_settings,
 )
+from libsrv.defaults import (
+    BOOKS_PER_TIMEOUT_SECOND,
+    DEDUP_SECONDS,
+    DEDUP_WINDOW,
+    DEFAULT_ENGINE,
+    DEFAULT_LOAN_DAYS,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_WORKER_TIMEOUT,
+    ENGINE_NAMES,
+)
 from libsrv.feed import FeedError
 from libsrv.forms_page import CULL_AFTER, MAX_KERNELS
-from libsrv.library import DEFAULT_LOAN_DAYS
 from libsrv.messages import LANGUAGES
 from libsrv.program import (
     configure_logging,
@@ -41,11 +50,9 @@ from libsrv.program import (
     report_stop,
     stop_when_stdin_closes,
 )
-from libsrv.protocol import Action
+from libsrv.protocol import REQUIRED_FIELDS, Action, resolve_action
 from libsrv.server import StopFlag
-from libsrv.storage import DEFAULT_ENGINE, ENGINES, StorageError
-from libsrv.storage.base import DEDUP_SECONDS, DEDUP_WINDOW
-from libsrv.storage.files import DEFAULT_LOCK_TIMEOUT
+from libsrv.storage import StorageError
 
 log = logging.getLogger("libsrv")
 
@@ -90,28 +97,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- call
 
-_CALLS: dict[str, tuple[Action, tuple[str, ...]]] = {
-    "ping": (Action.PING, ()),
-    "query-isbn": (Action.QUERY_ISBN, ("isbn",)),
-    "query-title": (Action.QUERY_TITLE, ("title",)),
-    "loan-isbn": (Action.LOAN_ISBN, ("isbn", "borrower")),
-    "loan-title": (Action.LOAN_TITLE, ("title", "borrower")),
-    "return-isbn": (Action.RETURN_ISBN, ("isbn",)),
-    "catalog": (Action.CATALOG, ()),
-    "snapshot": (Action.SNAPSHOT, ()),
-    "stats": (Action.STATS, ()),
-}
+# The actions as `call` names them (query-isbn), each with the fields it needs, from one table:
+# protocol.REQUIRED_FIELDS. Short aliases are accepted too, and the class's Spanish names.
+_CALLS: dict[str, Action] = {action.value.replace("_", "-"): action for action in Action}
+_CALL_ALIASES = {"query": Action.QUERY_ISBN, "loan": Action.LOAN_ISBN,
+                 "return": Action.RETURN_ISBN, "title": Action.QUERY_TITLE}
 
 
-def _action_spelling(name: str) -> str:
-    """An action as typed: query_isbn, query-isbn and QUERY-ISBN name the same one."""
-    return name.strip().lower().replace("_", "-")
+def _call_action(name: str) -> Action:
+    """An action as typed: query-isbn, query_isbn, QUERY-ISBN, `return` for return-isbn, or
+    the class's Spanish names ("Prestamo por ISBN", prestamo-por-isbn)."""
+    spelled = name.strip().lower().replace("_", "-")
+    found = _CALLS.get(spelled) or _CALL_ALIASES.get(spelled)
+    if found is None:
+        resolved = resolve_action(spelled.replace("-", " ")) or resolve_action(name)
+        found = resolved[0] if resolved else None
+    if found is None:
+        raise argparse.ArgumentTypeError(
+            f"unknown action {name!r}; use one of {', '.join(_CALLS)} (or return, loan, query, "
+            "title, or the class's Spanish names such as \"Prestamo por ISBN\")")
+    return found
 
 
 def cmd_call(args: argparse.Namespace) -> int:
-    action, names = _CALLS[args.action]
+    action = args.action
+    names = REQUIRED_FIELDS[action]
     if len(args.values) != len(names):
-        raise ConfigError(f"{args.action} takes {len(names)} value(s): {' '.join(names) or '-'}")
+        shown = action.value.replace("_", "-")
+        raise ConfigError(f"{shown} takes {len(names)} value(s): {' '.join(names) or '-'}")
     endpoint = args.endpoint or (client_endpoint(read_config_file(args.config))
                                  if args.config else f"tcp://{DEFAULT_HOST}:{DEFAULT_PORT}")
     curve = None
@@ -169,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                        f"{DEFAULT_WORKERS}); 0 is a single REP socket")
     serve.add_argument("--db", help=f"catalog file (default {DEFAULT_DB}, created from the "
                        "catalog shipped with libsrv at first start)")
-    serve.add_argument("--storage", choices=sorted(ENGINES),
+    serve.add_argument("--storage", choices=sorted(ENGINE_NAMES),
                        help=f"storage engine (default {DEFAULT_ENGINE})")
     serve.add_argument("--loan-days", type=int,
                        help=f"loan period for both kinds of loan (default {DEFAULT_LOAN_DAYS})")
@@ -189,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
                        f"{DEDUP_WINDOW:,} writes)")
     serve.add_argument("--worker-timeout", type=float, default=None,
                        help="kill and replace a worker busy this long on one request "
-                       "(default 10 s, more for catalogs over 500,000 books)")
+                       f"(default {DEFAULT_WORKER_TIMEOUT:g} s, more for catalogs over "
+                       f"{DEFAULT_WORKER_TIMEOUT * BOOKS_PER_TIMEOUT_SECOND:,.0f} books)")
     serve.add_argument("--curve", metavar="KEYDIR", default=None,
                        help="encrypt with CurveZMQ and admit only clients whose public keys "
                        "are in KEYDIR/authorized (see `python -m libsrv keys`; default: "
@@ -220,8 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     watch.set_defaults(func=cmd_watch)
 
     call = sub.add_parser("call", help="send one request and print the reply")
-    call.add_argument("action", type=_action_spelling, choices=sorted(_CALLS),
-                      help="what to ask (query_isbn and query-isbn both work)")
+    call.add_argument("action", type=_call_action, metavar="action",
+                      help=f"what to ask: {', '.join(_CALLS)}; query_isbn works too, and "
+                      "return, loan, query, title, and the class's Spanish names "
+                      "(\"Prestamo por ISBN\")")
     call.add_argument("values", nargs="*", help="isbn / title / borrower, as the action needs")
     call.add_argument("--endpoint", help=f"server endpoint (default tcp://{DEFAULT_HOST}:"
                       f"{DEFAULT_PORT}, or the --config file's)")
@@ -253,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                       help=f"worker processes; 0 is a single REP socket (default "
                       f"{DEFAULT_WORKERS})")
-    demo.add_argument("--storage", choices=sorted(ENGINES), default=DEFAULT_ENGINE,
+    demo.add_argument("--storage", choices=sorted(ENGINE_NAMES), default=DEFAULT_ENGINE,
                       help=f"storage engine (default {DEFAULT_ENGINE})")
     demo.set_defaults(func=_cmd_demo)
 

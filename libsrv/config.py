@@ -7,20 +7,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from libsrv.library import DEFAULT_LOAN_DAYS
-from libsrv.storage import DEFAULT_ENGINE
-from libsrv.storage.base import DEDUP_SECONDS
-from libsrv.storage.files import DEFAULT_LOCK_TIMEOUT
+from libsrv.defaults import (
+    DEDUP_SECONDS,
+    DEFAULT_ENGINE,
+    DEFAULT_FEED_HWM,
+    DEFAULT_HOST,
+    DEFAULT_LOAN_DAYS,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_PORT,
+    DEFAULT_WORKER_TIMEOUT,
+    DEFAULT_WORKERS,
+    ENGINE_NAMES,
+)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 5555
-DEFAULT_WORKERS = 2
+__all__ = [
+    "DEDUP_SECONDS",
+    "DEFAULT_ENGINE",
+    "DEFAULT_FEED_HWM",
+    "DEFAULT_HOST",
+    "DEFAULT_LOAN_DAYS",
+    "DEFAULT_LOCK_TIMEOUT",
+    "DEFAULT_PORT",
+    "DEFAULT_WORKERS",
+    "DEFAULT_WORKER_TIMEOUT",
+    "ConfigError",
+    "ServerConfig",
+]
+
 DEFAULT_DB = "data/catalog.json"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-DEFAULT_WORKER_TIMEOUT = 10.0
-# Changes the live feed queues per subscriber before dropping them (that subscriber then sees
-# a gap in the numbers and takes a new snapshot).
-DEFAULT_FEED_HWM = 10_000
 ENDPOINT_VARIABLE = "LIBSRV_ENDPOINT"  # the forms page's kernels find the server here
 
 
@@ -57,14 +72,13 @@ class ServerConfig:
     def __post_init__(self) -> None:
         """Refuse values no server can run with (ConfigError, saying which)."""
         from libsrv.messages import LANGUAGES
-        from libsrv.storage import ENGINES
 
         if not isinstance(self.workers, int) or self.workers < 0:
             raise ConfigError(f"workers must be 0 or more, not {self.workers!r}")
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be between 0 and 65535, not {self.port!r}")
-        if self.storage not in ENGINES:
-            raise ConfigError(f"storage must be one of {', '.join(ENGINES)}, not "
+        if self.storage not in ENGINE_NAMES:
+            raise ConfigError(f"storage must be one of {', '.join(ENGINE_NAMES)}, not "
                               f"{self.storage!r}")
         if self.lang is not None and self.lang not in LANGUAGES:
             raise ConfigError(f"lang must be one of {', '.join(LANGUAGES)}, not {self.lang!r}")

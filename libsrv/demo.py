@@ -14,10 +14,10 @@ from pathlib import Path
 from libsrv.catalog import Catalog
 from libsrv.client import LibraryClient, Reply
 from libsrv.config import DEFAULT_WORKERS
+from libsrv.defaults import DEFAULT_ENGINE
 from libsrv.process import ServerProcess
 from libsrv.protocol import Code
 from libsrv.shipped import copy_shipped_catalog
-from libsrv.storage import DEFAULT_ENGINE
 
 QUIJOTE, SOMBRA, CRIMEN = "9788437604947", "9788497592208", "9780140449266"
 

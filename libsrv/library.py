@@ -13,11 +13,10 @@ from typing import Any
 
 from libsrv.catalog import AVAILABLE, LENT, Book, Catalog
 from libsrv.decision import Outcome
+from libsrv.defaults import DEFAULT_LOAN_DAYS
 from libsrv.domain import isbn13_is_valid
 from libsrv.messages import render
 from libsrv.protocol import QUERY_ACTIONS, Action, Code, Request, make_reply
-
-DEFAULT_LOAN_DAYS = 7
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """Human-readable reply messages, in English and Spanish.
 
-Replies carry a machine-readable `code`; `message` is the sentence a person reads. The server
-picks the language once (``--lang``); Spanish matches the class's original page.
+Replies carry a machine-readable `code`; `message` is the sentence a person reads, in the
+server's ``--lang`` when it is given, else per request: Spanish to a request that names its
+action the class's Spanish way, English otherwise (`Policy.language`).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from libsrv.config import DEFAULT_HOST, DEFAULT_WORKERS, ServerConfig
-from libsrv.storage import DEFAULT_ENGINE
+from libsrv.defaults import DEFAULT_ENGINE
 
 READY_PATTERN = re.compile(r"serving on (tcp://\S+)")
 FEED_PATTERN = re.compile(r"changes published on (tcp://\S+)")

@@ -20,7 +20,8 @@ from dataclasses import replace
 import zmq
 
 from libsrv.broker import run_broker, worker_main
-from libsrv.config import DEFAULT_WORKER_TIMEOUT, LOOPBACK_HOSTS, ServerConfig
+from libsrv.config import LOOPBACK_HOSTS, ServerConfig
+from libsrv.defaults import worker_timeout_for
 from libsrv.feed import FeedError, SupervisedFeed
 from libsrv.server import StopFlag, raise_open_file_limit, run_single
 from libsrv.shipped import ensure_default
@@ -114,7 +115,7 @@ def serve(config: ServerConfig, *, stop: StopFlag | None = None,
     if config.worker_timeout is None:
         # writing a snapshot of a big catalog legitimately takes a while (docs/bench.md gives
         # the time per million books); a worker doing it must not look stuck
-        config = replace(config, worker_timeout=max(DEFAULT_WORKER_TIMEOUT, books / 50_000))
+        config = replace(config, worker_timeout=worker_timeout_for(books))
     if config.host not in LOOPBACK_HOSTS:
         log.warning("listening on %s: other machines on the network can reach this server",
                     config.host)

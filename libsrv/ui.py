@@ -23,13 +23,13 @@ import ipywidgets as widgets
 from libsrv.cards import catalog_table, reply_card, unreachable_message
 from libsrv.client import BadReply, LibraryClient, Reply, ServerUnreachable
 from libsrv.config import DEFAULT_WORKERS, ENDPOINT_VARIABLE
+from libsrv.defaults import DEFAULT_ENGINE
 from libsrv.live import Change, FeedUnavailable, LiveCatalog
 from libsrv.process import ServerProcess
 from libsrv.protocol import Action
 from libsrv.scratch import owned_temp_dir, sweep_orphans
 from libsrv.security import CurveKeys
 from libsrv.shipped import SHIPPED_NAME, copy_shipped_catalog
-from libsrv.storage import DEFAULT_ENGINE
 
 COPY_PREFIX = "libsrv-notebook-"
 LIVE_MAX_BOOKS = 5000  # the catalog tab follows the feed up to this size (it lists every book)

@@ -60,7 +60,7 @@ def test_ping_says_how_many_workers_serve_while_a_replacement_loads(
         start_server, tmp_path: Path) -> None:
     """Alive is not ready: while a replacement worker parses a big catalog, ping says one of
     two serve, and `wait_until_serving` waits for both."""
-    server = start_server(write_catalog(tmp_path / "big.json", 200_000), workers=2)
+    server = start_server(write_catalog(tmp_path / "big.json", 100_000), workers=2)
     with client_for(server) as lib:
         pong = lib.ping().raw
         assert (pong["serving"], pong["workers"]) == (2, 2)

@@ -44,10 +44,28 @@ def test_every_flag_has_help_with_its_default(action: argparse.Action) -> None:
 @pytest.mark.parametrize("spelling", ["query-isbn", "query_isbn", "QUERY_ISBN"])
 def test_call_takes_actions_with_dashes_or_underscores(spelling: str) -> None:
     args = libsrv_parser().parse_args(["call", spelling, "9788437604947"])
-    assert args.action == "query-isbn"
+    assert args.action == "query_isbn"  # the Action itself
 
 
 def test_an_unknown_action_lists_the_choices() -> None:
     result = subprocess.run([sys.executable, "-m", "libsrv", "call", "fly"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "loan-isbn" in result.stderr
+
+
+@pytest.mark.parametrize(("typed", "action"), [
+    ("query-isbn", "query_isbn"), ("QUERY_ISBN", "query_isbn"), ("return", "return_isbn"),
+    ("loan", "loan_isbn"), ("Prestamo por ISBN", "loan_isbn"), ("préstamo por título",
+                                                                   "loan_title"),
+    ("devolucion-por-isbn", "return_isbn"), ("Consulta por Titulo", "query_title")])
+def test_call_takes_our_names_short_aliases_and_the_class_spanish_ones(typed: str,
+                                                                       action: str) -> None:
+    args = libsrv_parser().parse_args(["call", typed])
+    assert args.action == action
+
+
+def test_an_unknown_action_is_named_with_what_would_work(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        libsrv_parser().parse_args(["call", "fly"])
+    err = capsys.readouterr().err
+    assert "unknown action 'fly'" in err and "return-isbn" in err

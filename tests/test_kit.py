@@ -1,9 +1,12 @@
-"""kit.py, the one bootstrapper: its JupyterLab job starts, also as root."""
+"""kit.py, the one bootstrapper: its JupyterLab job starts, also as root; a job stopped
+through it stops everything it started."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, end_process, free_port, wait_until
+from tests.helpers import ROOT, ChildOutput, end_process, free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -52,3 +55,32 @@ def test_the_lab_job_starts_jupyterlab_as_whoever_runs_it(tmp_path: Path) -> Non
         assert listing == 200  # it serves the notebooks folder
     finally:
         end_process(lab)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_job_stopped_through_kit_stops_what_it_started_quietly(
+        tmp_path: Path, signum: int) -> None:
+    """kit.py passes the signal on and waits: the server it started stops with its workers,
+    and nobody prints a traceback."""
+    import psutil
+
+    db = tmp_path / "catalog.json"
+    kit = subprocess.Popen([sys.executable, str(ROOT / "kit.py"), "serve", "--port", "0",
+                            "--db", str(db)], cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    output = ChildOutput(kit)
+    started: list[psutil.Process] = []
+    try:
+        output.wait_for(r"libsrv serving on", timeout=120)
+        started = psutil.Process(kit.pid).children(recursive=True)
+        assert len(started) >= 3  # the server, its feed and its workers
+        kit.send_signal(signum)
+        text = output.wait_closed(timeout=60)
+        assert kit.wait(timeout=30) in (0, 130, 128 + signum), text[-2000:]
+        assert "Traceback" not in text, text[-2000:]
+        _, alive = psutil.wait_procs(started, timeout=30)
+        assert not alive, [p.pid for p in alive]
+    finally:
+        for process in [psutil.Process(kit.pid), *started] if kit.poll() is None else started:
+            with contextlib.suppress(psutil.Error):
+                process.kill()

@@ -19,6 +19,7 @@ from tests.helpers import ROOT
 pytestmark = pytest.mark.fast
 
 ORDER = [
+    "libsrv.defaults",  # every default a user sees: imports nothing
     "libsrv.domain", "libsrv.messages", "libsrv.scratch", "libsrv.security",
     "libsrv.storage.files", "libsrv.forms_kernels",
     "libsrv.catalog", "libsrv.protocol", "libsrv.decision", "libsrv.generate", "libsrv.stats",
@@ -80,3 +81,23 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     fake = tmp_path / "client.py"
     fake.write_text("def show():\n    from libsrv.ui import LocalServer\n")
     assert imports(fake) == {"libsrv.ui"}
+
+
+def test_the_engines_are_the_ones_the_defaults_name() -> None:
+    from libsrv.defaults import DEFAULT_ENGINE, ENGINE_NAMES
+    from libsrv.storage import ENGINES
+
+    assert tuple(ENGINES) == ENGINE_NAMES and DEFAULT_ENGINE in ENGINES
+
+
+def test_a_client_loads_no_storage_engine() -> None:
+    """`from libsrv import LibraryClient` in a notebook loads neither filelock nor the engines
+    (the defaults live in a leaf module)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from libsrv import LibraryClient; LibraryClient; print(sorted("
+             "m for m in sys.modules if m.startswith(('filelock', 'libsrv.storage'))))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=60, cwd=ROOT)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from libsrv.storage.base import DEDUP_SECONDS, IdReused, Storage
+from libsrv.defaults import DEDUP_SECONDS, DEFAULT_ENGINE
+from libsrv.storage.base import IdReused, Storage
 from libsrv.storage.files import (
     DEFAULT_LOCK_TIMEOUT,
     CatalogLock,
@@ -17,8 +18,8 @@ from libsrv.storage.files import (
 from libsrv.storage.journal import JournalStorage
 from libsrv.storage.jsonfile import JsonStorage
 
-ENGINES: dict[str, type[Storage]] = {"journal": JournalStorage, "json": JsonStorage}
-DEFAULT_ENGINE = "journal"
+ENGINES: dict[str, type[Storage]] = {
+    engine.name: engine for engine in (JournalStorage, JsonStorage)}  # as ENGINE_NAMES
 
 __all__ = ["DEFAULT_ENGINE", "ENGINES", "IdReused", "LockBusy", "LockTimeout", "Storage",
            "StorageError", "open_storage", "prepare_files"]

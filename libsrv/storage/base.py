@@ -11,14 +11,8 @@ from typing import Any
 
 from libsrv.catalog import Catalog
 from libsrv.decision import Decide
+from libsrv.defaults import DEDUP_SECONDS, DEDUP_WINDOW
 from libsrv.protocol import Request
-
-# Request ids remembered, across workers and restarts: the last DEDUP_WINDOW writes, and
-# however many more came in the last DEDUP_SECONDS (a client's retries end well within that:
-# LibraryClient gives up after three tries of 2.5 s). Each costs about 0.5 KB per process (its
-# reply kept as JSON text): 20,000 are 10 MB; at 1,400 writes/s, 60 s are 84,000 (42 MB).
-DEDUP_WINDOW = 20_000
-DEDUP_SECONDS = 60.0
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 

@@ -12,10 +12,11 @@ from types import TracebackType
 
 import filelock
 
+from libsrv.defaults import DEFAULT_LOCK_TIMEOUT
+
 # FileLock polls; its default 50 ms interval would set the pace under contention, where the
 # lock is held for microseconds. A short interval costs a little CPU only while someone waits.
 LOCK_POLL_SECONDS = 0.0002
-DEFAULT_LOCK_TIMEOUT = 15.0  # above the broker's worker timeout: a stuck holder dies first
 
 
 class StorageError(RuntimeError):

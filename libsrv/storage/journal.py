@@ -35,8 +35,9 @@ from typing import Any
 
 from libsrv.catalog import Book, Catalog, CatalogError, document_bytes
 from libsrv.decision import Decide
+from libsrv.defaults import DEDUP_SECONDS
 from libsrv.protocol import Request
-from libsrv.storage.base import DEDUP_SECONDS, AppliedRequests, Storage
+from libsrv.storage.base import AppliedRequests, Storage
 from libsrv.storage.files import (
     DEFAULT_LOCK_TIMEOUT,
     CatalogLock,

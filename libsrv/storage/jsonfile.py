@@ -21,9 +21,10 @@ from typing import Any
 
 from libsrv.catalog import Catalog, CatalogError
 from libsrv.decision import Decide
+from libsrv.defaults import DEDUP_SECONDS, DEDUP_WINDOW
 from libsrv.domain import normalize_isbn
 from libsrv.protocol import Request
-from libsrv.storage.base import DEDUP_SECONDS, DEDUP_WINDOW, AppliedRequests, Storage
+from libsrv.storage.base import AppliedRequests, Storage
 from libsrv.storage.files import (
     DEFAULT_LOCK_TIMEOUT,
     CatalogLock,
