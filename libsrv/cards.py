@@ -10,15 +10,14 @@ import html
 from typing import TYPE_CHECKING, Any
 
 from libsrv.catalog import LENT
+from libsrv.messages import word
 
 if TYPE_CHECKING:  # the client imports this module for its HTML; only a type goes back
     from libsrv.client import Reply
 
 LENT_COLOUR, FREE_COLOUR, ERROR_COLOUR, OK_COLOUR = "#c0392b", "#1e8449", "#922b21", "#1e8449"
-FIELD_LABELS = (("ISBN", "ISBN"), ("titulo", "Title / Título"), ("autores", "Authors / Autores"),
-                ("estado", "Status / Estado"), ("prestatario", "Borrower / Prestatario"),
-                ("fecha_prestamo", "Loaned on / Fecha préstamo"),
-                ("fecha_devolucion", "Due / Fecha devolución"))
+FIELDS = ("ISBN", "titulo", "autores", "estado", "prestatario", "fecha_prestamo",
+          "fecha_devolucion")  # a book's seven fields, in the class's order
 
 
 def _text(value: object) -> str:
@@ -30,9 +29,9 @@ def _text(value: object) -> str:
 
 
 def book_card(book: dict[str, Any] | None, message: str, *, success: bool,
-              code: str = "") -> str:
-    """HTML for one reply: the message (green or red) and the book's seven fields. Every
-    value is escaped."""
+              code: str = "", lang: str = "en") -> str:
+    """HTML for one reply: the message (green or red) and the book's seven fields, labelled
+    in `lang`. Every value is escaped."""
     colour = OK_COLOUR if success else ERROR_COLOUR
     mark = "✓" if success else "✗"
     head = (f'<div class="libsrv-message" style="color:{colour};font-weight:bold">{mark} '
@@ -42,7 +41,8 @@ def book_card(book: dict[str, Any] | None, message: str, *, success: bool,
     if not book:
         return f'<div class="libsrv-card">{head}</div>'
     rows = []
-    for field, label in FIELD_LABELS:
+    for field in FIELDS:
+        label = html.escape(word(f"col_{field}", lang))
         value = _text(book.get(field))
         if field == "estado":
             tint = LENT_COLOUR if book.get("estado") == LENT else FREE_COLOUR
@@ -54,28 +54,32 @@ def book_card(book: dict[str, Any] | None, message: str, *, success: bool,
             f'padding:8px;max-width:36em">{head}<table>{"".join(rows)}</table></div>')
 
 
-def reply_card(reply: Reply) -> str:
-    return book_card(reply.book, reply.message, success=reply.success, code=reply.code)
+def reply_card(reply: Reply, lang: str = "en") -> str:
+    return book_card(reply.book, reply.message, success=reply.success, code=reply.code,
+                     lang=lang)
 
 
-def catalog_table(books: list[dict[str, Any]], text: str = "") -> str:
-    """An HTML table of books whose ISBN, title, authors or borrower contain `text`."""
+def catalog_table(books: list[dict[str, Any]], text: str = "", lang: str = "en") -> str:
+    """An HTML table of books whose ISBN, title, authors or borrower contain `text`, headed
+    in `lang`."""
     needle = text.strip().casefold()
     shown = [b for b in books if not needle or needle in " ".join(
         _text(b.get(f)) for f in ("ISBN", "titulo", "autores", "prestatario")).casefold()]
-    head = "".join(f"<th style='text-align:left'>{label.split(' / ')[0]}</th>"
-                   for _, label in FIELD_LABELS)
+    head = "".join(f"<th style='text-align:left'>{html.escape(word(f'col_{field}', lang))}</th>"
+                   for field in FIELDS)
     rows = []
     for book in shown:
         tint = LENT_COLOUR if book.get("estado") == LENT else FREE_COLOUR
         cells = "".join(
-            f"<td style='color:{tint}'>{_text(book.get(f))}</td>" if f == "estado"
-            else f"<td>{_text(book.get(f))}</td>" for f, _ in FIELD_LABELS)
+            f"<td style='color:{tint};white-space:nowrap'>{_text(book.get(f))}</td>"
+            if f == "estado"
+            else f"<td>{_text(book.get(f))}</td>" for f in FIELDS)
         rows.append(f"<tr>{cells}</tr>")
-    return (f"<div class='libsrv-count'>{len(shown)} of {len(books)} books</div>"
+    count = word("books_shown", lang, shown=len(shown), total=len(books))
+    return (f"<div class='libsrv-count'>{count}</div>"
             f"<table class='libsrv-catalog'><tr>{head}</tr>{''.join(rows)}</table>")
 
 
-def unreachable_message(endpoint: str, error: Exception) -> str:
-    return book_card(None, f"No answer from the server at {endpoint}: {error}", success=False,
-                     code="UNREACHABLE")
+def unreachable_message(endpoint: str, error: Exception, lang: str = "en") -> str:
+    return book_card(None, word("unreachable", lang, endpoint=endpoint, error=error),
+                     success=False, code="UNREACHABLE")

@@ -38,6 +38,7 @@ from libsrv.defaults import (
     DEFAULT_ENGINE,
     DEFAULT_LOAN_DAYS,
     DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_PAGE_LANG,
     DEFAULT_WORKER_TIMEOUT,
     ENGINE_NAMES,
 )
@@ -297,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     forms.add_argument("--token", default=None,
                        help="a token visitors must give (?token=...); '' for none (default: "
                        "none on 127.0.0.1, a new one printed at start otherwise)")
+    forms.add_argument("--lang", choices=LANGUAGES, default=DEFAULT_PAGE_LANG,
+                       help="the page's language, and its server's replies: es, the class's, "
+                       f"or en (default {DEFAULT_PAGE_LANG})")
     forms.add_argument("--cull-after", type=float, default=CULL_AFTER,
                        help="stop a visitor's kernel when no page has been connected to it for "
                        f"this many idle seconds (default {CULL_AFTER:g})")
@@ -323,7 +327,7 @@ def _cmd_forms(args: argparse.Namespace) -> int:
     return serve_forms(endpoint=args.endpoint, db=Path(args.db) if args.db else None,
                        workers=args.workers, host=args.host, port=args.port,
                        cull_after=args.cull_after, max_kernels=args.max_kernels,
-                       token=args.token)
+                       token=args.token, lang=args.lang)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ __all__ = [
 DEFAULT_DB = "data/catalog.json"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 ENDPOINT_VARIABLE = "LIBSRV_ENDPOINT"  # the forms page's kernels find the server here
+LANG_VARIABLE = "LIBSRV_LANG"  # ... and the language of the page
 
 
 class ConfigError(ValueError):

@@ -8,6 +8,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5555
 DEFAULT_WORKERS = 2
 DEFAULT_LOAN_DAYS = 7
+DEFAULT_PAGE_LANG = "es"  # the forms page and widgets speak the class's language by default
 ENGINE_NAMES = ("journal", "json")  # `libsrv.storage.ENGINES` maps them to their classes
 DEFAULT_ENGINE = "journal"
 DEFAULT_LOCK_TIMEOUT = 15.0  # above the broker's worker timeout: a stuck holder dies first

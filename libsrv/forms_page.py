@@ -15,7 +15,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from libsrv.config import ENDPOINT_VARIABLE, LOOPBACK_HOSTS
+from libsrv.config import ENDPOINT_VARIABLE, LANG_VARIABLE, LOOPBACK_HOSTS
+from libsrv.defaults import DEFAULT_PAGE_LANG
 
 CULL_AFTER = 120.0  # seconds a kernel with no page connected may idle before it is stopped
 MAX_KERNELS = 20  # visitors at once (a kernel is about 55 MB)
@@ -49,17 +50,18 @@ def voila_command(page: Path, *, host: str, port: int, cull_after: float,
 
 def serve_forms(*, endpoint: str | None, db: Path | None, workers: int, host: str,
                 port: int, cull_after: float = CULL_AFTER, max_kernels: int = MAX_KERNELS,
-                token: str | None = None) -> int:
+                token: str | None = None, lang: str = DEFAULT_PAGE_LANG) -> int:
     """Serve the page until Ctrl-C; the server started here (if any) is stopped after, and the
-    catalog copy it served is removed."""
+    catalog copy it served is removed. `lang` is the page's language, and that of the replies
+    of the server started here."""
     from libsrv.ui import LocalServer  # widgets and Jupyter only once a page is served
 
     server = None
     if endpoint is None:
         # A given catalog is served in place; without one, a copy of the shipped catalog.
-        server = LocalServer(db, workers=workers, copy=db is None)
+        server = LocalServer(db, workers=workers, copy=db is None, options={"lang": lang})
         endpoint = server.endpoint
-    env = dict(os.environ, **{ENDPOINT_VARIABLE: endpoint})
+    env = dict(os.environ, **{ENDPOINT_VARIABLE: endpoint, LANG_VARIABLE: lang})
     where = f" (catalog {db})" if db is not None else \
         f" (a copy of the shipped catalog, {server.db if server else ''}, removed when it stops)"
     token = page_token(host, token)

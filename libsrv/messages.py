@@ -136,5 +136,67 @@ def render(key: str, lang: str = "en", **params: object) -> str:
     return template.format(**params)
 
 
+# The words of the widgets and the forms page (tabs, buttons, fields, statuses), as the
+# class's own page had them in Spanish ("Consultar", "Solicitar Préstamo", "Prestatario").
+_WORDS: dict[str, dict[str, str]] = {
+    "page_title": {"en": "Library", "es": "Biblioteca"},
+    "page_hint": {"en": "Query, loan and return books: pick a tab, fill in the fields, press "
+                        "the button.",
+                  "es": "Consulta, préstamo y devolución de libros: elige una pestaña, "
+                        "rellena los campos y pulsa el botón."},
+    "server": {"en": "Server", "es": "Servidor"},
+    "tab_query_isbn": {"en": "Query by ISBN", "es": "Consulta ISBN"},
+    "tab_query_title": {"en": "Query by title", "es": "Consulta título"},
+    "tab_loan_isbn": {"en": "Loan by ISBN", "es": "Préstamo ISBN"},
+    "tab_loan_title": {"en": "Loan by title", "es": "Préstamo título"},
+    "tab_return": {"en": "Return", "es": "Devolución"},
+    "tab_catalog": {"en": "Catalog", "es": "Catálogo"},
+    "button_query": {"en": "Query", "es": "Consultar"},
+    "button_search": {"en": "Search", "es": "Buscar"},
+    "button_loan": {"en": "Loan", "es": "Solicitar préstamo"},
+    "button_return": {"en": "Return", "es": "Devolver libro"},
+    "field_isbn": {"en": "ISBN", "es": "ISBN"},
+    "field_title": {"en": "Title", "es": "Título"},
+    "field_borrower": {"en": "Borrower", "es": "Prestatario"},
+    "filter": {"en": "Filter", "es": "Filtrar"},
+    "filter_hint": {"en": "title, author…", "es": "título, autor…"},
+    "refresh": {"en": "Refresh", "es": "Actualizar"},
+    "waiting": {"en": "waiting for the server…", "es": "esperando al servidor…"},
+    "loading": {"en": "loading…", "es": "cargando…"},
+    "live": {"en": "live", "es": "en vivo"},
+    "change": {"en": "change", "es": "cambio"},
+    "connecting": {"en": "connecting to the live feed…",
+                   "es": "conectando con los cambios en vivo…"},
+    "not_live_big": {"en": "not live: {total:,} books is more than the table shows; use "
+                           "Refresh",
+                     "es": "sin cambios en vivo: {total:,} libros son más de los que muestra la "
+                           "tabla; use Actualizar"},
+    "not_live_no_feed": {"en": "not live: this server publishes no changes",
+                         "es": "sin cambios en vivo: este servidor no publica cambios"},
+    "not_live_silent": {"en": "not live: the server did not answer",
+                        "es": "sin cambios en vivo: el servidor no respondió"},
+    "books_shown": {"en": "{shown} of {total} books", "es": "{shown} de {total} libros"},
+    "unreachable": {"en": "No answer from the server at {endpoint}: {error}",
+                    "es": "El servidor en {endpoint} no responde: {error}"},
+    "col_ISBN": {"en": "ISBN", "es": "ISBN"},
+    "col_titulo": {"en": "Title", "es": "Título"},
+    "col_autores": {"en": "Authors", "es": "Autores"},
+    "col_estado": {"en": "Status", "es": "Estado"},
+    "col_prestatario": {"en": "Borrower", "es": "Prestatario"},
+    "col_fecha_prestamo": {"en": "Loaned on", "es": "Fecha de préstamo"},
+    "col_fecha_devolucion": {"en": "Due", "es": "Fecha de devolución"},
+}
+
+
+def word(key: str, lang: str = "en", **params: object) -> str:
+    """The widget word `key` in `lang` (English when unknown), filled with `params`."""
+    texts = _WORDS[key]
+    return texts.get(lang, texts["en"]).format(**params)
+
+
+def word_keys() -> frozenset[str]:
+    return frozenset(_WORDS)
+
+
 def keys() -> frozenset[str]:
     return frozenset(_MESSAGES)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import html
 import os
 import shutil
 import threading
@@ -22,9 +23,10 @@ import ipywidgets as widgets
 
 from libsrv.cards import catalog_table, reply_card, unreachable_message
 from libsrv.client import BadReply, LibraryClient, Reply, ServerUnreachable
-from libsrv.config import DEFAULT_WORKERS, ENDPOINT_VARIABLE
-from libsrv.defaults import DEFAULT_ENGINE
+from libsrv.config import DEFAULT_WORKERS, ENDPOINT_VARIABLE, LANG_VARIABLE
+from libsrv.defaults import DEFAULT_ENGINE, DEFAULT_PAGE_LANG
 from libsrv.live import Change, FeedUnavailable, LiveCatalog
+from libsrv.messages import LANGUAGES, word
 from libsrv.process import ServerProcess
 from libsrv.protocol import Action
 from libsrv.scratch import owned_temp_dir, sweep_orphans
@@ -115,12 +117,14 @@ class _Throttled:
 class _Form:
     """One form: text fields, a button, and the reply shown under it."""
 
-    def __init__(self, owner: LibraryForms, title: str, fields: dict[str, str],
+    def __init__(self, owner: LibraryForms, title: str, fields: tuple[str, ...],
                  call: Callable[[LibraryClient, dict[str, str]], Reply]) -> None:
-        self.fields = {name: widgets.Text(description=label, placeholder=label,
+        lang = owner.lang
+        self.fields = {name: widgets.Text(description=word(f"field_{name}", lang),
+                                          placeholder=word(f"field_{name}", lang),
                                           layout=widgets.Layout(width="32em"))
-                       for name, label in fields.items()}
-        self.button = widgets.Button(description=title, button_style="primary")
+                       for name in fields}
+        self.button = widgets.Button(description=word(title, lang), button_style="primary")
         self.result = widgets.HTML()
         self.box = widgets.VBox([*self.fields.values(), self.button, self.result])
         self._owner, self._call = owner, call
@@ -129,14 +133,15 @@ class _Form:
     def submit(self) -> Future[None]:
         values = {name: box.value for name, box in self.fields.items()}
         self.button.disabled = True
-        self.result.value = "<i>waiting for the server…</i>"
+        self.result.value = f"<i>{word('waiting', self._owner.lang)}</i>"
         return self._owner.run(lambda client: self._call(client, values), self._show)
 
     def _show(self, outcome: Reply | Exception) -> None:
+        lang = self._owner.lang
         if isinstance(outcome, Reply):
-            self.result.value = reply_card(outcome)
+            self.result.value = reply_card(outcome, lang)
         else:
-            self.result.value = unreachable_message(self._owner.endpoint.value, outcome)
+            self.result.value = unreachable_message(self._owner.endpoint.value, outcome, lang)
         self.button.disabled = False
 
 
@@ -146,30 +151,35 @@ class LibraryForms:
     ``LibraryForms("tcp://127.0.0.1:5555")`` in a notebook cell shows it. Each form's
     `fields`, `button` and `result` are attributes (`forms.loan_isbn.fields["isbn"]`, ...),
     which is also how the tests drive it. With `live` (the default) the catalog tab follows
-    the server's feed: loans and returns made anywhere show up without a click.
+    the server's feed: loans and returns made anywhere show up without a click. `lang` ("es",
+    the class's language, or "en") is the language of the tabs, buttons, fields and labels;
+    the reply messages are the server's (`serve --lang`).
     """
 
     def __init__(self, endpoint: str, *, timeout: float = 2.0, retries: int = 1,
                  curve: CurveKeys | None = None, show_endpoint: bool = True,
-                 live: bool = True) -> None:
+                 live: bool = True, lang: str = DEFAULT_PAGE_LANG) -> None:
         """`show_endpoint=False` hides the server box (the forms page: students do not
         choose the server)."""
         self.timeout, self.retries, self.curve = timeout, retries, curve
+        self.lang = lang if lang in LANGUAGES else DEFAULT_PAGE_LANG
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="libsrv-ui")
-        self.endpoint = widgets.Text(value=endpoint, description="Server",
+        lang = self.lang
+        self.endpoint = widgets.Text(value=endpoint, description=word("server", lang),
                                      layout=widgets.Layout(width="32em"))
-        self.query_isbn = _Form(self, "Query", {"isbn": "ISBN"},
+        self.query_isbn = _Form(self, "button_query", ("isbn",),
                                 lambda c, v: c.query_isbn(v["isbn"]))
-        self.query_title = _Form(self, "Search", {"title": "Title"},
+        self.query_title = _Form(self, "button_search", ("title",),
                                  lambda c, v: c.query_title(v["title"]))
-        self.loan_isbn = _Form(self, "Loan", {"isbn": "ISBN", "borrower": "Borrower"},
+        self.loan_isbn = _Form(self, "button_loan", ("isbn", "borrower"),
                                lambda c, v: c.loan_isbn(v["isbn"], v["borrower"]))
-        self.loan_title = _Form(self, "Loan", {"title": "Title", "borrower": "Borrower"},
+        self.loan_title = _Form(self, "button_loan", ("title", "borrower"),
                                 lambda c, v: c.loan_title(v["title"], v["borrower"]))
-        self.return_isbn = _Form(self, "Return", {"isbn": "ISBN"},
+        self.return_isbn = _Form(self, "button_return", ("isbn",),
                                  lambda c, v: c.return_isbn(v["isbn"]))
-        self.catalog_filter = widgets.Text(description="Filter", placeholder="title, author…")
-        self.catalog_button = widgets.Button(description="Refresh", icon="refresh")
+        self.catalog_filter = widgets.Text(description=word("filter", lang),
+                                           placeholder=word("filter_hint", lang))
+        self.catalog_button = widgets.Button(description=word("refresh", lang), icon="refresh")
         self.catalog = widgets.HTML()
         self.live_status = widgets.HTML()
         self._books: list[dict[str, Any]] = []
@@ -183,9 +193,9 @@ class LibraryForms:
             *(f.box for f in forms),
             widgets.VBox([widgets.HBox([self.catalog_filter, self.catalog_button,
                                         self.live_status]), self.catalog])])
-        for index, title in enumerate(("Query by ISBN", "Query by title", "Loan by ISBN",
-                                       "Loan by title", "Return", "Catalog")):
-            self.tabs.set_title(index, title)
+        for index, title in enumerate(("tab_query_isbn", "tab_query_title", "tab_loan_isbn",
+                                       "tab_loan_title", "tab_return", "tab_catalog")):
+            self.tabs.set_title(index, word(title, lang))
         self.widget = widgets.VBox([self.endpoint, self.tabs] if show_endpoint else [self.tabs])
         if live:
             self.follow()
@@ -209,7 +219,7 @@ class LibraryForms:
 
     def refresh(self) -> Future[None]:
         """Fetch the whole catalog (up to 5,000 books) and redraw the table."""
-        self.catalog.value = "<i>loading…</i>"
+        self.catalog.value = f"<i>{word('loading', self.lang)}</i>"
 
         def fetch(client: LibraryClient) -> list[dict[str, Any]]:
             books: list[dict[str, Any]] = []
@@ -222,7 +232,8 @@ class LibraryForms:
 
         def show(outcome: list[dict[str, Any]] | Exception) -> None:
             if isinstance(outcome, Exception):
-                self.catalog.value = unreachable_message(self.endpoint.value, outcome)
+                self.catalog.value = unreachable_message(self.endpoint.value, outcome,
+                                                         self.lang)
             else:
                 self._books = outcome
                 self._draw_catalog()
@@ -233,7 +244,8 @@ class LibraryForms:
         """Keep the catalog tab current from the server's live feed (started on a background
         thread; the status next to the filter says whether it is live, and why not)."""
         endpoint = self.endpoint.value.strip()
-        self.live_status.value = "<i>connecting to the live feed…</i>"
+        lang = self.lang
+        self.live_status.value = f"<i>{word('connecting', lang)}</i>"
 
         def start() -> None:
             if self._live is not None:
@@ -244,17 +256,16 @@ class LibraryForms:
                                    curve=self.curve) as client:
                     total = client.snapshot(limit=1).raw.get("total", 0)
                 if isinstance(total, int) and total > LIVE_MAX_BOOKS:
-                    self.live_status.value = (f"<i>not live: {total:,} books is more than the "
-                                              "table shows; use Refresh</i>")
+                    self.live_status.value = f"<i>{word('not_live_big', lang, total=total)}</i>"
                     return
                 self._live = LiveCatalog(endpoint, timeout=self.timeout, retries=self.retries,
                                          curve=self.curve, on_change=lambda _: self._changed(),
                                          on_resync=lambda _: self._changed())
             except FeedUnavailable:
-                self.live_status.value = "<i>not live: this server publishes no changes</i>"
+                self.live_status.value = f"<i>{word('not_live_no_feed', lang)}</i>"
                 return
             except (ServerUnreachable, BadReply, TimeoutError, ValueError, OSError):
-                self.live_status.value = "<i>not live: the server did not answer</i>"
+                self.live_status.value = f"<i>{word('not_live_silent', lang)}</i>"
                 return
             self._changed()
 
@@ -269,7 +280,8 @@ class LibraryForms:
         if live is None:
             return
         self._books = live.books()
-        self.live_status.value = f"<span style='color:#1e8449'>● live</span> · change #{live.seq}"
+        self.live_status.value = (f"<span style='color:#1e8449'>● {word('live', self.lang)}"
+                                  f"</span> · {word('change', self.lang)} #{live.seq}")
         self._draw_catalog()
 
     def close(self) -> None:
@@ -279,7 +291,7 @@ class LibraryForms:
             self._live = None
 
     def _draw_catalog(self) -> None:
-        self.catalog.value = catalog_table(self._books, self.catalog_filter.value)
+        self.catalog.value = catalog_table(self._books, self.catalog_filter.value, self.lang)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -344,12 +356,17 @@ class LiveCounter:
 
 def forms_page() -> LibraryForms:
     """What the forms page shows (``python -m libsrv forms`` serves it): the forms for the
-    server named by the LIBSRV_ENDPOINT environment variable, without the server box, with the
-    catalog tab already loaded."""
+    server named by the LIBSRV_ENDPOINT environment variable, in the language LIBSRV_LANG names
+    (default Spanish), without the server box, with the catalog tab already loaded."""
     endpoint = os.environ.get(ENDPOINT_VARIABLE)
     if not endpoint:
         raise RuntimeError(f"the forms page needs {ENDPOINT_VARIABLE}; start it with "
                            "`python -m libsrv forms`")
-    forms = LibraryForms(endpoint, show_endpoint=False)
+    from IPython.display import HTML, display
+
+    lang = os.environ.get(LANG_VARIABLE) or DEFAULT_PAGE_LANG
+    forms = LibraryForms(endpoint, show_endpoint=False, lang=lang)
+    display(HTML(f"<h1>{html.escape(word('page_title', forms.lang))}</h1>"
+                 f"<p>{html.escape(word('page_hint', forms.lang))}</p>"))
     forms.refresh()
     return forms

@@ -37,7 +37,7 @@ def test_the_voila_forms_page_loans_a_book(start_server, catalog_file: Path,
                                            tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    server = start_server(catalog_file, workers=2)
+    server = start_server(catalog_file, workers=2, options={"lang": "es"})
     port = free_port()
     env = dict(os.environ, JUPYTER_PLATFORM_DIRS="1")
     voila = subprocess.Popen(
@@ -57,13 +57,13 @@ def test_the_voila_forms_page_loans_a_book(start_server, catalog_file: Path,
             page.on("requestfailed", lambda r: None if "cdn.jsdelivr.net" in r.url
                     else errors.append(f"{r.url} failed"))
             page.goto(url, timeout=120_000)
-            page.get_by_role("tab", name="Loan by ISBN").click(timeout=120_000)
+            page.get_by_role("tab", name="Préstamo ISBN").click(timeout=120_000)
             page.locator("input[placeholder=ISBN]:visible").fill("9788437604947")
-            page.locator("input[placeholder=Borrower]:visible").fill("<b>Guillermo</b>")
-            page.locator("button:visible", has_text="Loan").click()
+            page.locator("input[placeholder=Prestatario]:visible").fill("<b>Guillermo</b>")
+            page.locator("button:visible", has_text="Solicitar préstamo").click()
             card = page.locator(".libsrv-card:visible")
             card.wait_for(timeout=30_000)
-            page.get_by_text("Loan done").wait_for(timeout=30_000)
+            page.get_by_text("Préstamo exitoso").wait_for(timeout=30_000)
             page.screenshot(path=str(tmp_path / "forms.png"))
             text = card.inner_text()
             assert "Don Quijote de la Mancha" in text and "prestado" in text
@@ -71,12 +71,15 @@ def test_the_voila_forms_page_loans_a_book(start_server, catalog_file: Path,
             assert page.locator(".libsrv-card b", has_text="Guillermo").count() == 0
             # the catalog tab follows the live feed: a loan made by another client shows up
             # without a click
-            page.get_by_role("tab", name="Catalog").click(timeout=30_000)
-            page.get_by_text("live").first.wait_for(timeout=60_000)
+            page.get_by_role("tab", name="Catálogo").click(timeout=30_000)
+            page.get_by_text("en vivo").first.wait_for(timeout=60_000)
             with client_for(server) as other:
                 assert other.loan_isbn("9788497592208", "Ana Live").success
             page.get_by_text("Ana Live").first.wait_for(timeout=30_000)
             page.screenshot(path=str(tmp_path / "catalog-live.png"), full_page=True)
+            if os.environ.get("LIBSRV_SCREENSHOTS"):  # to look at what a student sees
+                for shot in ("forms.png", "catalog-live.png"):
+                    shutil.copy(tmp_path / shot, Path(os.environ["LIBSRV_SCREENSHOTS"]) / shot)
             browser.close()
         assert not errors, errors
     finally:

@@ -204,3 +204,12 @@ def test_the_protocol_docs_example_is_a_reply_the_server_would_give() -> None:
     assert reply["message"] == render("unavailable", "en", title=book["titulo"],
                                       due=book["fecha_devolucion"])
     assert set(reply) >= {"success", "code", "message", "book", "books"}
+
+
+def test_every_widget_word_exists_in_every_language() -> None:
+    from libsrv.messages import _WORDS, word, word_keys
+
+    for key in word_keys():
+        assert set(_WORDS[key]) == set(LANGUAGES), key
+        for lang in LANGUAGES:
+            assert word(key, lang, total=1, shown=1, endpoint="e", error="x")

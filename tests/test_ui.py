@@ -3,6 +3,7 @@ server, and the local server a notebook starts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,25 @@ def server(start_server, catalog_file: Path) -> ServerProcess:
     return start_server(catalog_file, workers=2)
 
 
-def test_forms_show_replies_like_the_class_page(server: ServerProcess) -> None:
-    forms = LibraryForms(server.endpoint)
+@pytest.fixture
+def make_forms() -> Iterator[Callable[..., LibraryForms]]:
+    """Build LibraryForms (in English unless told otherwise); every one is closed (its live
+    feed stopped) after the test."""
+    built: list[LibraryForms] = []
+
+    def make(endpoint: str, **kwargs: object) -> LibraryForms:
+        kwargs.setdefault("lang", "en")
+        forms = LibraryForms(endpoint, **kwargs)  # type: ignore[arg-type]
+        built.append(forms)
+        return forms
+
+    yield make
+    for forms in built:
+        forms.close()
+
+
+def test_forms_show_replies_like_the_class_page(server: ServerProcess, make_forms) -> None:
+    forms = make_forms(server.endpoint)
     card = submitted(forms.query_isbn, isbn=QUIJOTE)
     assert "Don Quijote de la Mancha" in card and "no prestado" in card and "✓" in card
     card = submitted(forms.loan_title, title="la sombra del viento", borrower="Samuel")
@@ -55,24 +73,25 @@ def test_forms_show_replies_like_the_class_page(server: ServerProcess) -> None:
     assert "sombra" in submitted(forms.query_title, title="SOMBRA").lower()
 
 
-def test_a_button_click_returns_at_once_and_draws_the_reply_later(server: ServerProcess) -> None:
-    forms = LibraryForms(server.endpoint)
+def test_a_button_click_returns_at_once_and_draws_the_reply_later(server: ServerProcess,
+                                                                  make_forms) -> None:
+    forms = make_forms(server.endpoint)
     first = click(forms.query_isbn, isbn=QUIJOTE)  # the kernel is not blocked by the request
     assert "waiting" in first
     wait_until(lambda: "Don Quijote" in forms.query_isbn.result.value, message="the card")
     assert not forms.query_isbn.button.disabled
 
 
-def test_values_from_the_server_are_escaped(server: ServerProcess) -> None:
-    forms = LibraryForms(server.endpoint)
+def test_values_from_the_server_are_escaped(server: ServerProcess, make_forms) -> None:
+    forms = make_forms(server.endpoint)
     card = submitted(forms.loan_isbn, isbn=QUIJOTE, borrower=HOSTILE)
     assert "<img" not in card and "&lt;img src=x onerror=alert(1)&gt;" in card
     forms.refresh().result(timeout=20)
     assert "<img" not in forms.catalog.value and "&lt;img" in forms.catalog.value
 
 
-def test_catalog_table_refreshes_and_filters(server: ServerProcess) -> None:
-    forms = LibraryForms(server.endpoint)
+def test_catalog_table_refreshes_and_filters(server: ServerProcess, make_forms) -> None:
+    forms = make_forms(server.endpoint)
     forms.refresh().result(timeout=20)
     assert "38 of 38 books" in forms.catalog.value
     forms.catalog_filter.value = "quijote"
@@ -84,35 +103,50 @@ def test_catalog_table_refreshes_and_filters(server: ServerProcess) -> None:
 
 
 def test_the_catalog_tab_follows_changes_made_elsewhere_without_a_click(
-        server: ServerProcess) -> None:
-    forms = LibraryForms(server.endpoint)
-    try:
-        wait_until(lambda: "live" in forms.live_status.value and "38 of 38" in
-                   forms.catalog.value, message="the live catalog tab")
-        forms.catalog_filter.value = "quijote"
-        with client_for(server) as lib:  # another client, not the forms
-            assert lib.loan_isbn(QUIJOTE, "Ana").success
-        wait_until(lambda: "Ana" in forms.catalog.value, message="the loan to show up")
-        with client_for(server) as lib:
-            assert lib.return_isbn(QUIJOTE).success
-        wait_until(lambda: "Ana" not in forms.catalog.value, message="the return to show up")
-    finally:
-        forms.close()
+        server: ServerProcess, make_forms) -> None:
+    forms = make_forms(server.endpoint)
+    wait_until(lambda: "live" in forms.live_status.value and "38 of 38" in
+               forms.catalog.value, message="the live catalog tab")
+    forms.catalog_filter.value = "quijote"
+    with client_for(server) as lib:  # another client, not the forms
+        assert lib.loan_isbn(QUIJOTE, "Ana").success
+    wait_until(lambda: "Ana" in forms.catalog.value, message="the loan to show up")
+    with client_for(server) as lib:
+        assert lib.return_isbn(QUIJOTE).success
+    wait_until(lambda: "Ana" not in forms.catalog.value, message="the return to show up")
 
 
-def test_forms_on_a_server_without_a_feed_say_they_are_not_live(start_server,
-                                                                 catalog_file: Path) -> None:
+def test_forms_on_a_server_without_a_feed_say_they_are_not_live(
+        start_server, catalog_file: Path, make_forms) -> None:
     server = start_server(catalog_file, workers=1, options={"publish": False})
-    forms = LibraryForms(server.endpoint)
+    forms = make_forms(server.endpoint)
     wait_until(lambda: "not live" in forms.live_status.value, message="the status")
     assert "publishes no changes" in forms.live_status.value
 
 
-def test_an_absent_server_gives_a_clear_message_within_the_timeout() -> None:
-    forms = LibraryForms(f"tcp://127.0.0.1:{free_port()}", timeout=0.3, retries=1)
+def test_an_absent_server_gives_a_clear_message_within_the_timeout(make_forms) -> None:
+    forms = make_forms(f"tcp://127.0.0.1:{free_port()}", timeout=0.3, retries=1)
     card = submitted(forms.loan_isbn, isbn=QUIJOTE, borrower="Ana")
     assert "No answer from the server" in card and "2 attempt" in card
     assert not forms.loan_isbn.button.disabled
+
+
+def test_the_forms_speak_the_class_language_by_default(start_server, catalog_file: Path,
+                                                       make_forms) -> None:
+    """The class's page said Consultar, Solicitar Préstamo, Prestatario, Devolver Libro; with
+    a server started with --lang es, the replies are Spanish too."""
+    server = start_server(catalog_file, workers=1, options={"lang": "es"})
+    forms = LibraryForms(server.endpoint, live=False)  # no language given
+    titles = [forms.tabs.get_title(i) for i in range(6)]
+    assert titles == ["Consulta ISBN", "Consulta título", "Préstamo ISBN", "Préstamo título",
+                      "Devolución", "Catálogo"]
+    assert forms.loan_isbn.button.description == "Solicitar préstamo"
+    assert forms.loan_isbn.fields["borrower"].placeholder == "Prestatario"
+    card = submitted(forms.loan_isbn, isbn=QUIJOTE, borrower="Ana")
+    assert "Préstamo exitoso" in card and "Prestatario" in card and "Título" in card
+    forms.refresh().result(timeout=20)
+    assert "38 de 38 libros" in forms.catalog.value and "Fecha de devolución" in \
+        forms.catalog.value
 
 
 def test_cards_escape_hostile_titles_and_colour_the_state() -> None:
