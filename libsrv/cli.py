@@ -39,6 +39,7 @@ from libsrv.defaults import (
     DEFAULT_LOAN_DAYS,
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_PAGE_LANG,
+    DEFAULT_TITLE_LOAN_DAYS,
     DEFAULT_WORKER_TIMEOUT,
     ENGINE_NAMES,
 )
@@ -69,7 +70,8 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
     if args.config:
         settings.update(server_settings(read_config_file(args.config)))
     flags = {"host": args.host, "port": args.port, "workers": args.workers, "db": args.db,
-             "storage": args.storage, "loan_days": args.loan_days, "lang": args.lang}
+             "storage": args.storage, "loan_days": args.loan_days, "lang": args.lang,
+             "title_loan_days": args.title_loan_days}
     settings.update({k: v for k, v in flags.items() if v is not None})  # flags win
     if "port" in settings:
         try:
@@ -186,13 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--storage", choices=sorted(ENGINE_NAMES),
                        help=f"storage engine (default {DEFAULT_ENGINE})")
     serve.add_argument("--loan-days", type=int,
-                       help=f"loan period for both kinds of loan (default {DEFAULT_LOAN_DAYS})")
+                       help=f"loan period of a loan by ISBN (default {DEFAULT_LOAN_DAYS}, as "
+                       "in the class's code)")
+    serve.add_argument("--title-loan-days", type=int,
+                       help="loan period of a loan by title (default "
+                       f"{DEFAULT_TITLE_LOAN_DAYS}, as in the class's code)")
     serve.add_argument("--lang", choices=LANGUAGES,
                        help="language of every reply message (default: Spanish to requests "
                        "that use the class's Spanish action names, English to the others)")
     serve.add_argument("--config", help="a class-style config.json whose 'server' section sets "
-                       "host, port, workers, db, storage, loan_days and lang; flags override "
-                       "it (default: none)")
+                       "host, port, workers, db, storage, loan_days, title_loan_days and lang; "
+                       "flags override it (default: none)")
     serve.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
                        help="seconds to wait for the catalog lock before failing a write "
                        f"(default {DEFAULT_LOCK_TIMEOUT:g})")

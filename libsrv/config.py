@@ -15,6 +15,7 @@ from libsrv.defaults import (
     DEFAULT_LOAN_DAYS,
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_PORT,
+    DEFAULT_TITLE_LOAN_DAYS,
     DEFAULT_WORKER_TIMEOUT,
     DEFAULT_WORKERS,
     ENGINE_NAMES,
@@ -53,7 +54,8 @@ class ServerConfig:
     workers: int = DEFAULT_WORKERS
     db: str = DEFAULT_DB
     storage: str = DEFAULT_ENGINE
-    loan_days: int = DEFAULT_LOAN_DAYS
+    loan_days: int = DEFAULT_LOAN_DAYS  # a loan by ISBN
+    title_loan_days: int = DEFAULT_TITLE_LOAN_DAYS  # a loan by title
     lang: str | None = None  # None: each reply in the language of its request's action name
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     locking: bool = True
@@ -83,8 +85,10 @@ class ServerConfig:
                               f"{self.storage!r}")
         if self.lang is not None and self.lang not in LANGUAGES:
             raise ConfigError(f"lang must be one of {', '.join(LANGUAGES)}, not {self.lang!r}")
-        if not isinstance(self.loan_days, int) or self.loan_days < 1:
-            raise ConfigError(f"loan_days must be at least 1, not {self.loan_days!r}")
+        for name in ("loan_days", "title_loan_days"):
+            days = getattr(self, name)
+            if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+                raise ConfigError(f"{name} must be at least 1, not {days!r}")
         for name in ("lock_timeout", "remember_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be more than 0")
@@ -129,7 +133,7 @@ def server_settings(config: dict[str, Any]) -> dict[str, Any]:
     section = config.get("server") or {}
     if not isinstance(section, dict):
         raise ConfigError("the config's 'server' section must be an object")
-    known = {"host", "port", "workers", "db", "storage", "loan_days", "lang"}
+    known = {"host", "port", "workers", "db", "storage", "loan_days", "title_loan_days", "lang"}
     return {key: value for key, value in section.items() if key in known}
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5555
 DEFAULT_WORKERS = 2
-DEFAULT_LOAN_DAYS = 7
+DEFAULT_LOAN_DAYS = 7  # a loan by ISBN, as in the class's code
+DEFAULT_TITLE_LOAN_DAYS = 14  # a loan by title, as in the class's code
 DEFAULT_PAGE_LANG = "es"  # the forms page and widgets speak the class's language by default
 ENGINE_NAMES = ("journal", "json")  # `libsrv.storage.ENGINES` maps them to their classes
 DEFAULT_ENGINE = "journal"

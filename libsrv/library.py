@@ -13,7 +13,7 @@ from typing import Any
 
 from libsrv.catalog import AVAILABLE, LENT, Book, Catalog
 from libsrv.decision import Outcome
-from libsrv.defaults import DEFAULT_LOAN_DAYS
+from libsrv.defaults import DEFAULT_LOAN_DAYS, DEFAULT_TITLE_LOAN_DAYS
 from libsrv.domain import isbn13_is_valid
 from libsrv.messages import render
 from libsrv.protocol import QUERY_ACTIONS, Action, Code, Request, make_reply
@@ -21,11 +21,13 @@ from libsrv.protocol import QUERY_ACTIONS, Action, Code, Request, make_reply
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Settings that shape replies: the loan period in days and the message language (None:
-    Spanish to a request that used the class's Spanish action names, else English)."""
+    """Settings that shape replies: the loan periods in days (by ISBN, by title: the class's
+    code gave 7 and 14) and the message language (None: Spanish to a request that used the
+    class's Spanish action names, else English)."""
 
     loan_days: int = DEFAULT_LOAN_DAYS
     lang: str | None = None
+    title_loan_days: int = DEFAULT_TITLE_LOAN_DAYS
 
     def language(self, legacy: bool) -> str:
         """The language of the reply to a request (`legacy`: it used a Spanish action name)."""
@@ -83,7 +85,8 @@ def answer_read(request: Request, catalog: Catalog, policy: Policy) -> dict[str,
 
 def _lend(policy: Policy, request: Request, book: Book, today: date) -> Outcome:
     borrower = request.borrower or ""
-    due = (today + timedelta(days=policy.loan_days)).isoformat()
+    days = policy.title_loan_days if request.action == Action.LOAN_TITLE else policy.loan_days
+    due = (today + timedelta(days=days)).isoformat()
     lent = dict(book, estado=LENT, prestatario=borrower, fecha_prestamo=today.isoformat(),
                 fecha_devolucion=due)
     reply = _reply(policy, request, Code.OK, "loaned", book=lent, title=book["titulo"],

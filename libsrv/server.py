@@ -131,7 +131,8 @@ def open_service(config: ServerConfig, board: StatsBoard, worker: int,
     # The catalog just loaded lives as long as the process: keep the cyclic garbage collector
     # from walking every book on some request (tens of ms with 20,000 books).
     gc.freeze()
-    return Service(storage, Policy(loan_days=config.loan_days, lang=config.lang), board, worker,
+    return Service(storage, Policy(loan_days=config.loan_days, lang=config.lang,
+                                     title_loan_days=config.title_loan_days), board, worker,
                    feed_port=config.pub_port if config.publish else None)
 
 

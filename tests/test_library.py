@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -87,14 +87,22 @@ def test_loan_sets_borrower_dates_and_due_date() -> None:
             book["fecha_devolucion"]) == (LENT, "Guillermo", "2026-02-23", "2026-03-02")
 
 
-def test_loan_period_is_configurable_and_the_same_for_both_loans() -> None:
+def test_loans_by_isbn_last_7_days_and_by_title_14_as_in_the_class_code_and_both_are_set() \
+        -> None:
     catalog = shipped()
-    policy = Policy(loan_days=14)
+    by_isbn = write(catalog, Policy(), action="loan_isbn", isbn="9788437604947", borrower="A")
+    by_title = write(catalog, Policy(), action="loan_title", title="Crimen y castigo",
+                     borrower="B")
+    lent_on = date.fromisoformat(by_isbn["book"]["fecha_prestamo"])
+    assert date.fromisoformat(by_isbn["book"]["fecha_devolucion"]) - lent_on == timedelta(7)
+    assert date.fromisoformat(by_title["book"]["fecha_devolucion"]) - lent_on == timedelta(14)
+    catalog = shipped()
+    policy = Policy(loan_days=3, title_loan_days=21)
     by_isbn = write(catalog, policy, action="loan_isbn", isbn="9788437604947", borrower="A")
     by_title = write(catalog, policy, action="loan_title", title="Crimen y castigo",
                      borrower="B")
-    assert by_isbn["book"]["fecha_devolucion"] == by_title["book"]["fecha_devolucion"] == \
-        "2026-03-09"
+    assert date.fromisoformat(by_isbn["book"]["fecha_devolucion"]) - lent_on == timedelta(3)
+    assert date.fromisoformat(by_title["book"]["fecha_devolucion"]) - lent_on == timedelta(21)
 
 
 def test_a_lent_book_is_refused_with_its_record_and_due_date() -> None:
