@@ -88,15 +88,33 @@ def _log_ticks(ax: plt.Axes) -> None:
     ax.yaxis.set_minor_formatter(FuncFormatter(minor))
 
 
+def _dots(ax: plt.Axes, positions: Sequence[float], values: Sequence[float],
+          spread: list[list[float]], colours: Sequence[str], hollow: Sequence[bool], *,
+          horizontal: bool = False) -> None:
+    """A dot plot: a mark at each median with the rounds' spread as a line (a hollow mark
+    for a single round)."""
+    for index, (where, value, colour, empty) in enumerate(
+            zip(positions, values, colours, hollow, strict=True)):
+        err = [[spread[0][index]], [spread[1][index]]]
+        xy = (value, where) if horizontal else (where, value)
+        ax.errorbar(*xy, **({"xerr": err} if horizontal else {"yerr": err}), fmt="o",
+                    markersize=8, color=colour, markerfacecolor="white" if empty else colour,
+                    markeredgewidth=1.5, elinewidth=1.2, capsize=4)
+
+
 def _bars(ax: plt.Axes, rows: pd.DataFrame, metric: str, labels: list[str],
           colours: list[str], *, log: bool = False, unit: str = "") -> None:
-    """Bars at the medians with the rounds' spread, each labelled with its median."""
+    """Bars at the medians with the rounds' spread, each labelled with its median; on a log
+    axis, dots instead of bars."""
     positions = list(range(len(rows)))
     hollow = [r == 1 for r in rows["rounds"]]
-    ax.bar(positions, rows[metric], color=[("white" if h else c) for h, c in
-                                           zip(hollow, colours, strict=True)],
-           edgecolor=colours, linewidth=1.5, yerr=_spread(rows, metric), capsize=4,
-           error_kw={"elinewidth": 1, "ecolor": "0.2"})
+    if log:  # a bar on a log axis starts at an arbitrary floor and makes gaps look small
+        _dots(ax, positions, list(rows[metric]), _spread(rows, metric), colours, hollow)
+    else:
+        ax.bar(positions, rows[metric], color=[("white" if h else c) for h, c in
+                                               zip(hollow, colours, strict=True)],
+               edgecolor=colours, linewidth=1.5, yerr=_spread(rows, metric), capsize=4,
+               error_kw={"elinewidth": 1, "ecolor": "0.2"})
     tops = rows[f"{metric}_hi"].where(rows[f"{metric}_hi"].notna(), rows[metric])
     for x, median, top in zip(positions, rows[metric], tops, strict=True):
         y = top * (1.25 if log else 1.0) + (0 if log else 0.02 * tops.max())
@@ -236,17 +254,23 @@ def lost_updates(rows: pd.DataFrame, note: str = "") -> plt.Figure:
 
 def versus_limit(rows: pd.DataFrame, limit: str, note: str = "") -> plt.Figure:
     """Each server's throughput as a fraction of the transport's limit, one bar per server
-    (median over rounds, spread as bars), on a log scale when they span a decade or more."""
+    (median over rounds, spread as lines); when they span a decade or more, dots on a log
+    scale."""
     fig, (ax,) = _figure(1, note)
     positions = list(range(len(rows)))
     colours = [style(i, u)[0] for i, u in enumerate(rows["unsafe"])]
-    ax.barh(positions, rows["throughput_vs_echo"], color=colours,
-            xerr=_spread(rows, "throughput_vs_echo"), capsize=4,
-            error_kw={"elinewidth": 1, "ecolor": "0.2"})
-    ax.set_yticks(positions, list(rows["label"]), fontsize=8)
-    ax.invert_yaxis()
     spread_decades = rows["throughput_vs_echo"].max() / max(rows["throughput_vs_echo"].min(),
                                                             1e-9) >= 10
+    if spread_decades:  # dots: a bar on a log axis makes a 37x gap look like 4x
+        hollow = [r == 1 for r in rows["rounds"]] if "rounds" in rows else [False] * len(rows)
+        _dots(ax, positions, list(rows["throughput_vs_echo"]),
+              _spread(rows, "throughput_vs_echo"), colours, hollow, horizontal=True)
+    else:
+        ax.barh(positions, rows["throughput_vs_echo"], color=colours,
+                xerr=_spread(rows, "throughput_vs_echo"), capsize=4,
+                error_kw={"elinewidth": 1, "ecolor": "0.2"})
+    ax.set_yticks(positions, list(rows["label"]), fontsize=8)
+    ax.invert_yaxis()
     if spread_decades:
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
