@@ -308,8 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the page's language, and its server's replies: es, the class's, "
                        f"or en (default {DEFAULT_PAGE_LANG})")
     forms.add_argument("--cull-after", type=float, default=CULL_AFTER,
-                       help="stop a visitor's kernel when no page has been connected to it for "
-                       f"this many idle seconds (default {CULL_AFTER:g})")
+                       help="stop a visitor's kernel once it has been idle this many seconds, "
+                       "its tab open or not (the student reloads the page after that; default "
+                       f"{CULL_AFTER:g})")
     forms.set_defaults(func=_cmd_forms)
     return parser
 

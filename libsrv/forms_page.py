@@ -2,8 +2,8 @@
 Flask page, with a catalog server of its own unless given one.
 
 The page is ``libsrv/pages/forms.ipynb``: a heading for students and the forms, nothing meant
-for notebook authors. Every page load starts a kernel (a visitor's own); a kernel nobody is
-connected to (a health check, a bot, a closed tab) is stopped after `cull_after` idle seconds.
+for notebook authors. Every page load starts a kernel (a visitor's own); a kernel idle for
+`cull_after` seconds (a health check, a bot, a closed tab, a tab left open) is stopped.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from pathlib import Path
 from libsrv.config import ENDPOINT_VARIABLE, LANG_VARIABLE, LOOPBACK_HOSTS
 from libsrv.defaults import DEFAULT_PAGE_LANG
 
-CULL_AFTER = 120.0  # seconds a kernel with no page connected may idle before it is stopped
+# Seconds a kernel may idle before it is stopped, whether a page is connected or not: open tabs
+# left idle must not hold the --max-kernels places (a student back after that reloads the page).
+CULL_AFTER = 600.0
 MAX_KERNELS = 20  # visitors at once (a kernel is about 55 MB)
 
 
@@ -45,7 +47,7 @@ def voila_command(page: Path, *, host: str, port: int, cull_after: float,
             '--VoilaConfiguration.extension_denylist=["@voila-dashboards/jupyterlab-preview"]',
             f"--MappingKernelManager.cull_idle_timeout={max(1, round(cull_after))}",
             f"--MappingKernelManager.cull_interval={max(1, min(round(cull_after / 4), 30))}",
-            "--MappingKernelManager.cull_connected=False"]
+            "--MappingKernelManager.cull_connected=True"]
 
 
 def serve_forms(*, endpoint: str | None, db: Path | None, workers: int, host: str,

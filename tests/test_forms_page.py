@@ -130,6 +130,12 @@ def test_the_page_asks_for_its_token_and_caps_its_kernels(tmp_path: Path) -> Non
         assert kernels(page.pid) == 0
         assert [status_of(base + "?token=sesame") for _ in range(3)] == [200, 200, 503]
         assert kernels(page.pid) == 2
+        try:  # the visitor past the cap is told why, in both languages
+            urllib.request.urlopen(base + "?token=sesame", timeout=30)
+            pytest.fail("a third visitor got the page")
+        except urllib.error.HTTPError as full:
+            told = f"{full.reason} {full.read().decode(errors='replace')}"
+        assert "class is full" in told and "clase está llena" in told, told[:500]
     finally:
         page.send_signal(signal.SIGTERM)
         try:
