@@ -40,12 +40,16 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "es": "El id de la petición debe ser un texto no vacío de como mucho {limit} caracteres.",
     },
     "unknown_action": {
-        "en": "Unknown action.",
-        "es": "Acción desconocida.",
+        "en": "Unknown action {given}; the actions are {known}.",
+        "es": "Acción desconocida: {given}; las acciones son {known}.",
     },
     "missing_field": {
         "en": "The field '{field}' is missing.",
         "es": "Falta el campo '{field}'.",
+    },
+    "use_field": {
+        "en": "The field is called '{field}', not '{given}'.",
+        "es": "El campo se llama '{field}', no '{given}'.",
     },
     "wrong_type": {
         "en": "The field '{field}' must be a {expected}.",

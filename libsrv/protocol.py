@@ -66,6 +66,10 @@ REQUIRED_FIELDS: dict[Action, tuple[str, ...]] = {
 }
 
 
+# Fields a request may name the Spanish way (as the catalog's own fields are named): it is told
+# the field to use rather than that one is missing.
+FIELD_MISNAMES = {"title": "titulo", "borrower": "prestatario"}
+
 # The class's client speaks Spanish action names; they are aliases, compared folded.
 LEGACY_ACTIONS: dict[str, Action] = {
     fold("Consulta por ISBN"): Action.QUERY_ISBN,
@@ -152,6 +156,9 @@ def _has_control(text: str) -> bool:
 def _text_field(obj: dict[str, Any], name: str, limit: int, rid: str | None) -> str:
     value = obj.get(name)
     if value is None:
+        given = FIELD_MISNAMES.get(name)
+        if given is not None and given in obj:  # the class's Spanish name for the field
+            raise ProtocolError("use_field", rid, field=name, given=given)
         raise ProtocolError("missing_field", rid, field=name)
     if not isinstance(value, str):
         raise ProtocolError("wrong_type", rid, field=name, expected="string")
@@ -224,7 +231,10 @@ def parse_request(frames: list[bytes]) -> Request:
         raise ProtocolError("missing_field", rid, field="action")
     resolved = resolve_action(obj["action"])
     if resolved is None:
-        raise ProtocolError("unknown_action", rid)
+        shown = repr(obj["action"])
+        raise ProtocolError("unknown_action", rid,
+                            given=shown if len(shown) <= 40 else shown[:37] + "...",
+                            known=", ".join(a.value for a in Action))
     action, legacy = resolved
     try:
         return Request(action=action, id=rid, legacy=legacy, **_fields(obj, action, rid))

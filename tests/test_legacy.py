@@ -76,7 +76,14 @@ def test_replies_follow_the_language_of_the_action_name(start_server, catalog_fi
     assert missing["code"] == "BAD_REQUEST"
     assert missing["message"] == "Falta el campo 'borrower'."
     unknown = send(ctx, server.endpoint, {"action": "Consulta por Autor"})
-    assert unknown["message"] == "Unknown action."  # no way to tell which language it wanted
+    # no way to tell which language it wanted; it is told what it sent and what would work
+    assert unknown["message"].startswith("Unknown action 'Consulta por Autor'; the actions ")
+    assert "query_isbn" in unknown["message"]
+    # the catalog's Spanish field name is pointed to the request's
+    misnamed = send(ctx, server.endpoint, {"action": "Prestamo por Titulo",
+                                           "titulo": "Moby Dick", "borrower": "Ana"})
+    assert misnamed["code"] == "BAD_REQUEST"
+    assert misnamed["message"] == "El campo se llama 'title', no 'titulo'."
 
 
 def test_lang_flag_sets_one_language_for_every_reply(start_server, catalog_file: Path,

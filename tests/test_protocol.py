@@ -134,6 +134,7 @@ def test_fingerprint_tells_different_writes_apart() -> None:
 
 def test_every_message_renders_in_every_language() -> None:
     params = dict(count=1, limit=1, version=1, offset=1, field="f", expected="e", low=0, high=1,
+                  given="g", known="k",
                   isbn="i", id="x", title="t", text="t", borrower="b", due="d", first=1,
                   last=1, total=1, reason="r")
     for key in keys():
