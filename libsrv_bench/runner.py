@@ -210,15 +210,20 @@ def _fetch_books(endpoint: str, limit: int) -> list[dict[str, Any]]:
 def _progress_bar(config: RunConfig) -> tuple[Callable[[int, int], None], Callable[[], None]]:
     from tqdm.auto import tqdm
 
-    total = config.requests
-    bar = tqdm(total=total, unit="req", desc=config.name(), leave=False,
+    by_time = config.requests is None  # a run of so many seconds: the bar counts seconds
+    total = round((config.duration or 0) + (config.warmup or 0), 1) if by_time else \
+        config.requests
+    bar = tqdm(total=total, unit="s" if by_time else "req", desc=config.name(), leave=False,
+               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s, {remaining} left{postfix}"
+               if by_time else None,
                disable=not sys.stderr.isatty() and "ipykernel" not in sys.modules)
     started = time.monotonic()
 
     def update(done: int, errors: int) -> None:
-        bar.n = done
         elapsed = max(time.monotonic() - started, 1e-9)
-        bar.set_postfix(rate=f"{done / elapsed:,.0f}/s", errors=errors, refresh=False)
+        bar.n = min(elapsed, total) if by_time else done
+        bar.set_postfix({"requests": f"{done:,}", "rate": f"{done / elapsed:,.0f}/s",
+                         "errors": errors}, refresh=False)
         bar.refresh()
 
     return update, bar.close
