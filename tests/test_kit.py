@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, ChildOutput, end_process, free_port, wait_until
+from tests.helpers import (
+    ROOT,
+    SHIPPED_CATALOG,
+    ChildOutput,
+    end_process,
+    free_port,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +73,7 @@ def test_a_job_stopped_through_kit_stops_what_it_started_quietly(
     import psutil
 
     db = tmp_path / "catalog.json"
+    shutil.copy(SHIPPED_CATALOG, db)
     kit = subprocess.Popen([sys.executable, str(ROOT / "kit.py"), "serve", "--port", "0",
                             "--db", str(db)], cwd=ROOT, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
