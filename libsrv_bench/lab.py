@@ -20,7 +20,7 @@ import pandas as pd
 
 from libsrv_bench import plots
 from libsrv_bench.results import read_histogram
-from libsrv_bench.rounds import aggregate, find_runs, runs_frame, varied
+from libsrv_bench.rounds import aggregate, find_runs, runs_frame, varied, varied_groups
 
 
 @dataclass
@@ -217,6 +217,46 @@ def workers_section(table: pd.DataFrame) -> list[Section]:
         _commands(rows))]
 
 
+def _workload_words(workload: str) -> str:
+    if workload == "mix:query_title=100":
+        return "queries by title"
+    return f"the {workload} workload"
+
+
+def real_work_section(table: pd.DataFrame) -> list[Section]:
+    """Workers again, where each request does real work (queries by title scan the catalog in
+    the worker): the pattern a class comes for, beside the read-mostly section."""
+    groups = [g for g in varied_groups(table, "workers")[1:]
+              if 1 in set(g["workers"]) and len(set(g["workers"]) - {0}) >= 2]
+    if not groups:
+        return []
+    rows = groups[0]
+    by = {int(r["workers"]): r for _, r in rows.iterrows()}
+    most = max(by)
+    first = rows.iloc[0]
+    gain = by[most]["throughput"] / by[1]["throughput"]
+    cpus = by[most]["cpus"]
+    text = (f"With {_workload_words(str(first['workload']))} over {int(first['books']):,} books, "
+            f"each request costs {_n(by[1]['server_cpu_us'] / 1000, 1)} ms of a worker's CPU "
+            f"(one worker: {_n(by[1]['throughput'])} requests/s). {most} workers gave "
+            f"{gain:.1f}x the throughput of 1 ({_n(by[most]['throughput'])} requests/s) on "
+            f"{cpus} cores: ")
+    text += ("the work happens in the worker processes, side by side on the cores, and the "
+             "broker's hop is small beside it. In the read-mostly section the work per request "
+             "is tiny, so the hop and the processes' turns on the cores decide instead."
+             if gain >= 1.3 else
+             "less than the cores would allow; the machine was busy with other work, or the "
+             "clients were too few to keep every worker busy.")
+    return [Section(
+        "workers-real-work", "Workers when requests do real work",
+        "When each request costs milliseconds of work, do more worker processes answer more?",
+        plots.throughput_vs_workers(rows, _note(rows)),
+        text + f" ({_rounds(rows)}.)",
+        _figures_table(rows, "workers", [plots.workers_label(w).replace("\n", " ")
+                                         for w in rows["workers"]]),
+        _commands(rows))]
+
+
 def storage_section(table: pd.DataFrame) -> list[Section]:
     rows = varied(table, "storage")
     if rows.empty:
@@ -348,6 +388,7 @@ def sections(paths: Sequence[Path | str]) -> list[Section]:
         raise ValueError("no run folders (with summary.json) among the given paths")
     table = aggregate(runs)
     return (limit_section(table) + clients_section(table, runs) + workers_section(table) +
+            real_work_section(table) +
             storage_section(table) + lost_update_section(table))
 
 

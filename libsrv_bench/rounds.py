@@ -184,18 +184,29 @@ def enough(requests: int, percentile: float) -> bool:
     return requests * (1 - percentile / 100) >= TAIL_SAMPLES
 
 
-def varied(table: pd.DataFrame, setting: str, *, servers_only: bool = True) -> pd.DataFrame:
-    """The largest group of configurations that differ only in `setting` (at least two
-    values), ordered by it; empty when the runs never vary it alone."""
+def varied_groups(table: pd.DataFrame, setting: str, *,
+                  servers_only: bool = True) -> list[pd.DataFrame]:
+    """Every group of configurations that differ only in `setting` (at least two values), each
+    ordered by it, the largest first."""
     rows = table[table["echo"] == ""] if servers_only else table
     if rows.empty:
-        return rows
+        return []
     keys = rows["config"].map(lambda c: config_key(c, ignoring=setting))
     groups = [g for _, g in rows.groupby(keys, sort=False)
               if g["config"].map(lambda c: getattr(c, setting)).nunique() > 1]
+    ordered = []
+    for group in sorted(groups, key=len, reverse=True):
+        order = group["config"].map(lambda c: getattr(c, setting))
+        ordered.append(group.assign(_order=order.astype(str) if setting == "storage" else order)
+                       .sort_values("_order").drop(columns="_order"))
+    return ordered
+
+
+def varied(table: pd.DataFrame, setting: str, *, servers_only: bool = True) -> pd.DataFrame:
+    """The largest group of configurations that differ only in `setting` (at least two
+    values), ordered by it; empty when the runs never vary it alone."""
+    groups = varied_groups(table, setting, servers_only=servers_only)
     if not groups:
+        rows = table[table["echo"] == ""] if servers_only else table
         return rows.iloc[0:0]
-    group = max(groups, key=len)
-    order = group["config"].map(lambda c: getattr(c, setting))
-    return group.assign(_order=order.astype(str) if setting == "storage" else order) \
-        .sort_values("_order").drop(columns="_order")
+    return groups[0]
