@@ -71,6 +71,18 @@ def wait_until(predicate: Callable[[], object], timeout: float = 20.0,
         time.sleep(0.02)
 
 
+def end_drained(process: subprocess.Popen, output: ChildOutput, timeout: float = 30.0) -> str:
+    """SIGTERM a child whose output a ChildOutput reads, wait, SIGKILL it if it lingers; all
+    it printed."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+    return output.wait_closed(timeout=10)
+
+
 def end_process(process: subprocess.Popen, timeout: float = 30.0) -> str:
     """SIGTERM a helper process (JupyterLab, Voila), wait, SIGKILL it if it lingers; its
     remaining output."""

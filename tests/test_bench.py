@@ -133,7 +133,7 @@ def test_the_verifier_catches_real_lost_updates_and_clears_the_safe_server(
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "libsrv_bench", *args], capture_output=True,
-                          text=True, timeout=180)
+                          text=True, timeout=100)  # below the test's own limit
 
 
 def test_cli_exit_status(tmp_path: Path) -> None:

@@ -176,7 +176,7 @@ def test_the_recorded_command_runs_again_to_the_same_configuration(tmp_path: Pat
         assert command[:4] == ["python", "-m", "libsrv_bench", "run"]
         again = subprocess.run([sys.executable, "-m", "libsrv_bench", *command[3:], "--out",
                                 str(tmp_path), "--no-progress"], capture_output=True,
-                               text=True, timeout=120)
+                               text=True, timeout=100)
     assert again.returncode == 0, again.stdout + again.stderr
     summaries = [json.loads(p.read_text()) for p in tmp_path.glob("*/summary.json")]
     assert len(summaries) == 2  # the second run did not replace the first

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from libsrv.catalog import Catalog
-from tests.helpers import client_for, end_process, free_port, wait_until
+from tests.helpers import ChildOutput, client_for, end_drained, free_port, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -43,7 +43,8 @@ def test_the_voila_forms_page_loans_a_book(start_server, catalog_file: Path,
     voila = subprocess.Popen(
         [sys.executable, "-m", "libsrv", "forms", "--endpoint", server.endpoint,
          "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        cwd=tmp_path)
+        text=True, cwd=tmp_path)
+    output = ChildOutput(voila)  # drained, so a chatty Voilà never blocks on a full pipe
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_until(lambda: answers(url), timeout=90, message="Voilà to serve the page")
@@ -83,7 +84,7 @@ def test_the_voila_forms_page_loans_a_book(start_server, catalog_file: Path,
             browser.close()
         assert not errors, errors
     finally:
-        end_process(voila)
+        end_drained(voila, output)
     assert server.stop() == 0
     assert Catalog.from_bytes(catalog_file.read_bytes()).get("9788437604947")["prestatario"] \
         == "<b>Guillermo</b>"

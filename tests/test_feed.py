@@ -76,7 +76,7 @@ def run_writers(endpoint: str, isbns: list[str], writers: int, ops: int
              for seed in range(writers)]
     for proc in procs:
         proc.start()
-    collected = [results.get(timeout=120) for _ in procs]
+    collected = [results.get(timeout=100) for _ in procs]
     for proc in procs:
         proc.join(30)
     return [rid for _, acked, _ in collected for rid in acked], \

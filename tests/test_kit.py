@@ -80,7 +80,7 @@ def test_a_job_stopped_through_kit_stops_what_it_started_quietly(
     output = ChildOutput(kit)
     started: list[psutil.Process] = []
     try:
-        output.wait_for(r"libsrv serving on", timeout=120)
+        output.wait_for(r"libsrv serving on", timeout=100)
         started = psutil.Process(kit.pid).children(recursive=True)
         assert len(started) >= 3  # the server, its feed and its workers
         kit.send_signal(signum)

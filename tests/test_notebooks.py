@@ -12,7 +12,8 @@ from nbclient import NotebookClient
 
 from tests.helpers import ROOT
 
-pytestmark = pytest.mark.slow
+# its own limit, above the deadlines inside it (300 s), so that those are what fail
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 NOTEBOOKS = ROOT / "notebooks"
 

@@ -27,7 +27,8 @@ import pytest
 from libsrv.client import LibraryClient
 from tests.helpers import ROOT, ChildOutput, end_process, free_port, wait_until
 
-pytestmark = pytest.mark.slow
+# its own limit, above the deadlines inside it (300 s), so that those are what fail
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SOURCES = ("pyproject.toml", "README.md", "libsrv", "libsrv_bench")
 
