@@ -44,6 +44,7 @@ from libsrv_bench.observe import FeedObserver, check_feed
 from libsrv_bench.procstat import CostMeter, rss_mb
 from libsrv_bench.results import machine_info, new_run_folder, records_frame, summarize, write_run
 from libsrv_bench.settings import RunConfig, run_command, same_load
+from libsrv_bench.timeline import write_timeline
 from libsrv_bench.verifier import FILE_FIELDS, ops_from_records, unreadable_file, verify
 from libsrv_bench.workloads import (
     KeySpace,
@@ -354,6 +355,8 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
         summary.update(clean=not reasons, not_clean=reasons)
     summary.update(target=target_name(asdict(config)), dialect=dialect.name)
     write_run(folder, summary, frame, result, verdict)
+    events = [(round(at * 1000 - result.t0 / 1e6) / 1000, "worker killed") for at in kills]
+    write_timeline(folder, frame, events, title=folder.name)
     return RunOutcome(folder, summary, frame, verdict)
 
 

@@ -1,0 +1,109 @@
+"""A run over time: what was answered, refused and lost in each interval, and how long it took.
+
+Whole-run percentiles hide a stall: one second without replies is a number in a table. The
+timeline shows it. `timeline_frame` buckets a run's requests (`results.records_frame`) by the
+interval in which each was answered (a timeout by the interval in which it was sent), and each
+run folder gets ``timeline.csv`` and ``timeline.png`` (events such as killed workers drawn as
+vertical lines).
+
+Latency per interval is exact (the interval's own requests, sorted), both from the intended
+send (corrected: what an open-loop client waited) and from the actual send (uncorrected).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from libsrv_bench.history import FAILURE_CODES
+
+INTERVAL_MS = 100.0
+COLUMNS = ("t_s", "answered", "errors", "timeouts", "rate_per_s", "p50_ms", "p99_ms", "max_ms",
+           "p99_uncorrected_ms")
+
+
+def timeline_frame(frame: pd.DataFrame, interval_ms: float = INTERVAL_MS) -> pd.DataFrame:
+    """One row per interval from the first request to the last reply: `t_s` (the interval's
+    start, seconds from the run's start), requests answered in it (`errors` among them: codes
+    that say the server failed), requests sent in it that never got a reply (`timeouts`), the
+    answered rate, and the latency of what was answered in it."""
+    if frame.empty:
+        return pd.DataFrame(columns=list(COLUMNS))
+    answered = frame[frame["recv_ms"].notna()]
+    lost = frame[frame["recv_ms"].isna()]
+    end = max(answered["recv_ms"].max() if not answered.empty else 0.0,
+              lost["send_ms"].max() if not lost.empty else 0.0)
+    count = int(end // interval_ms) + 1
+    slot = (answered["recv_ms"] // interval_ms).astype(int)
+    groups = answered.groupby(slot)
+    table = pd.DataFrame(index=range(count))
+    table["t_s"] = table.index * interval_ms / 1000
+    table["answered"] = groups.size().reindex(table.index, fill_value=0)
+    failed = answered["code"].isin(FAILURE_CODES)
+    table["errors"] = failed.groupby(slot).sum().reindex(table.index, fill_value=0)
+    table["timeouts"] = (lost["send_ms"] // interval_ms).astype(int).value_counts() \
+        .reindex(table.index, fill_value=0)
+    table["rate_per_s"] = table["answered"] * 1000 / interval_ms
+    latency = groups["latency_ms"]
+    table["p50_ms"] = latency.quantile(0.5).reindex(table.index)
+    table["p99_ms"] = latency.quantile(0.99).reindex(table.index)
+    table["max_ms"] = latency.max().reindex(table.index)
+    table["p99_uncorrected_ms"] = groups["service_ms"].quantile(0.99).reindex(table.index)
+    return table[list(COLUMNS)].astype({"answered": int, "errors": int, "timeouts": int})
+
+
+def timeline_figure(table: pd.DataFrame, events: Sequence[tuple[float, str]] = (),
+                    title: str = "") -> plt.Figure:
+    """Top: requests answered per second, with errors and timeouts; bottom: latency p50, p99
+    and max per interval (log scale). `events` are (seconds, label) drawn as lines."""
+    fig, (rate, latency) = plt.subplots(2, 1, figsize=(9, 5.2), sharex=True,
+                                        height_ratios=[1, 1.2])
+    rate.plot(table["t_s"], table["rate_per_s"], color="#0072B2", linewidth=1.2,
+              label="answered / s")
+    failed = table["errors"] + table["timeouts"]
+    if failed.any():
+        step = _interval_s(table)
+        rate.bar(table["t_s"], failed / step, width=step, align="edge", color="#D55E00",
+                 alpha=0.7, label="errors + timeouts / s")
+    rate.set_ylabel("requests / s")
+    rate.set_ylim(bottom=0)
+    rate.grid(True, alpha=0.3)
+    rate.legend(fontsize=8, loc="lower right")
+    for column, colour, label in (("p50_ms", "#009E73", "p50"), ("p99_ms", "#E69F00", "p99"),
+                                  ("max_ms", "#CC79A7", "max")):
+        latency.plot(table["t_s"], table[column], color=colour, linewidth=1.1, label=label)
+    if table["max_ms"].notna().any():
+        latency.set_yscale("log")
+    latency.set_ylabel("latency, ms (log scale)")
+    latency.set_xlabel(f"seconds from the start (intervals of {_interval_s(table) * 1000:g} ms)")
+    latency.grid(True, which="major", alpha=0.3)
+    latency.legend(fontsize=8, loc="upper right")
+    for at, label in events:
+        for ax in (rate, latency):
+            ax.axvline(at, color="0.35", linestyle="--", linewidth=1)
+        rate.annotate(label, (at, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                      textcoords="offset points", fontsize=8, color="0.25")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _interval_s(table: pd.DataFrame) -> float:
+    return float(table["t_s"].iloc[1] - table["t_s"].iloc[0]) if len(table) > 1 else \
+        INTERVAL_MS / 1000
+
+
+def write_timeline(folder: Path, frame: pd.DataFrame,
+                   events: Sequence[tuple[float, str]] = (), title: str = "") -> pd.DataFrame:
+    """``timeline.csv`` and ``timeline.png`` in the run `folder`; returns the table."""
+    table = timeline_frame(frame)
+    table.to_csv(folder / "timeline.csv", index=False, float_format="%.3f")
+    if not table.empty:
+        fig = timeline_figure(table, events, title)
+        fig.savefig(folder / "timeline.png", dpi=80)
+        plt.close(fig)
+    return table

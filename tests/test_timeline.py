@@ -1,0 +1,48 @@
+"""A run over time (libsrv_bench.timeline): each interval's answered, failed and lost requests
+and latency, from a history built here; and every run folder gets its timeline."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from libsrv_bench.runner import RunConfig, run_experiment
+from libsrv_bench.timeline import timeline_frame
+
+pytestmark = pytest.mark.fast
+
+
+def _history(rows: list[tuple[float, float | None, str]]) -> pd.DataFrame:
+    """(sent at ms, answered at ms or None, code) as `records_frame` has them."""
+    frame = pd.DataFrame(rows, columns=["send_ms", "recv_ms", "code"])
+    frame["intended_ms"] = frame["send_ms"]
+    frame["latency_ms"] = frame["recv_ms"] - frame["intended_ms"]
+    frame["service_ms"] = frame["recv_ms"] - frame["send_ms"]
+    return frame
+
+
+def test_each_interval_counts_what_was_answered_refused_and_lost_in_it() -> None:
+    rows = [(0, 10, "OK"), (20, 50, "OK"), (40, 90, "INTERNAL"),  # interval 0
+            (95, 130, "OK"),  # answered in interval 1
+            (150, None, "TIMEOUT"),  # sent in interval 1, never answered
+            (210, 390, "OK")]  # a slow one, answered in interval 3
+    table = timeline_frame(_history(rows), interval_ms=100)
+    assert list(table["t_s"]) == [0.0, 0.1, 0.2, 0.3]
+    assert list(table["answered"]) == [3, 1, 0, 1]
+    assert list(table["errors"]) == [1, 0, 0, 0]
+    assert list(table["timeouts"]) == [0, 1, 0, 0]
+    assert list(table["rate_per_s"]) == [30, 10, 0, 10]
+    assert table["max_ms"].iloc[0] == 50 and table["p50_ms"].iloc[0] == 30
+    assert math.isnan(table["p50_ms"].iloc[2])  # nothing answered: no latency, not zero
+    assert table["max_ms"].iloc[3] == 180
+
+
+def test_every_run_writes_its_timeline(tmp_path: Path) -> None:
+    outcome = run_experiment(RunConfig(workers=0, books=50, clients=2, requests=300,
+                                       warmup=0), tmp_path, progress=False)
+    table = pd.read_csv(outcome.folder / "timeline.csv")
+    assert table["answered"].sum() == outcome.summary["requests"]
+    assert (outcome.folder / "timeline.png").stat().st_size > 5_000
