@@ -91,7 +91,7 @@ def summary_warnings(summary: dict[str, Any]) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    outcome = run_experiment(config_from_args(args), args.out,
+    outcome = run_experiment(config_from_args(args), args.out, timeline_png=True,
                              progress=not args.no_progress)
     summary = outcome.summary
     _print_summary(summary)

@@ -258,8 +258,10 @@ def _final_state(endpoint: str, isbns: list[str], dialect: Dialect) -> dict[str,
 
 
 def run_experiment(config: RunConfig, out: Path | str | None = None, *,
-                   progress: bool = True) -> RunOutcome:
-    """Run one experiment and write its folder (under `out`, default a temporary folder).
+                   progress: bool = True, timeline_png: bool = False) -> RunOutcome:
+    """Run one experiment and write its folder (under `out`, default a temporary folder),
+    with its ``timeline.csv`` (and ``timeline.png`` with `timeline_png`: half a second of
+    drawing, which ``bench run`` spends and rounds of many runs do not).
 
     The folder is named by the run's settings; a folder already there is never replaced (the
     new run gets a numbered name beside it)."""
@@ -356,7 +358,7 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
     summary.update(target=target_name(asdict(config)), dialect=dialect.name)
     write_run(folder, summary, frame, result, verdict)
     events = [(round(at * 1000 - result.t0 / 1e6) / 1000, "worker killed") for at in kills]
-    write_timeline(folder, frame, events, title=folder.name)
+    write_timeline(folder, frame, events, title=folder.name, figure=timeline_png)
     return RunOutcome(folder, summary, frame, verdict)
 
 

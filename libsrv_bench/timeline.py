@@ -98,11 +98,13 @@ def _interval_s(table: pd.DataFrame) -> float:
 
 
 def write_timeline(folder: Path, frame: pd.DataFrame,
-                   events: Sequence[tuple[float, str]] = (), title: str = "") -> pd.DataFrame:
-    """``timeline.csv`` and ``timeline.png`` in the run `folder`; returns the table."""
+                   events: Sequence[tuple[float, str]] = (), title: str = "", *,
+                   figure: bool = True) -> pd.DataFrame:
+    """``timeline.csv`` (and, with `figure`, ``timeline.png``) in the run `folder`; returns
+    the table."""
     table = timeline_frame(frame)
     table.to_csv(folder / "timeline.csv", index=False, float_format="%.3f")
-    if not table.empty:
+    if figure and not table.empty:
         fig = timeline_figure(table, events, title)
         fig.savefig(folder / "timeline.png", dpi=80)
         plt.close(fig)

@@ -42,7 +42,7 @@ def test_each_interval_counts_what_was_answered_refused_and_lost_in_it() -> None
 
 def test_every_run_writes_its_timeline(tmp_path: Path) -> None:
     outcome = run_experiment(RunConfig(workers=0, books=50, clients=2, requests=300,
-                                       warmup=0), tmp_path, progress=False)
+                                       warmup=0), tmp_path, progress=False, timeline_png=True)
     table = pd.read_csv(outcome.folder / "timeline.csv")
     assert table["answered"].sum() == outcome.summary["requests"]
     assert (outcome.folder / "timeline.png").stat().st_size > 5_000
