@@ -53,9 +53,12 @@ class LocalServer:
 
     def __init__(self, db: Path | str | None = None, *, workers: int = DEFAULT_WORKERS,
                  storage: str = DEFAULT_ENGINE, port: int = 0, copy: bool = True,
-                 options: Mapping[str, Any] | None = None) -> None:
-        """`db` defaults to the shipped catalog; `options` are further `ServerConfig` fields.
-        """
+                 options: Mapping[str, Any] | None = None, lang: str | None = None) -> None:
+        """`db` defaults to the shipped catalog; `lang` ("es", "en") is the language of every
+        reply (default: Spanish to the class's Spanish action names, else English); `options`
+        are further `ServerConfig` fields."""
+        if lang is not None:
+            options = {**(options or {}), "lang": lang}
         if copy or db is None:
             sweep_stale_copies()
             self._tmp = owned_temp_dir(COPY_PREFIX)

@@ -55,9 +55,13 @@ def test_start_here_runs_and_shows_every_kind_of_reply(tmp_path: Path) -> None:
         assert expected in text, expected
 
 
-def test_forms_notebook_builds_its_widgets(tmp_path: Path) -> None:
-    nb = execute("02-forms.ipynb", "", tmp_path)
+@pytest.mark.parametrize(("parameters", "tab"), [("", "Consulta ISBN"),
+                                                ('LANG = "en"', "Query by ISBN")])
+def test_forms_notebook_builds_its_widgets_in_the_language_asked(
+        tmp_path: Path, parameters: str, tab: str) -> None:
+    nb = execute("02-forms.ipynb", parameters, tmp_path)
     assert "application/vnd.jupyter.widget-view+json" in str(nb.cells)
+    assert tab in str(nb.metadata.get("widgets", {}))  # the saved state of the tabs
 
 
 def test_latency_notebook_runs_small(tmp_path: Path) -> None:
