@@ -81,6 +81,7 @@ def test_concurrency_notebook_runs_small(tmp_path: Path) -> None:
                  f"OUT = {str(tmp_path)!r}",
                  tmp_path)
     text = outputs(nb)
+    assert "with the lock: 400 loans recorded, the file counts 400 (0 lost)" in text
     assert "The lost-update experiment" in text and "What the runs show." in text
     assert "without the lock:" in text and "with the lock: 0" in text
     # the live counter saw every change the observed run's feed check counted
