@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from libsrv.storage import DEFAULT_ENGINE
+from libsrv_bench.faults import RECOVERED_SHARE
 from libsrv_bench.runner import run_experiment, sweep
 from libsrv_bench.settings import (
     DEMO_ROUNDS,
@@ -64,6 +65,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
               f"#{feed['last']}), {feed['acknowledged_in_feed']:,} acknowledged writes found in "
               f"it; {feed['violations']} finding(s)"
               + (f" {feed['kinds']}" if feed["kinds"] else ""))
+    for fault in summary.get("faults", []):
+        back = (f"throughput back to {RECOVERED_SHARE:.0%} of before after "
+                f"{fault['recovered_after_s']:g} s" if fault["recovered_after_s"] is not None
+                else "throughput not back to its level before by the end of the run")
+        print(f"  fault {fault['fault']} at {fault['at_s']:g} s"
+              + (f" (worker PID {fault['pid']})" if fault["pid"] else f": {fault['error']}")
+              + f": {back}; {fault['timeouts']} timeouts, {fault['retried']} retried, "
+              f"{fault['internal']} INTERNAL")
     for warning in summary_warnings(summary):
         print(f"WARNING: {warning}")
 

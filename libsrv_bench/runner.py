@@ -36,15 +36,16 @@ from libsrv_bench.dialects import (
     dialect_named,
 )
 from libsrv_bench.engines import WAIT_MARGIN_SECONDS, EngineRun, cluster_client, run_on_engines
+from libsrv_bench.faults import FaultRunner, fault_summary, parse_schedule
 from libsrv_bench.foreign import ask_states, books_in_file, file_state
 from libsrv_bench.history import Record
 from libsrv_bench.judgement import not_clean
-from libsrv_bench.load import LoadResult, LoadSpec, run_load
+from libsrv_bench.load import START_DELAY_NS, LoadResult, LoadSpec, run_load
 from libsrv_bench.observe import FeedObserver, check_feed
 from libsrv_bench.procstat import CostMeter, rss_mb
 from libsrv_bench.results import machine_info, new_run_folder, records_frame, summarize, write_run
 from libsrv_bench.settings import RunConfig, run_command, same_load
-from libsrv_bench.timeline import write_timeline
+from libsrv_bench.timeline import timeline_frame, write_timeline
 from libsrv_bench.verifier import FILE_FIELDS, ops_from_records, unreadable_file, verify
 from libsrv_bench.workloads import (
     KeySpace,
@@ -266,6 +267,11 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
     The folder is named by the run's settings; a folder already there is never replaced (the
     new run gets a numbered name beside it)."""
     workload = workload_named(config.workload, config.hot)
+    schedule = parse_schedule(config.faults)
+    if schedule and (config.endpoint or config.engines or config.cluster or config.echo
+                     or config.workers == 0):
+        raise RunError("--fault acts on the workers of a server bench starts: not with "
+                       "--endpoint, --engines, --cluster, --echo or --workers 0")
     dialect = _dialect(config, workload)
     out_root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="bench-"))
     started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -290,9 +296,15 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             update, close = _progress_bar(config) if progress else (None, lambda: None)
             observer = FeedObserver(endpoint).start() if config.observe else None
             meter = CostMeter(server.pid if server is not None else None).start()
+            t0 = time.perf_counter_ns() + START_DELAY_NS + 200_000_000 * spec.process_count()
+            injector = FaultRunner(
+                schedule, lambda: server_pids(endpoint, server)[1:] if server else [],
+                start=t0 / 1e9)  # perf_counter and monotonic: one clock (CLOCK_MONOTONIC)
             try:
-                with worker_killer(endpoint, server, config.kill_worker_every) as kills:
-                    result, history, engine_runs = _drive(config, spec, update, progress)
+                with worker_killer(endpoint, server, config.kill_worker_every) as kills, \
+                        injector:
+                    result, history, engine_runs = _drive(config, spec, update, progress,
+                                                          t0=t0)
             finally:
                 close()
                 if observer is not None:
@@ -356,8 +368,13 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
         reasons = not_clean(summary, verdict, config.max_errors, writes=has_writes(workload))
         summary.update(clean=not reasons, not_clean=reasons)
     summary.update(target=target_name(asdict(config)), dialect=dialect.name)
+    events = [(round(at * 1000 - result.t0 / 1e6) / 1000, "worker killed", 0.0)
+              for at in kills]
+    table = timeline_frame(frame)
+    if schedule:
+        summary["faults"] = fault_summary(injector.happened, table, frame, result.t0 / 1e6)
+        events += [(f["at_s"], f["fault"], f["duration"]) for f in summary["faults"]]
     write_run(folder, summary, frame, result, verdict)
-    events = [(round(at * 1000 - result.t0 / 1e6) / 1000, "worker killed") for at in kills]
     write_timeline(folder, frame, events, title=folder.name, figure=timeline_png)
     return RunOutcome(folder, summary, frame, verdict)
 
@@ -376,12 +393,13 @@ def _dialect(config: RunConfig, workload: Workload) -> Dialect:
 
 
 def _drive(config: RunConfig, spec: LoadSpec, update: Callable[[int, int], None] | None,
-           progress: bool) -> tuple[LoadResult, list[Record], list[EngineRun] | None]:
+           progress: bool, t0: int | None = None
+           ) -> tuple[LoadResult, list[Record], list[EngineRun] | None]:
     """Run the load from here or from engines: (the result, the history the verifier judges,
     each engine's part). From engines, the history's intervals are widened by each engine's
     clock uncertainty."""
     if not (config.engines or config.cluster):
-        result = run_load(spec, update)
+        result = run_load(spec, update, t0=t0)
         return result, result.records, None
     wait = (config.duration or 0) + config.warmup + config.timeout * (config.retries + 1) \
         + (120 if config.requests else 0) + WAIT_MARGIN_SECONDS

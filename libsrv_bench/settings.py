@@ -48,6 +48,7 @@ class RunConfig:
     retries: int = 0
     no_ids: bool = False  # requests without an id, as the class's client sends them
     kill_worker_every: float | None = None  # seconds; SIGKILL one worker of our server each time
+    faults: tuple[str, ...] = ()  # a fault schedule, KIND@START[+DURATION] (libsrv_bench.faults)
     workload: str = "read-mostly"
     hot: int | None = None
     seed: int = 1
@@ -110,7 +111,9 @@ class Setting:
     when a setting whose default is None is not given."""
 
     field: str
-    type: Any  # int, float, str, bool (a switch), or "tristate" (--x / --no-x / neither)
+    # int, float, str, bool (a switch), "tristate" (--x / --no-x / neither), "choice", or
+    # "list" (a flag given again for each item)
+    type: Any
     help: str
     tag: str
     unset: str = ""
@@ -149,6 +152,9 @@ SETTINGS: tuple[Setting, ...] = (
             "client retries then)", "noids"),
     Setting("kill_worker_every", float, "SIGKILL one worker of the server every this many "
             "seconds", "kill", "never"),
+    Setting("faults", "list", "a fault, KIND@START[+DURATION] in seconds from the start of "
+            "the load: kill-worker@3, stop-worker@5+1 (repeat the flag for a schedule; for a "
+            "server bench starts)", "fault", "none", cli="--fault"),
     Setting("workload", str, f"{', '.join(WORKLOADS)}, or mix:action=weight,...", ""),
     Setting("hot", int, "restrict the workload to this many books", "hot", "every book"),
     Setting("seed", int, "fixes the sequence of requests", "seed"),
@@ -215,6 +221,9 @@ def add_flags(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) ->
         elif setting.type == "tristate":
             target.add_argument(setting.flag, action=argparse.BooleanOptionalAction,
                                 default=None, help=text)
+        elif setting.type == "list":
+            target.add_argument(setting.flag, action="append", default=None, help=text,
+                                dest=setting.field, metavar=setting.tag.upper())
         else:
             target.add_argument(setting.flag, type=setting.type, default=None, help=text,
                                 dest=setting.field)
@@ -227,7 +236,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> RunConfig:
         value = getattr(args, setting.field, None)
         if value is None or (setting.type is bool and not value):
             continue  # not given: RunConfig's default
-        values[setting.field] = value
+        values[setting.field] = tuple(value) if setting.type == "list" else value
     values.update(overrides)
     return RunConfig(**values)
 
@@ -250,6 +259,9 @@ def run_flags(config: RunConfig) -> list[str]:
             flags += [setting.flag] if value else []
         elif setting.type == "tristate":
             flags.append(setting.flag if value else "--no-" + setting.flag[2:])
+        elif setting.type == "list":
+            for item in value:
+                flags += [setting.flag, item]
         else:
             flags += [setting.flag, _format(value)]
     return flags
@@ -287,6 +299,8 @@ def run_name(config: RunConfig) -> str:
             parts.append(setting.tag)
         elif setting.type == "tristate":
             parts.append(setting.tag if value else "no" + setting.tag)
+        elif setting.type == "list":
+            parts += [f"{setting.tag}-{item}" for item in value]
         elif value is not None:  # (duration is None exactly when requests is set)
             parts.append(f"{setting.tag}{_format(value)}")
     return _UNSAFE_CHARS.sub("_", "-".join(parts))

@@ -4,7 +4,7 @@ Whole-run percentiles hide a stall: one second without replies is a number in a 
 timeline shows it. `timeline_frame` buckets a run's requests (`results.records_frame`) by the
 interval in which each was answered (a timeout by the interval in which it was sent), and each
 run folder gets ``timeline.csv`` and ``timeline.png`` (events such as killed workers drawn as
-vertical lines).
+vertical lines, and faults that last as shaded bands).
 
 Latency per interval is exact (the interval's own requests, sorted), both from the intended
 send (corrected: what an open-loop client waited) and from the actual send (uncorrected).
@@ -55,10 +55,14 @@ def timeline_frame(frame: pd.DataFrame, interval_ms: float = INTERVAL_MS) -> pd.
     return table[list(COLUMNS)].astype({"answered": int, "errors": int, "timeouts": int})
 
 
-def timeline_figure(table: pd.DataFrame, events: Sequence[tuple[float, str]] = (),
+Event = tuple[float, str, float]  # (seconds from the start, label, how long it lasted)
+
+
+def timeline_figure(table: pd.DataFrame, events: Sequence[Event] = (),
                     title: str = "") -> plt.Figure:
     """Top: requests answered per second, with errors and timeouts; bottom: latency p50, p99
-    and max per interval (log scale). `events` are (seconds, label) drawn as lines."""
+    and max per interval (log scale). `events` are drawn as a dashed line where each starts,
+    and a shaded band while it lasts."""
     fig, (rate, latency) = plt.subplots(2, 1, figsize=(9, 5.2), sharex=True,
                                         height_ratios=[1, 1.2])
     rate.plot(table["t_s"], table["rate_per_s"], color="#0072B2", linewidth=1.2,
@@ -81,9 +85,11 @@ def timeline_figure(table: pd.DataFrame, events: Sequence[tuple[float, str]] = (
     latency.set_xlabel(f"seconds from the start (intervals of {_interval_s(table) * 1000:g} ms)")
     latency.grid(True, which="major", alpha=0.3)
     latency.legend(fontsize=8, loc="upper right")
-    for at, label in events:
+    for at, label, lasted in events:
         for ax in (rate, latency):
             ax.axvline(at, color="0.35", linestyle="--", linewidth=1)
+            if lasted:
+                ax.axvspan(at, at + lasted, color="#D55E00", alpha=0.12, linewidth=0)
         rate.annotate(label, (at, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
                       textcoords="offset points", fontsize=8, color="0.25")
     if title:
@@ -98,7 +104,7 @@ def _interval_s(table: pd.DataFrame) -> float:
 
 
 def write_timeline(folder: Path, frame: pd.DataFrame,
-                   events: Sequence[tuple[float, str]] = (), title: str = "", *,
+                   events: Sequence[Event] = (), title: str = "", *,
                    figure: bool = True) -> pd.DataFrame:
     """``timeline.csv`` (and, with `figure`, ``timeline.png``) in the run `folder`; returns
     the table."""

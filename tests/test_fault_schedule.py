@@ -1,0 +1,69 @@
+"""The fault schedule (libsrv_bench.faults): reading `--fault`, the recovery figure read off a
+timeline, and a real run with faults against a real server that must stay clean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from libsrv_bench.faults import Fault, FaultError, parse_fault, parse_schedule, recovery
+from libsrv_bench.runner import RunConfig, RunError, run_experiment
+from libsrv_bench.settings import run_flags
+
+pytestmark = pytest.mark.fast
+
+
+@pytest.mark.parametrize(("text", "fault"), [
+    ("kill-worker@3", Fault("kill-worker", 3.0)),
+    ("stop-worker@5.5+1", Fault("stop-worker", 5.5, 1.0)),
+    (" kill-worker@0 ", Fault("kill-worker", 0.0))])
+def test_a_fault_is_read_as_written(text: str, fault: Fault) -> None:
+    assert parse_fault(text) == fault
+    assert str(parse_fault(str(fault))) == str(fault)
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("kill-worker", "KIND@START"), ("explode@3", "unknown fault 'explode'"),
+    ("stop-worker@3", "needs a duration"), ("kill-worker@3+2", "happens at once"),
+    ("kill-worker@-1", "KIND@START")])
+def test_a_fault_that_cannot_be_read_says_why(text: str, says: str) -> None:
+    with pytest.raises(FaultError, match=says):
+        parse_fault(text)
+
+
+def test_a_schedule_is_ordered_by_time() -> None:
+    assert [f.at for f in parse_schedule(["kill-worker@5", "stop-worker@1+1"])] == [1, 5]
+
+
+def _timeline(rates: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"t_s": [i / 10 for i in range(len(rates))], "rate_per_s": rates})
+
+
+def test_recovery_is_when_throughput_is_back_near_its_level_before() -> None:
+    rates = [1000.0] * 20 + [0.0] * 5 + [500.0] * 3 + [950.0] * 10  # fault at 2.0 s
+    assert recovery(_timeline(rates), Fault("kill-worker", 2.0)) == pytest.approx(0.9)
+    never = [1000.0] * 20 + [100.0] * 20
+    assert recovery(_timeline(never), Fault("kill-worker", 2.0)) is None
+    assert recovery(_timeline(rates), Fault("kill-worker", 0.0)) is None  # no "before"
+
+
+def test_faults_need_a_server_bench_starts(tmp_path: Path) -> None:
+    with pytest.raises(RunError, match="--fault"):
+        run_experiment(RunConfig(workers=0, faults=("kill-worker@1",)), tmp_path,
+                       progress=False)
+
+
+def test_a_run_with_faults_stays_clean_and_says_what_each_cost(tmp_path: Path) -> None:
+    config = RunConfig(workers=2, books=100, clients=6, duration=3.5, warmup=0, timeout=1,
+                       retries=3, faults=("kill-worker@1", "stop-worker@2+0.5"))
+    assert run_flags(config).count("--fault") == 2  # the command repeats the schedule
+    outcome = run_experiment(config, tmp_path, progress=False)
+    faults = outcome.summary["faults"]
+    assert [f["fault"] for f in faults] == ["kill-worker@1", "stop-worker@2+0.5"]
+    assert all(f["pid"] and not f["error"] for f in faults), faults
+    assert 0.9 <= faults[0]["at_s"] <= 1.9 and 1.9 <= faults[1]["at_s"] <= 2.9
+    assert outcome.violations == 0 and outcome.summary["clean"], outcome.summary["not_clean"]
+    timeline = pd.read_csv(outcome.folder / "timeline.csv")
+    assert timeline["answered"].sum() == outcome.summary["requests"]
