@@ -112,7 +112,7 @@ def test_open_loop_counts_latency_from_the_intended_time(tmp_path: Path) -> None
 
 def test_the_verifier_catches_real_lost_updates_and_clears_the_safe_server(
         tmp_path: Path) -> None:
-    common = dict(workers=2, books=50, clients=12, requests=2500, warmup=0.2,
+    common = dict(workers=2, books=50, clients=12, requests=1500, warmup=0.2,
                   workload="hot-spot", hot=1)
     unsafe = run_experiment(RunConfig(unsafe_no_lock=True, **common), tmp_path,
                             progress=False)

@@ -1,5 +1,5 @@
-"""The broker's data path: credits route around a stuck worker, and the guarantees hold while
-workers die under a mixed load (checked by the verifier, stale reads included)."""
+"""The broker's data path: credits route around a stuck worker, and ping says how many workers
+serve while one loads. (Workers dying under a mixed load: tests/test_kills_under_load.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import pytest
 from libsrv.broker_core import WORKER_CREDITS
 from libsrv.client import LibraryClient, ServerUnreachable, wait_until_serving
 from libsrv.generate import isbn_for, write_catalog
-from libsrv_bench.runner import RunConfig, run_experiment
 from tests.helpers import client_for, wait_until
 
 pytestmark = pytest.mark.fast
@@ -44,23 +43,11 @@ def test_a_stopped_worker_holds_at_most_its_credits(start_server, tmp_path: Path
     assert unanswered >= 1  # the stopped worker did get (and hold) some
 
 
-def test_no_anomaly_while_workers_die_under_a_mixed_load(tmp_path: Path) -> None:
-    outcome = run_experiment(RunConfig(workers=2, books=50, clients=12, duration=5, warmup=0,
-                                       workload=MIX, hot=2, retries=5, timeout=2,
-                                       kill_worker_every=1.0), tmp_path, progress=False)
-    summary = outcome.summary
-    assert summary["workers_killed"] >= 2
-    assert summary["codes"].get("OK", 0) > 200
-    assert outcome.violations == 0, outcome.verdict["details"][:3]
-    assert summary["timeouts"] == 0
-
-
-
 def test_ping_says_how_many_workers_serve_while_a_replacement_loads(
         start_server, tmp_path: Path) -> None:
     """Alive is not ready: while a replacement worker parses a big catalog, ping says one of
     two serve, and `wait_until_serving` waits for both."""
-    server = start_server(write_catalog(tmp_path / "big.json", 100_000), workers=2)
+    server = start_server(write_catalog(tmp_path / "big.json", 60_000), workers=2)
     with client_for(server) as lib:
         pong = lib.ping().raw
         assert (pong["serving"], pong["workers"]) == (2, 2)

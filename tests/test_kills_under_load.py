@@ -68,3 +68,14 @@ def test_worker_kills_and_a_server_restart_under_load_leave_no_undetected_gap(
         assert copy == file_state(catalog_file)
     finally:
         server.kill()
+
+
+def test_no_anomaly_while_workers_die_under_a_mixed_load(tmp_path: Path) -> None:
+    outcome = run_experiment(RunConfig(workers=2, books=50, clients=12, duration=5, warmup=0,
+                                       workload=MIX, hot=2, retries=5, timeout=2,
+                                       kill_worker_every=1.0), tmp_path, progress=False)
+    summary = outcome.summary
+    assert summary["workers_killed"] >= 2
+    assert summary["codes"].get("OK", 0) > 200
+    assert outcome.violations == 0, outcome.verdict["details"][:3]
+    assert summary["timeouts"] == 0
