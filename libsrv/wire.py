@@ -20,6 +20,12 @@ _RCVMORE = int(zmq.RCVMORE)
 _Base = zmq.backend.Socket
 
 
+# One frame on any socket, `send_frame(sock, data[, flags])` and `recv_frame(sock[, flags])`:
+# the compiled methods themselves (the load generator calls them for every request).
+send_frame = _Base.send
+recv_frame = _Base.recv
+
+
 def sender(sock: zmq.Socket, flags: int = 0) -> Callable[[list[bytes]], None]:
     """A function that sends one multipart message of bytes frames on `sock` (with `flags`,
     such as NOBLOCK, on every frame; raises zmq.Again / zmq.ZMQError as `send` does)."""

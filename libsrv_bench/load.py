@@ -30,6 +30,7 @@ import zmq
 from hdrh.histogram import HdrHistogram
 
 from libsrv.protocol import Action
+from libsrv.wire import recv_frame, send_frame
 from libsrv_bench.dialects import DEFAULT_DIALECT, Outcome, dialect_named
 from libsrv_bench.history import FAILURE_CODES, TIMEOUT, Record
 from libsrv_bench.workloads import KeySpace, Workload
@@ -168,7 +169,7 @@ class _ClientPool:
         client.rid = rid
         client.payload = self.dialect.request(action, fields, rid)
         if client.sock is not None:
-            client.sock.send(client.payload)
+            send_frame(client.sock, client.payload)
         client.sent, client.sent_at, client.first_sent, client.attempts = True, now, now, 1
         if client.quota > 0:
             client.quota -= 1
@@ -202,7 +203,7 @@ class _ClientPool:
             self._reconnect(client)  # a REQ socket that got no reply cannot send again
             if client.attempts <= self.spec.retries:  # resend, same id, fresh socket
                 if client.sock is not None:
-                    client.sock.send(client.payload)
+                    send_frame(client.sock, client.payload)
                 client.sent_at = now
                 client.attempts += 1
                 continue
@@ -237,7 +238,7 @@ class _ClientPool:
             wait_ms = max(0, (due - time.perf_counter_ns()) // 1_000_000)
             for sock, _ in self.poller.poll(wait_ms):
                 client = self.by_sock[sock]
-                frame = sock.recv()
+                frame = recv_frame(sock)
                 now = time.perf_counter_ns()
                 action, fields = client.request or (Action.PING, {})
                 self._finish(client, now, self.dialect.reply(action, fields, frame))
