@@ -22,6 +22,7 @@ from libsrv.defaults import DEFAULT_PAGE_LANG
 # left idle must not hold the --max-kernels places (a student back after that reloads the page).
 CULL_AFTER = 600.0
 MAX_KERNELS = 20  # visitors at once (a kernel is about 55 MB)
+STOP_SECONDS = 20.0  # Voilà's time to stop its kernels before it is killed
 
 
 def page_token(host: str, token: str | None) -> str | None:
@@ -43,8 +44,9 @@ def voila_command(page: Path, *, host: str, port: int, cull_after: float,
             f"--CappedKernelManager.max_kernels={max_kernels}",
             f"--Voila.token={token or ''}",
             f"--Voila.ip={host}", "--Voila.log_level=ERROR", "--KernelManager.transport=ipc",
-            # JupyterLab's preview button is of no use on the page
-            '--VoilaConfiguration.extension_denylist=["@voila-dashboards/jupyterlab-preview"]',
+            # JupyterLab's preview button is of no use on the page (one item: the list syntax
+            # prints a traitlets DeprecationWarning in the teacher's terminal)
+            "--VoilaConfiguration.extension_denylist", "@voila-dashboards/jupyterlab-preview",
             f"--MappingKernelManager.cull_idle_timeout={max(1, round(cull_after))}",
             f"--MappingKernelManager.cull_interval={max(1, min(round(cull_after / 4), 30))}",
             "--MappingKernelManager.cull_connected=True"]
@@ -75,13 +77,29 @@ def serve_forms(*, endpoint: str | None, db: Path | None, workers: int, host: st
         print(f"Open to the network: students open http://<this machine's address>:{port}/"
               + (f"?token={token}" if token else "") + " (the token keeps others out).",
               flush=True)
+    voila: subprocess.Popen[bytes] | None = None
     try:
         with resources.as_file(resources.files("libsrv") / "pages" / "forms.ipynb") as page:
             command = voila_command(page, host=host, port=port, cull_after=cull_after,
                                     max_kernels=max_kernels, token=token)
-            return subprocess.run(command, env=env).returncode
-    except KeyboardInterrupt:
+            voila = subprocess.Popen(command, env=env)
+            return voila.wait()
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the CLI turns it into this)
         return 0
     finally:
+        if voila is not None:
+            _stop(voila)
         if server is not None:
             server.stop()
+
+
+def _stop(voila: subprocess.Popen[bytes]) -> None:
+    """Stop Voilà (it stops its kernels), however this process was asked to stop: a signal to
+    this process alone must not leave the page answering."""
+    if voila.poll() is None:
+        voila.terminate()
+        try:
+            voila.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            voila.kill()
+            voila.wait(5)

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 from libsrv.scratch import OWNER_FILE
@@ -74,15 +75,20 @@ def test_a_health_check_leaves_no_kernel_and_the_page_cleans_up(tmp_path: Path) 
         assert kernels(page.pid) == 1
         wait_until(lambda: kernels(page.pid) == 0, timeout=60,
                    message="the unconnected kernel to be culled")
-        page.send_signal(signal.SIGTERM)
+        started = psutil.Process(page.pid).children(recursive=True)  # Voilà, its server...
+        assert any("voila" in " ".join(p.cmdline()) for p in started)
+        page.send_signal(signal.SIGTERM)  # to the page's process alone, as a service manager
         page.wait(60)
         output = lines.wait_closed()
+        _, alive = psutil.wait_procs(started, timeout=30)
     finally:
         if page.poll() is None:
             page.kill()
             page.wait(10)
+    assert not alive, [" ".join(p.cmdline())[:80] for p in alive]  # Voilà stopped too
     assert not copy.parent.exists(), "the catalog copy outlived the page"
-    assert "WARNING" not in output and "Traceback" not in output, output
+    for noise in ("WARNING", "Traceback", "DeprecationWarning", "Parent appears to have exited"):
+        assert noise not in output, output
 
 
 def test_a_local_server_removes_its_copy_and_old_copies_are_swept(tmp_path: Path) -> None:
