@@ -49,7 +49,11 @@ def voila_command(page: Path, *, host: str, port: int, cull_after: float,
             "--VoilaConfiguration.extension_denylist", "@voila-dashboards/jupyterlab-preview",
             f"--MappingKernelManager.cull_idle_timeout={max(1, round(cull_after))}",
             f"--MappingKernelManager.cull_interval={max(1, min(round(cull_after / 4), 30))}",
-            "--MappingKernelManager.cull_connected=True"]
+            "--MappingKernelManager.cull_connected=True",
+            # voila.json beside the page: a websocket ping timeout tornado accepts (jupyter's
+            # default, 3 intervals, makes tornado complain in the teacher's terminal; a number
+            # cannot be given on the command line without a traitlets DeprecationWarning)
+            "--Voila.config_file_paths", str(page.parent)]
 
 
 def serve_forms(*, endpoint: str | None, db: Path | None, workers: int, host: str,

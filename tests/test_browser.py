@@ -84,7 +84,9 @@ def test_the_voila_forms_page_loans_a_book(start_server, catalog_file: Path,
             browser.close()
         assert not errors, errors
     finally:
-        end_drained(voila, output)
+        said = end_drained(voila, output)
     assert server.stop() == 0
+    for noise in ("Traceback", "websocket_ping_timeout", "Warning"):  # a quiet terminal
+        assert noise not in said, said
     assert Catalog.from_bytes(catalog_file.read_bytes()).get("9788437604947")["prestatario"] \
         == "<b>Guillermo</b>"
