@@ -202,10 +202,11 @@ def _serve_router(sock: zmq.Socket, service: Service, stop: StopFlag, name: str)
         releasable = peers.any_releasable
         owed = releasable or peers.any_blocked
         wait_ms = 0 if releasable else BLOCKED_RETRY_MS if owed else POLL_MS
-        if not poller.poll(wait_ms) and not owed:
-            if time.monotonic() - last_activity >= IDLE_SECONDS:
-                housekeeping(service, name)
-                last_activity = time.monotonic()
+        ready = poller.poll(wait_ms)
+        if not ready and time.monotonic() - last_activity >= IDLE_SECONDS:
+            housekeeping(service, name)  # also while a client that reads nothing is owed
+            last_activity = time.monotonic()
+        if not ready and not owed:
             continue
         logging_on = request_log.isEnabledFor(logging.INFO)
         accepted = peers.release()  # before the retry: a client still blocked waits
@@ -232,7 +233,8 @@ def _serve_router(sock: zmq.Socket, service: Service, stop: StopFlag, name: str)
             if logging_on:
                 log_request(name, pid, handled)
         send_replies(send, replies, peers)
-        last_activity = time.monotonic()
+        if accepted or replies:
+            last_activity = time.monotonic()
 
 
 def flush_and_close(service: Service, name: str) -> None:
