@@ -5,7 +5,9 @@ fault cost, read off the run's timeline.
 
 - ``kill-worker@3``: SIGKILL one worker (the broker starts a replacement);
 - ``stop-worker@5+1``: SIGSTOP one worker for 1 s, then SIGCONT (a stuck worker: the broker
-  kills it once it has answered nothing for ``--worker-timeout``).
+  kills it once it has answered nothing for ``--worker-timeout``);
+- ``kill-feed@4``: SIGKILL the live feed's process (the server starts a new one on its port;
+  subscribers see the gap in the change numbers and take a snapshot).
 
 They act on a server the bench starts (its workers are listed by its `stats`). The parsing and
 the recovery figures are plain functions; `FaultRunner` is the thread that carries a schedule out.
@@ -27,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-KINDS = ("kill-worker", "stop-worker")
+KINDS = ("kill-worker", "stop-worker", "kill-feed")
 NEEDS_DURATION = frozenset({"stop-worker"})
 RECOVERED_SHARE = 0.9  # throughput is back when an interval reaches this share of before
 BEFORE_SECONDS = 1.0  # "before": the median rate over this long before the fault
@@ -86,13 +88,15 @@ class Happened:
 
 class FaultRunner:
     """Carries a schedule out on a thread, from `start` (time.monotonic seconds). `workers()`
-    lists the server's worker pids at that moment; `happened` records each fault."""
+    lists the server's worker pids at that moment, `feed()` its feed's pid (or None);
+    `happened` records each fault."""
 
     def __init__(self, schedule: Sequence[Fault], workers: Callable[[], list[int]],
-                 start: float) -> None:
+                 start: float, feed: Callable[[], int | None] = lambda: None) -> None:
         self.schedule = list(schedule)
         self.happened: list[Happened] = []
         self._workers = workers
+        self._feed = feed
         self._start = start
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-faults", daemon=True)
@@ -110,6 +114,13 @@ class FaultRunner:
             if self._stop.wait(max(0.0, self._start + fault.at - time.monotonic())):
                 return
             try:
+                if fault.kind == "kill-feed":
+                    pid = self._feed()
+                    if pid is None:
+                        raise FaultError("the server has no live feed process to kill")
+                    os.kill(pid, signal.SIGKILL)
+                    self.happened.append(Happened(fault, pid, time.monotonic() * 1000))
+                    continue
                 pids = self._workers()
                 if not pids:
                     raise FaultError("the server lists no worker to act on")

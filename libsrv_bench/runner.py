@@ -159,6 +159,23 @@ def server_pids(endpoint: str, server: ServerProcess) -> list[int]:
     return [server.pid, *(pid for pid in workers if pid and pid != server.pid)]
 
 
+def feed_pid(server: ServerProcess) -> int | None:
+    """The pid of our server's live feed: its child process listening on the feed's port."""
+    import psutil
+
+    if not server.feed_endpoint:
+        return None
+    port = int(server.feed_endpoint.rsplit(":", 1)[1])
+    for child in psutil.Process(server.pid).children(recursive=True):
+        try:
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port
+                   for c in child.net_connections(kind="tcp")):
+                return child.pid
+        except psutil.Error:
+            continue
+    return None
+
+
 @contextmanager
 def worker_killer(endpoint: str, server: ServerProcess | None,
                   every: float | None) -> Iterator[list[float]]:
@@ -299,7 +316,8 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             t0 = time.perf_counter_ns() + START_DELAY_NS + 200_000_000 * spec.process_count()
             injector = FaultRunner(
                 schedule, lambda: server_pids(endpoint, server)[1:] if server else [],
-                start=t0 / 1e9)  # perf_counter and monotonic: one clock (CLOCK_MONOTONIC)
+                start=t0 / 1e9,  # perf_counter and monotonic: one clock (CLOCK_MONOTONIC)
+                feed=lambda: feed_pid(server) if server else None)
             try:
                 with worker_killer(endpoint, server, config.kill_worker_every) as kills, \
                         injector:

@@ -153,8 +153,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("kill_worker_every", float, "SIGKILL one worker of the server every this many "
             "seconds", "kill", "never"),
     Setting("faults", "list", "a fault, KIND@START[+DURATION] in seconds from the start of "
-            "the load: kill-worker@3, stop-worker@5+1 (repeat the flag for a schedule; for a "
-            "server bench starts)", "fault", "none", cli="--fault"),
+            "the load: kill-worker@3, stop-worker@5+1, kill-feed@4 (repeat the flag for a "
+            "schedule; for a server bench starts)", "fault", "none", cli="--fault"),
     Setting("workload", str, f"{', '.join(WORKLOADS)}, or mix:action=weight,...", ""),
     Setting("hot", int, "restrict the workload to this many books", "hot", "every book"),
     Setting("seed", int, "fixes the sequence of requests", "seed"),

@@ -57,13 +57,14 @@ def test_faults_need_a_server_bench_starts(tmp_path: Path) -> None:
 
 def test_a_run_with_faults_stays_clean_and_says_what_each_cost(tmp_path: Path) -> None:
     config = RunConfig(workers=2, books=100, clients=6, duration=2.2, warmup=0, timeout=1,
-                       retries=3, faults=("kill-worker@0.7", "stop-worker@1.4+0.4"))
-    assert run_flags(config).count("--fault") == 2  # the command repeats the schedule
+                       retries=3,
+                       faults=("kill-worker@0.7", "stop-worker@1.4+0.4", "kill-feed@1.0"))
+    assert run_flags(config).count("--fault") == 3  # the command repeats the schedule
     outcome = run_experiment(config, tmp_path, progress=False)
     faults = outcome.summary["faults"]
-    assert [f["fault"] for f in faults] == ["kill-worker@0.7", "stop-worker@1.4+0.4"]
+    assert [f["fault"] for f in faults] == ["kill-worker@0.7", "kill-feed@1", "stop-worker@1.4+0.4"]
     assert all(f["pid"] and not f["error"] for f in faults), faults
-    assert 0.6 <= faults[0]["at_s"] <= 1.3 and 1.3 <= faults[1]["at_s"] <= 2.0
+    assert 0.6 <= faults[0]["at_s"] <= 1.3 and 1.3 <= faults[2]["at_s"] <= 2.0
     assert outcome.violations == 0 and outcome.summary["clean"], outcome.summary["not_clean"]
     timeline = pd.read_csv(outcome.folder / "timeline.csv")
     assert timeline["answered"].sum() == outcome.summary["requests"]
