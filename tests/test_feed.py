@@ -287,36 +287,25 @@ def test_with_both_ports_taken_the_request_port_is_named(catalog_file: Path) -> 
     assert f"request port {port} is taken" in result.stderr, result.stderr
 
 
-def _feed_pid(server: ServerProcess, feed_port: int) -> int:
-    """The pid of the server's child process that listens on the feed's port."""
-    import psutil
+def _feed_pid(server: ServerProcess) -> int:
+    """The pid of the server's feed process (bench's own lookup), once it listens."""
+    from libsrv_bench.runner import feed_pid
 
-    def find() -> int | None:
-        for child in psutil.Process(server.pid).children(recursive=True):
-            try:
-                listening = child.net_connections(kind="tcp")
-            except psutil.Error:
-                continue
-            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == feed_port
-                   for c in listening):
-                return child.pid
-        return None
-
-    return wait_until(find, timeout=10, message="the feed process")  # type: ignore[return-value]
+    return wait_until(lambda: feed_pid(server), timeout=10,  # type: ignore[return-value]
+                      message="the feed process")
 
 
 def test_a_killed_feed_is_started_again_and_subscribers_catch_up(catalog_file: Path) -> None:
     with ServerProcess(catalog_file, workers=1) as server, \
             LiveCatalog(server.endpoint, timeout=5) as live:
-        feed_port = int(server.feed_endpoint.rsplit(":", 1)[1])
-        first = _feed_pid(server, feed_port)
+        first = _feed_pid(server)
         os.kill(first, signal.SIGKILL)
         isbn = live.books()[0]["ISBN"]
         with client_for_endpoint(server.endpoint) as lib:
             assert lib.loan_isbn(isbn, "Ana").success  # while the feed is down, or after
         wait_until(lambda: live.get(isbn)["prestatario"] == "Ana", timeout=20,
                    message="the loan in the subscriber's copy")
-        assert _feed_pid(server, feed_port) != first  # a new feed, on the same port
+        assert _feed_pid(server) != first  # a new feed, on the same port
         with client_for_endpoint(server.endpoint) as lib:
             assert lib.return_isbn(isbn).success
         wait_until(lambda: live.get(isbn)["estado"] == AVAILABLE, timeout=20,
@@ -328,7 +317,7 @@ def test_a_subscriber_notices_a_silent_feed_and_keeps_its_copy_current(
         catalog_file: Path) -> None:
     with ServerProcess(catalog_file, workers=1) as server, \
             LiveCatalog(server.endpoint, timeout=5) as live:
-        feed = _feed_pid(server, int(server.feed_endpoint.rsplit(":", 1)[1]))
+        feed = _feed_pid(server)
         os.kill(feed, signal.SIGSTOP)  # alive, so not restarted, and silent
         try:
             isbn = live.books()[0]["ISBN"]
