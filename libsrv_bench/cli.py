@@ -20,6 +20,7 @@ from typing import Any
 
 from libsrv.storage import DEFAULT_ENGINE
 from libsrv_bench.faults import RECOVERED_SHARE
+from libsrv_bench.results import LATE_START
 from libsrv_bench.runner import run_experiment, sweep
 from libsrv_bench.settings import (
     DEMO_ROUNDS,
@@ -93,6 +94,10 @@ def summary_warnings(summary: dict[str, Any]) -> list[str]:
         out.append(f"a load process was saturated (CPU busy {busy}, "
                    f"{load['cpu_us_per_request']} µs per request): the figures may measure "
                    "the load generator; add --processes")
+    if load.get("late_start_s", 0) >= LATE_START:
+        out.append(f"a load process began {load['late_start_s']:.2f} s after the start (its "
+                   "machine was too busy to be ready in time): fewer clients drove part of "
+                   "the run")
     if summary.get("undecided_books"):
         out.append(f"{summary['undecided_books']} book(s) had too many overlapping operations "
                    "for the verifier to decide; they are listed in violations.json")

@@ -38,6 +38,7 @@ from libsrv_bench.workloads import KeySpace, Workload
 HIST_MAX_NS = 120 * 10**9  # two minutes
 HIST_DIGITS = 3
 START_DELAY_NS = 300_000_000  # all processes start together, this long after they are ready
+READY_SECONDS = 120.0  # spawning many load processes on a busy 2-core machine takes a while
 TIMEOUT_SCAN_NS = 20_000_000  # timeouts are looked for every 20 ms
 CLIENTS_PER_PROCESS = 250
 
@@ -90,6 +91,7 @@ class ProcessResult:
     measure_from: int  # perf_counter_ns after which samples count (warm-up excluded)
     cpu_seconds: float  # CPU time this load process spent driving its clients
     wall_seconds: float
+    late_ns: int = 0  # how long after t0 this process began driving its clients
 
 
 class _Client:
@@ -128,6 +130,7 @@ class _ClientPool:
         self.ctx = zmq.Context()
         self.poller = zmq.Poller()
         self.by_sock: dict[zmq.Socket, _Client] = {}
+        self.answers: list[tuple[Any, ...]] = []  # what `_finish` noted, read by `_records`
         self.records: list[Record] = []
         self.measure_from, self.end = spec.window(t0)
         self.timeout_ns = int(spec.timeout * 1e9)
@@ -174,18 +177,15 @@ class _ClientPool:
         if client.quota > 0:
             client.quota -= 1
 
-    def _finish(self, client: _Client, now: int, reply: Outcome | None) -> None:
-        """Record `client`'s request: answered with `reply` at `now`, or timed out (None)."""
+    def _finish(self, client: _Client, now: int, frame: bytes | None) -> None:
+        """Note `client`'s request: answered with `frame` at `now`, or timed out (None). The
+        reply is read once the run is over (`_records`), so that reading it costs the
+        server's cores nothing while it is measured."""
         action, fields = client.request or (Action.PING, {})
-        book = reply.book if reply is not None and reply.book is not None else {}
-        code = reply.code if reply is not None else TIMEOUT
-        self.records.append(Record(
-            client.index, str(action), fields.get("isbn"), fields.get("borrower"),
-            client.intended, client.first_sent, now if reply is not None else None, code,
-            book.get("ISBN"), book.get("prestatario"), book.get("estado"), client.attempts,
-            client.rid))
+        self.answers.append((client.index, action, fields, client.intended, client.first_sent,
+                             now, frame, client.attempts, client.rid))
         self.counters[self.slot * 2] += 1
-        if code in FAILURE_CODES or code == TIMEOUT:
+        if frame is None:
             self.counters[self.slot * 2 + 1] += 1
         client.sent = False
         if self.interval:
@@ -193,6 +193,24 @@ class _ClientPool:
             client.next_at = client.intended
         else:
             client.next_at = client.intended = now + self.think
+
+    def _records(self) -> list[Record]:
+        """Every request of the run as a `Record`, its reply read by the dialect; the error
+        replies are added to the progress counters here."""
+        records, errors = [], 0
+        read = self.dialect.reply
+        for index, action, fields, intended, sent, now, frame, attempts, rid in self.answers:
+            reply: Outcome | None = read(action, fields, frame) if frame is not None else None
+            book = reply.book if reply is not None and reply.book is not None else {}
+            code = reply.code if reply is not None else TIMEOUT
+            if code in FAILURE_CODES:
+                errors += 1
+            records.append(Record(
+                index, str(action), fields.get("isbn"), fields.get("borrower"), intended, sent,
+                now if reply is not None else None, code, book.get("ISBN"),
+                book.get("prestatario"), book.get("estado"), attempts, rid))
+        self.counters[self.slot * 2 + 1] += errors
+        return records
 
     def _expire(self, now: int, scheduled: list[tuple[int, int]]) -> int:
         """Retry or give up on requests past their timeout; how many were given up."""
@@ -221,6 +239,7 @@ class _ClientPool:
         next_check = t0
         while time.perf_counter_ns() < t0:
             time.sleep(0.001)
+        late = max(0, time.perf_counter_ns() - t0)
         cpu_start, wall_start = time.process_time(), time.perf_counter()
         while True:
             now = time.perf_counter_ns()
@@ -234,14 +253,19 @@ class _ClientPool:
                 outstanding -= self._expire(now, scheduled)
             if not outstanding and not scheduled:
                 break
-            due = min(scheduled[0][0] if scheduled else next_check, next_check)
-            wait_ms = max(0, (due - time.perf_counter_ns()) // 1_000_000)
+            now = time.perf_counter_ns()
+            if scheduled and scheduled[0][0] < next_check:
+                # a send due: wake no later than it (the last sub-millisecond is spun)
+                wait_ms = max(0, (scheduled[0][0] - now) // 1_000_000)
+            else:
+                # only the timeout scan is due, which may come a little late: rounding this
+                # down would spin for up to a millisecond every scan, in every load process
+                wait_ms = max(0, -(-(next_check - now) // 1_000_000))
             for sock, _ in self.poller.poll(wait_ms):
                 client = self.by_sock[sock]
                 frame = recv_frame(sock)
                 now = time.perf_counter_ns()
-                action, fields = client.request or (Action.PING, {})
-                self._finish(client, now, self.dialect.reply(action, fields, frame))
+                self._finish(client, now, frame)
                 outstanding -= 1
                 if not self._has_work(client):
                     continue
@@ -255,8 +279,10 @@ class _ClientPool:
         for sock in list(self.by_sock):
             sock.close(linger=0)
         self.ctx.term()
+        self.records = self._records()
         corrected, uncorrected = self._histograms()
-        return ProcessResult(self.records, corrected, uncorrected, self.measure_from, cpu, wall)
+        return ProcessResult(self.records, corrected, uncorrected, self.measure_from, cpu, wall,
+                             late)
 
     def _histograms(self) -> tuple[bytes, bytes]:
         """The latency histograms of the measured requests, filled after the run so that the
@@ -277,8 +303,9 @@ def run_clients(spec: LoadSpec, first: int, count: int, t0: int, counters: Any,
     return _ClientPool(spec, first, count, t0, counters, slot).run(t0)
 
 
-def _child(spec: LoadSpec, first: int, count: int, start: Any, counters: Any, slot: int,
-           results: Any) -> None:
+def _child(spec: LoadSpec, first: int, count: int, ready: Any, start: Any, counters: Any,
+           slot: int, results: Any) -> None:
+    ready.put(slot)  # imported and running: the parent picks t0 once every process is
     start.wait()
     t0 = counters[-1]  # the parent's start time, published before `start` is set
     results.put((slot, run_clients(spec, first, count, t0, counters, slot)))
@@ -295,26 +322,28 @@ class LoadResult:
     processes: int
     cpu_seconds: list[float]  # per load process
     wall_seconds: list[float]
+    late_seconds: list[float] = field(default_factory=list)  # per process: start after t0
 
 
 def run_load(spec: LoadSpec, progress: Callable[[int, int], None] | None = None, *,
              t0: int | None = None, first_client: int = 0) -> LoadResult:
     """Run the load in `spec.process_count()` child processes and gather every record.
 
-    `t0` (perf_counter_ns) is when all processes start (default: shortly after they are
-    spawned); clients are numbered from `first_client` (engines of one run number theirs
-    apart)."""
+    `t0` (perf_counter_ns) is when all processes start (default: START_DELAY_NS after every
+    process is up, so that none starts late for having been slow to spawn); clients are
+    numbered from `first_client` (engines of one run number theirs apart). `late_seconds`
+    says how long after t0 each process began: a given t0 may be too early for some."""
     mp = multiprocessing.get_context("spawn")
     nproc = spec.process_count()
     counters = RawArray("q", 2 * nproc + 1)
     start = mp.Event()
-    results = mp.Queue()
+    ready, results = mp.Queue(), mp.Queue()
     share, extra = divmod(spec.clients, nproc)
     children, first = [], first_client
     for slot in range(nproc):
         count = share + (1 if slot < extra else 0)
-        child = mp.Process(target=_child, args=(spec, first, count, start, counters, slot,
-                                                results), daemon=True)
+        child = mp.Process(target=_child, args=(spec, first, count, ready, start, counters,
+                                                slot, results), daemon=True)
         child.start()
         children.append(child)
         first += count
@@ -326,8 +355,9 @@ def run_load(spec: LoadSpec, progress: Callable[[int, int], None] | None = None,
 
     gathered: dict[int, ProcessResult] = {}
     try:
+        _wait_ready(ready, children)
         if t0 is None:
-            t0 = time.perf_counter_ns() + START_DELAY_NS + 200_000_000 * nproc
+            t0 = time.perf_counter_ns() + START_DELAY_NS
         counters[-1] = t0
         start.set()
         while len(gathered) < nproc:
@@ -355,4 +385,21 @@ def run_load(spec: LoadSpec, progress: Callable[[int, int], None] | None = None,
     ordered = [gathered[slot] for slot in sorted(gathered)]
     measure_from, end = spec.window(t0)
     return LoadResult(records, corrected, uncorrected, t0, measure_from, end, nproc,
-                      [r.cpu_seconds for r in ordered], [r.wall_seconds for r in ordered])
+                      [r.cpu_seconds for r in ordered], [r.wall_seconds for r in ordered],
+                      [r.late_ns / 1e9 for r in ordered])
+
+
+def _wait_ready(ready: Any, children: list[Any]) -> None:
+    """Until every load process has said it is up (RuntimeError if one died first)."""
+    deadline = time.monotonic() + READY_SECONDS
+    for _ in children:
+        while True:
+            try:
+                ready.get(timeout=0.25)
+                break
+            except queue.Empty:
+                if not all(c.is_alive() for c in children):
+                    raise RuntimeError("a load process died; see its error above") from None
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"load processes not up after {READY_SECONDS:.0f} s"
+                                       ) from None

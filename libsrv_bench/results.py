@@ -26,6 +26,7 @@ from libsrv_bench.workloads import WRITES
 PERCENTILES = {"p50_ms": 50.0, "p90_ms": 90.0, "p99_ms": 99.0, "p999_ms": 99.9}
 KEEPING_UP = 0.95  # an open-loop run that achieves less than this share of its rate fell behind
 SATURATED = 0.90  # a load process busier than this (CPU / wall time) may be the bottleneck
+LATE_START = 0.05  # s: a load process that began this long after the others missed part of the run
 
 
 def records_frame(result: LoadResult) -> pd.DataFrame:
@@ -106,7 +107,8 @@ def load_figures(result: LoadResult, requests: int) -> dict[str, Any]:
             "cpu_seconds": [round(c, 3) for c in result.cpu_seconds],
             "busy": [round(b, 3) for b in busy],
             "cpu_us_per_request": round(cpu / requests * 1e6, 1) if requests else None,
-            "saturated": any(b >= SATURATED for b in busy)}
+            "saturated": any(b >= SATURATED for b in busy),
+            "late_start_s": round(max(result.late_seconds, default=0.0), 3)}
 
 
 def summarize(result: LoadResult, frame: pd.DataFrame,

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import itertools
 import random
+from bisect import bisect
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from libsrv.generate import isbn_for
 from libsrv.protocol import Action
 
 Request = tuple[Action, dict[str, Any]]
+
+# drawn for every request the load generator sends: computed once per book and client
+_generated_isbn = lru_cache(maxsize=1 << 16)(isbn_for)
+_borrower = lru_cache(maxsize=1 << 12)(lambda client: f"c{client}")
 
 
 @dataclass(frozen=True)
@@ -29,7 +35,7 @@ class KeySpace:
     books: tuple[tuple[str, str], ...] = ()
 
     def isbn(self, index: int) -> str:
-        return isbn_for(index) if self.generated else self.books[index][0]
+        return _generated_isbn(index) if self.generated else self.books[index][0]
 
     @property
     def size(self) -> int:
@@ -59,10 +65,12 @@ class Workload:
         return rng.randrange(size)
 
     def next(self, rng: random.Random, client: int, step: int, keys: KeySpace) -> Request:
-        borrower = f"c{client}"
         if self.scripted:
             return _class_step(client, step, keys)
-        action = rng.choices(self._actions, cum_weights=self._cumulative)[0]
+        borrower = _borrower(client)
+        # what rng.choices(cum_weights=) does, without its per-call set-up
+        action = self._actions[bisect(self._cumulative, rng.random() * self._cumulative[-1],
+                                      0, len(self._actions) - 1)]
         if action in (Action.LOAN_TITLE, Action.QUERY_TITLE):
             titled = keys.books[: self.hot or len(keys.books)]
             title = titled[rng.randrange(len(titled))][1]

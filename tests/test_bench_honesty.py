@@ -4,6 +4,7 @@ runs exactly, and tells when its own load generator is the limit."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -11,6 +12,7 @@ import random
 import shlex
 import subprocess
 import sys
+import time
 from dataclasses import fields, replace
 from datetime import date
 from pathlib import Path
@@ -23,8 +25,11 @@ from libsrv.protocol import Action, Request
 from libsrv.storage.files import StorageError
 from libsrv.storage.journal import JournalStorage
 from libsrv_bench.cli import summary_warnings
+from libsrv_bench.load import START_DELAY_NS, LoadSpec, run_load
+from libsrv_bench.results import load_figures
 from libsrv_bench.runner import RunError, run_experiment, server_pids
 from libsrv_bench.settings import SETTINGS, RunConfig, add_flags, config_from_args, run_flags
+from libsrv_bench.workloads import KeySpace, workload_named
 from tests.fake_servers import fake_server
 
 pytestmark = pytest.mark.fast
@@ -105,6 +110,57 @@ def test_load_processes_report_their_own_cost(tmp_path: Path) -> None:
     assert all(0 <= b <= 1.5 for b in load["busy"])
     saturated = dict(outcome.summary, load=dict(load, saturated=True, busy=[0.97, 0.4]))
     assert any("load process was saturated" in w for w in summary_warnings(saturated))
+
+
+SLOW_MAIN = """
+import sys, time
+from libsrv_bench.load import LoadSpec, run_load
+from libsrv_bench.workloads import KeySpace, workload_named
+
+time.sleep(2.0)  # a main module slow to import, as a notebook's kernel or a console script is:
+                 # every load process that multiprocessing spawns imports it again
+
+if __name__ == "__main__":
+    spec = LoadSpec(sys.argv[1], 6, workload_named("ping"), KeySpace(10, True),
+                    duration=0.5, warmup=0, processes=6)
+    result = run_load(spec)
+    first = {}
+    for r in result.records:
+        first[r.client] = min(first.get(r.client, r.t_send), r.t_send)
+    print(max(result.late_seconds), len(first), (max(first.values()) - result.t0) / 1e9)
+"""
+
+
+def test_every_load_process_starts_at_the_start_however_slow_it_was_to_spawn(
+        tmp_path: Path) -> None:
+    """t0 is picked once every load process is up, not after a fixed allowance: processes
+    slow to start (here each imports a main module that takes 2 s) once missed the start of
+    the run, and fewer clients than asked drove it."""
+    script = tmp_path / "slow_main.py"
+    script.write_text(SLOW_MAIN)
+    with fake_server("correct") as endpoint:
+        done = subprocess.run([sys.executable, str(script), endpoint], capture_output=True,
+                              text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    late, clients, last_first_send = (float(v) for v in done.stdout.split())
+    assert clients == 6
+    assert late < START_DELAY_NS / 1e9
+    assert last_first_send < START_DELAY_NS / 1e9
+
+
+def test_a_start_the_processes_could_not_make_is_said() -> None:
+    """A t0 given by the caller (engines) that has passed before the processes are up: each
+    says how late it began, and the run's warnings say so."""
+    with fake_server("correct") as endpoint:
+        spec = LoadSpec(endpoint, 2, workload_named("ping"), KeySpace(10, True), duration=0.3,
+                        warmup=0, processes=2)
+        result = run_load(spec, t0=time.perf_counter_ns() - 2 * 10**9)
+    assert all(late >= 2.0 for late in result.late_seconds)
+    load = load_figures(result, len(result.records))
+    assert any("began" in w for w in summary_warnings({"load": load}))
+    on_time = load_figures(dataclasses.replace(result, late_seconds=[0.0, 0.001]),
+                           len(result.records))
+    assert not any("began" in w for w in summary_warnings({"load": on_time}))
 
 
 # ---------------------------------------------------------------- runs that repeat
