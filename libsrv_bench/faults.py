@@ -87,17 +87,18 @@ class Happened:
 
 
 class FaultRunner:
-    """Carries a schedule out on a thread, from `start` (time.monotonic seconds). `workers()`
-    lists the server's worker pids at that moment, `feed()` its feed's pid (or None);
-    `happened` records each fault."""
+    """Carries a schedule out on a thread, from the `start` given to `begin` (time.monotonic
+    seconds; the thread waits for it). `workers()` lists the server's worker pids at that
+    moment, `feed()` its feed's pid (or None); `happened` records each fault."""
 
     def __init__(self, schedule: Sequence[Fault], workers: Callable[[], list[int]],
-                 start: float, feed: Callable[[], int | None] = lambda: None) -> None:
+                 feed: Callable[[], int | None] = lambda: None) -> None:
         self.schedule = list(schedule)
         self.happened: list[Happened] = []
         self._workers = workers
         self._feed = feed
-        self._start = start
+        self._start = 0.0
+        self._begun = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-faults", daemon=True)
 
@@ -109,7 +110,15 @@ class FaultRunner:
         self._stop.set()
         self._thread.join(30)
 
+    def begin(self, start: float) -> None:
+        """Time the schedule from `start` (time.monotonic seconds)."""
+        self._start = start
+        self._begun.set()
+
     def _run(self) -> None:
+        while not self._begun.wait(0.05):
+            if self._stop.is_set():
+                return
         for number, fault in enumerate(self.schedule):
             if self._stop.wait(max(0.0, self._start + fault.at - time.monotonic())):
                 return

@@ -326,13 +326,16 @@ class LoadResult:
 
 
 def run_load(spec: LoadSpec, progress: Callable[[int, int], None] | None = None, *,
-             t0: int | None = None, first_client: int = 0) -> LoadResult:
+             t0: int | None = None, first_client: int = 0,
+             on_start: Callable[[int], None] | None = None) -> LoadResult:
     """Run the load in `spec.process_count()` child processes and gather every record.
 
     `t0` (perf_counter_ns) is when all processes start (default: START_DELAY_NS after every
     process is up, so that none starts late for having been slow to spawn); clients are
     numbered from `first_client` (engines of one run number theirs apart). `late_seconds`
-    says how long after t0 each process began: a given t0 may be too early for some."""
+    says how long after t0 each process began: a given t0 may be too early for some.
+    `on_start(t0)` is called once t0 is chosen (what must happen at times of the run, such as
+    a fault schedule, starts from it)."""
     mp = multiprocessing.get_context("spawn")
     nproc = spec.process_count()
     counters = RawArray("q", 2 * nproc + 1)
@@ -359,6 +362,8 @@ def run_load(spec: LoadSpec, progress: Callable[[int, int], None] | None = None,
         if t0 is None:
             t0 = time.perf_counter_ns() + START_DELAY_NS
         counters[-1] = t0
+        if on_start is not None:
+            on_start(t0)
         start.set()
         while len(gathered) < nproc:
             report()

@@ -40,7 +40,7 @@ from libsrv_bench.faults import FaultRunner, fault_summary, parse_schedule
 from libsrv_bench.foreign import ask_states, books_in_file, file_state
 from libsrv_bench.history import Record
 from libsrv_bench.judgement import not_clean
-from libsrv_bench.load import START_DELAY_NS, LoadResult, LoadSpec, run_load
+from libsrv_bench.load import LoadResult, LoadSpec, run_load
 from libsrv_bench.observe import FeedObserver, check_feed
 from libsrv_bench.procstat import CostMeter, rss_mb
 from libsrv_bench.results import machine_info, new_run_folder, records_frame, summarize, write_run
@@ -313,16 +313,16 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             update, close = _progress_bar(config) if progress else (None, lambda: None)
             observer = FeedObserver(endpoint).start() if config.observe else None
             meter = CostMeter(server.pid if server is not None else None).start()
-            t0 = time.perf_counter_ns() + START_DELAY_NS + 200_000_000 * spec.process_count()
             injector = FaultRunner(
                 schedule, lambda: server_pids(endpoint, server)[1:] if server else [],
-                start=t0 / 1e9,  # perf_counter and monotonic: one clock (CLOCK_MONOTONIC)
                 feed=lambda: feed_pid(server) if server else None)
             try:
                 with worker_killer(endpoint, server, config.kill_worker_every) as kills, \
                         injector:
-                    result, history, engine_runs = _drive(config, spec, update, progress,
-                                                          t0=t0)
+                    # perf_counter and monotonic: one clock (CLOCK_MONOTONIC)
+                    result, history, engine_runs = _drive(
+                        config, spec, update, progress,
+                        on_start=lambda t0: injector.begin(t0 / 1e9))
             finally:
                 close()
                 if observer is not None:
@@ -411,13 +411,13 @@ def _dialect(config: RunConfig, workload: Workload) -> Dialect:
 
 
 def _drive(config: RunConfig, spec: LoadSpec, update: Callable[[int, int], None] | None,
-           progress: bool, t0: int | None = None
+           progress: bool, on_start: Callable[[int], None] | None = None
            ) -> tuple[LoadResult, list[Record], list[EngineRun] | None]:
     """Run the load from here or from engines: (the result, the history the verifier judges,
     each engine's part). From engines, the history's intervals are widened by each engine's
     clock uncertainty."""
     if not (config.engines or config.cluster):
-        result = run_load(spec, update, t0=t0)
+        result = run_load(spec, update, on_start=on_start)
         return result, result.records, None
     wait = (config.duration or 0) + config.warmup + config.timeout * (config.retries + 1) \
         + (120 if config.requests else 0) + WAIT_MARGIN_SECONDS

@@ -114,20 +114,18 @@ def test_load_processes_report_their_own_cost(tmp_path: Path) -> None:
 
 SLOW_MAIN = """
 import sys, time
-from libsrv_bench.load import LoadSpec, run_load
-from libsrv_bench.workloads import KeySpace, workload_named
+from libsrv_bench.runner import run_experiment
+from libsrv_bench.settings import RunConfig
 
 time.sleep(2.0)  # a main module slow to import, as a notebook's kernel or a console script is:
                  # every load process that multiprocessing spawns imports it again
 
 if __name__ == "__main__":
-    spec = LoadSpec(sys.argv[1], 6, workload_named("ping"), KeySpace(10, True),
-                    duration=0.5, warmup=0, processes=6)
-    result = run_load(spec)
-    first = {}
-    for r in result.records:
-        first[r.client] = min(first.get(r.client, r.t_send), r.t_send)
-    print(max(result.late_seconds), len(first), (max(first.values()) - result.t0) / 1e9)
+    config = RunConfig(endpoint=sys.argv[1], clients=6, processes=6, workload="ping",
+                       duration=0.5, warmup=0)
+    outcome = run_experiment(config, sys.argv[2], progress=False)
+    first_sends = outcome.samples.groupby("client")["send_ms"].min()
+    print(outcome.summary["load"]["late_start_s"], len(first_sends), first_sends.max() / 1e3)
 """
 
 
@@ -139,7 +137,8 @@ def test_every_load_process_starts_at_the_start_however_slow_it_was_to_spawn(
     script = tmp_path / "slow_main.py"
     script.write_text(SLOW_MAIN)
     with fake_server("correct") as endpoint:
-        done = subprocess.run([sys.executable, str(script), endpoint], capture_output=True,
+        done = subprocess.run([sys.executable, str(script), endpoint, str(tmp_path)],
+                              capture_output=True,
                               text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     late, clients, last_first_send = (float(v) for v in done.stdout.split())
