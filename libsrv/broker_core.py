@@ -7,7 +7,8 @@ in `libsrv.broker` carries out. Tested without sockets or processes in tests/tes
 
 What crosses the broker, by shape (never by a value a client could choose):
 
-- client to broker: ``[peer, b"", request]`` (a REQ envelope; anything else is refused)
+- client to broker: ``[peer, b"", request]``, a REQ envelope, with up to MAX_HOPS routing frames
+  before the empty one when proxies are in front (`libsrv.envelope`); anything else is refused
 - broker to worker: ``[worker, peer, key, request]``
 - worker to broker, a reply: ``[worker, peer, key, reply]`` (peer is never empty: ZeroMQ
   routing ids are at least one byte)
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from libsrv.envelope import reply_to, request_index
 from libsrv.peers import PeerQueues
 from libsrv.protocol import ProtocolError, parse_request
 from libsrv.service import internal_reply_frame, refusal_frame
@@ -244,15 +246,16 @@ class BrokerState:
                         worker.row + 1, len(msg))
 
     def from_client(self, msg: list[bytes], extra_frames: int = 0) -> None:
-        """A message on the clients' socket, ``[peer, b"", request]``. `extra_frames`: how
-        many frames beyond the first four the loop read and dropped (a request is one frame;
-        the loop never keeps more of a message than this)."""
-        if len(msg) < 3 or msg[1] != b"":
+        """A message on the clients' socket, ``[peer, b"", request]`` (or with routing frames
+        before the empty one). `extra_frames`: how many frames beyond KEPT_FRAMES the loop
+        read and dropped (a request is one frame; the loop never keeps more of a message)."""
+        at = request_index(msg)
+        if at is None:
             self.unanswerable += 1  # not a REQ envelope: there is no way to answer it
             return
-        if len(msg) > 3 or extra_frames:
-            self._reply(msg, refusal_frame(self.lang, "frames", count=len(msg) - 2 +
-                                           extra_frames), accepted=False)
+        if len(msg) > at + 1 or extra_frames:
+            self._reply(msg[:at + 1], refusal_frame(self.lang, "frames", count=len(msg) - at +
+                                                    extra_frames), accepted=False)
             self._count("invalid", "BAD_REQUEST")
             return
         if self.peers.admit(msg):
@@ -272,7 +275,7 @@ class BrokerState:
             if attempts < MAX_ATTEMPTS:
                 self.pending.appendleft((msg, attempts, key))
             else:  # it killed two workers: answer instead of trying a third
-                self._reply(msg, internal_reply_frame(msg[2:], self.lang,
+                self._reply(msg, internal_reply_frame(msg[-1:], self.lang,
                                                       "the worker handling it died"))
                 self._count(_action_of(msg), "INTERNAL")
         if self.stopping_since is not None:
@@ -310,7 +313,7 @@ class BrokerState:
             while self.pending:  # nobody to serve them: answer rather than leave them hanging
                 msg, _, _ = self.pending.popleft()
                 self._reply(msg, internal_reply_frame(
-                    msg[2:], self.lang, "no worker process could be started; try again "
+                    msg[-1:], self.lang, "no worker process could be started; try again "
                     "shortly"))
                 self._count(_action_of(msg), "INTERNAL")
         self._kill_stuck(now)
@@ -334,7 +337,7 @@ class BrokerState:
         return True
 
     def _reply(self, msg: list[bytes], frame: bytes, *, accepted: bool = True) -> None:
-        self._actions.to_clients.append([msg[0], b"", frame])
+        self._actions.to_clients.append(reply_to(msg, frame))
         if accepted:
             self.peers.answered(msg[0])
 
@@ -351,7 +354,7 @@ class BrokerState:
             worker.inflight[key] = (msg, attempts + 1)
             worker.credits -= 1
             self.credits -= 1
-            to_workers.append([worker.identity, msg[0], key, msg[2]])
+            to_workers.append([worker.identity, msg[0], key, msg[-1]])
 
     def _kill_stuck(self, now: float) -> None:
         """A worker that has answered nothing for longer than the worker timeout while
@@ -372,7 +375,7 @@ def _uncounted(action: str, code: str) -> None:
 
 def _action_of(msg: list[bytes]) -> str:
     try:
-        return str(parse_request(msg[2:]).action)
+        return str(parse_request(msg[-1:]).action)
     except ProtocolError:
         return "invalid"
 

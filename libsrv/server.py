@@ -18,6 +18,7 @@ import zmq
 import zmq.backend
 
 from libsrv.config import ServerConfig
+from libsrv.envelope import KEPT_FRAMES, reply_to, request_index
 from libsrv.library import Policy
 from libsrv.peers import PeerQueues
 from libsrv.protocol import MAX_FRAME_BYTES
@@ -45,9 +46,6 @@ PEER_QUEUE = 16
 # is 30 s): idle connections must not hold the server's file descriptors for long.
 HANDSHAKE_MS = 5000
 MAX_OPEN_FILES = 1 << 20
-# Of a client's message a server keeps its envelope and one request frame, and one frame more
-# to see that there was more; the rest is read and dropped as it comes.
-MAX_KEPT_FRAMES = 4
 BLOCKED_RETRY_MS = 5  # how soon a reply that a client's full queue refused is offered again
 BATCH = 64  # client messages read at one wake-up before their replies go out
 
@@ -153,7 +151,7 @@ def log_request(name: str, pid: int, handled: Handled) -> None:
 
 def client_reader(sock: zmq.Socket) -> Callable[[], tuple[list[bytes], int]]:
     """A function that reads one message from a client-facing ROUTER (raising zmq.Again
-    when none is queued), frame by frame: its first MAX_KEPT_FRAMES frames, and how many more
+    when none is queued), frame by frame: its first KEPT_FRAMES frames, and how many more
     were read and dropped (a request is one frame after its envelope; a message of hundreds
     is never kept whole)."""
     recv = zmq.backend.Socket.recv.__get__(sock)
@@ -165,7 +163,7 @@ def client_reader(sock: zmq.Socket) -> Callable[[], tuple[list[bytes], int]]:
         extra = 0
         while get(rcvmore):
             frame = recv()
-            if len(msg) < MAX_KEPT_FRAMES:
+            if len(msg) < KEPT_FRAMES:
                 msg.append(frame)
             else:
                 extra += 1
@@ -176,7 +174,7 @@ def client_reader(sock: zmq.Socket) -> Callable[[], tuple[list[bytes], int]]:
 
 def send_replies(send: Callable[[list[bytes]], None], replies: list[list[bytes]],
                  peers: PeerQueues) -> None:
-    """Hand replies ``[peer, b"", reply]`` to a client-facing ROUTER (ROUTER_MANDATORY)
+    """Hand replies ``[peer, ..., b"", reply]`` to a client-facing ROUTER (ROUTER_MANDATORY)
     through `send` (a `libsrv.wire.sender` with NOBLOCK), back to back: a reply a full queue
     refuses is kept by `peers`; one to a client that went away is dropped."""
     for reply in replies:
@@ -217,18 +215,19 @@ def _serve_router(sock: zmq.Socket, service: Service, stop: StopFlag, name: str)
                 msg, extra = read()
             except zmq.Again:
                 break
-            if len(msg) < 3 or msg[1] != b"":
+            at = request_index(msg)
+            if at is None:
                 continue  # not a REQ envelope: there is no way to answer it
-            if len(msg) > 3 or extra:
-                replies.append([msg[0], b"", refusal_frame(
-                    service.policy.lang, "frames", count=len(msg) - 2 + extra)])
+            if len(msg) > at + 1 or extra:
+                replies.append([*msg[:at], refusal_frame(
+                    service.policy.lang, "frames", count=len(msg) - at + extra)])
                 service.board.count_front("invalid", "BAD_REQUEST")
                 continue
             if peers.admit(msg):
                 accepted.append(msg)
-        for msg in accepted:
-            handled = handle(msg[2:])
-            replies.append([msg[0], b"", handled.frame])
+        for msg in accepted:  # each is its envelope and one request frame
+            handled = handle(msg[-1:])
+            replies.append(reply_to(msg, handled.frame))
             peers.answered(msg[0])
             if logging_on:
                 log_request(name, pid, handled)

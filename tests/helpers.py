@@ -26,6 +26,36 @@ ENGINES = ["journal", "json"]
 RECV_TIMEOUT_MS = 5000
 
 
+class ZmqProxy:
+    """libzmq's own proxy (ROUTER in front, DEALER to `target`) on a thread: `endpoint` is its
+    front; `close()` stops it (a TERMINATE on its control socket) and closes its sockets."""
+
+    def __init__(self, ctx: zmq.Context, target: str) -> None:
+        self.front, self.back = ctx.socket(zmq.ROUTER), ctx.socket(zmq.DEALER)
+        control, self._steer = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+        for sock in (self.front, self.back, control, self._steer):
+            sock.linger = 0
+        port = self.front.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.back.connect(target)
+        address = f"inproc://steer-{id(self)}"
+        control.bind(address)
+        self._steer.connect(address)
+        self._control = control
+        self._thread = threading.Thread(target=zmq.proxy_steerable,
+                                        args=(self.front, self.back, None, control),
+                                        daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._steer.send(b"TERMINATE")
+        self._thread.join(10)
+        if self._thread.is_alive():
+            pytest.fail("zmq.proxy did not stop on TERMINATE within 10 s")
+        for sock in (self.front, self.back, self._control, self._steer):
+            sock.close()
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on (for servers that must be absent)."""
     with socket.socket() as s:

@@ -23,6 +23,7 @@ from libsrv.broker_core import (
     WorkersKeepDying,
     ready_message,
 )
+from libsrv.envelope import MAX_HOPS
 from libsrv.peers import PEER_BACKLOG_BYTES, PEER_IN_PROGRESS
 
 pytestmark = pytest.mark.fast
@@ -194,6 +195,38 @@ def test_a_request_of_several_frames_is_refused_by_the_broker_itself() -> None:
     reply = json.loads(actions.to_clients[0][2])
     assert reply["code"] == "BAD_REQUEST" and "402" in reply["message"]
     assert counted == [("invalid", "BAD_REQUEST")]
+
+
+@pytest.mark.parametrize("hops", [[b"proxy"], [b"gateway", b"proxy"],
+                                  [b"h1", b"h2", b"h3"][:MAX_HOPS]])
+def test_a_request_through_proxies_is_answered_along_the_same_route(hops: list[bytes]) -> None:
+    """Each ROUTER-DEALER hop in front (zmq.proxy, a gateway) adds a routing frame; a REP
+    socket answers along them, and so does the broker."""
+    state, _ = _state(1)
+    state.from_client([b"c1", *hops, b"", b'{"action": "ping"}'])
+    state.tick(1.0)
+    sent = state.take().to_workers
+    assert [frame for frame in sent[0][3:]] == [b'{"action": "ping"}']
+    state.from_worker(_reply_to(sent[0], b"pong"), 1.1)
+    assert state.take().to_clients == [[b"c1", *hops, b"", b"pong"]]
+
+
+def test_a_request_of_several_frames_through_a_proxy_is_refused_along_its_route() -> None:
+    state, _ = _state(1)
+    state.from_client([b"c1", b"proxy", b"", b"{}", b"more"])
+    state.tick(1.0)
+    (reply,) = state.take().to_clients
+    assert reply[:3] == [b"c1", b"proxy", b""]
+    assert json.loads(reply[3])["code"] == "BAD_REQUEST"
+
+
+def test_more_hops_than_max_hops_or_no_empty_frame_is_no_envelope() -> None:
+    state, _ = _state(1)
+    state.from_client([b"c1", *[b"hop"] * (MAX_HOPS + 1), b"", b"{}"])
+    state.from_client([b"c1", b"a", b"b", b"{}"])
+    state.from_client([b"c1", b"proxy", b""])  # an envelope with no request after it
+    state.tick(1.0)
+    assert not state.take() and state.unanswerable == 3
 
 
 def test_a_message_without_a_req_envelope_is_dropped() -> None:

@@ -17,7 +17,16 @@ import zmq
 from libsrv.catalog import AVAILABLE, LENT, Catalog
 from libsrv.process import ServerProcess
 from libsrv.protocol import MAX_FRAME_BYTES, Code
-from tests.helpers import ENGINES, ROOT, SHAPES, ChildOutput, client_for, raw_exchange
+from tests.helpers import (
+    ENGINES,
+    ROOT,
+    SHAPES,
+    ChildOutput,
+    ZmqProxy,
+    client_for,
+    client_for_endpoint,
+    raw_exchange,
+)
 
 pytestmark = pytest.mark.fast
 
@@ -78,6 +87,28 @@ GARBAGE: list[list[bytes]] = [
     [b"x" * (MAX_FRAME_BYTES + 10)],
 ]
 
+
+@pytest.mark.parametrize("workers", SHAPES)
+def test_it_answers_through_proxies_in_front_as_a_rep_socket_would(
+        start_server, catalog_file: Path, ctx: zmq.Context, workers: int) -> None:
+    """REQ -> zmq.proxy -> zmq.proxy -> server: each hop adds a routing frame, and the
+    replies (refusals of bad input included) go back along them."""
+    server = start_server(catalog_file, workers=workers)
+    first = ZmqProxy(ctx, server.endpoint)
+    second = ZmqProxy(ctx, first.endpoint)
+    try:
+        for endpoint in (first.endpoint, second.endpoint):
+            with client_for_endpoint(endpoint) as client:
+                isbn = client.catalog().books[0]["ISBN"]
+                assert client.loan_isbn(isbn, "proxied").code == Code.OK
+                assert client.return_isbn(isbn).code == Code.OK
+            bad = json.loads(raw_exchange(ctx, endpoint, [b"{not json"]))
+            assert bad["code"] == "BAD_REQUEST"
+            assert json.loads(raw_exchange(ctx, endpoint, [b"{}", b"more"]))["code"] == \
+                "BAD_REQUEST"
+    finally:
+        second.close()
+        first.close()
 
 @pytest.mark.parametrize("workers", SHAPES)
 def test_bad_input_gets_bad_request_and_changes_nothing(start_server, catalog_file: Path,
