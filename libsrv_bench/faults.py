@@ -1,18 +1,22 @@
-"""A fault schedule: what to do to the server's processes, and when, during a run; and what each
-fault cost, read off the run's timeline.
+"""A fault schedule: what to do to the server's processes and to the network, and when, during a
+run; and what each fault cost, read off the run's timeline.
 
-``--fault KIND@START[+DURATION]`` (repeatable; seconds from the start of the load):
+``--fault KIND@START[+DURATION][:ARG]`` (repeatable; seconds from the start of the load):
 
 - ``kill-worker@3``: SIGKILL one worker (the broker starts a replacement);
 - ``stop-worker@5+1``: SIGSTOP one worker for 1 s, then SIGCONT (a stuck worker: the broker
   kills it once it has answered nothing for ``--worker-timeout``);
 - ``kill-feed@4``: SIGKILL the live feed's process (the server starts a new one on its port;
-  subscribers see the gap in the change numbers and take a snapshot).
+  subscribers see the gap in the change numbers and take a snapshot);
+- the network, through the fault-injecting proxy (`libsrv_bench.proxy`) the bench then puts
+  between its clients and the target, local or ``--endpoint``: ``partition@8+2``,
+  ``delay@11+2:20ms`` (``20ms~5ms`` with jitter), ``loss@14+2:5%``, ``duplicate@3+2:10%``,
+  ``reorder@6+2:20%``; an ARG ending ``,requests`` or ``,replies`` acts on one direction
+  (`libsrv_bench.netfaults` says what each does).
 
-They act on a server the bench starts (its workers are listed by its `stats`). The parsing and
-the recovery figures are plain functions; `FaultRunner` is the thread that carries a schedule out.
-Still to come (see the faults issue): a fault-injecting proxy for delay, loss and partitions,
-and faults of the broker, the whole server and the feed.
+Faults may overlap. Process faults act on a server the bench starts (its workers are listed by
+its `stats`). The parsing and the recovery figures are plain functions; `FaultRunner` is the
+thread that carries a schedule out.
 """
 
 from __future__ import annotations
@@ -24,16 +28,27 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import pandas as pd
 
-KINDS = ("kill-worker", "stop-worker", "kill-feed")
-NEEDS_DURATION = frozenset({"stop-worker"})
+from libsrv_bench.netfaults import (
+    NETWORK_KINDS,
+    LinkFaults,
+    NetFault,
+    NetFaultError,
+    combine,
+    parse_arg,
+)
+
+PROCESS_KINDS = ("kill-worker", "stop-worker", "kill-feed")
+KINDS = PROCESS_KINDS + NETWORK_KINDS
+NEEDS_DURATION = frozenset({"stop-worker", *NETWORK_KINDS})
 RECOVERED_SHARE = 0.9  # throughput is back when an interval reaches this share of before
 BEFORE_SECONDS = 1.0  # "before": the median rate over this long before the fault
-_PATTERN = re.compile(r"^(?P<kind>[a-z-]+)@(?P<at>\d+(\.\d+)?)(\+(?P<for>\d+(\.\d+)?))?$")
+_PATTERN = re.compile(r"^(?P<kind>[a-z-]+)@(?P<at>\d+(\.\d+)?)(\+(?P<for>\d+(\.\d+)?))?"
+                      r"(:(?P<arg>.*))?$")
 
 
 class FaultError(ValueError):
@@ -45,21 +60,32 @@ class Fault:
     kind: str
     at: float  # seconds from the start of the load
     duration: float = 0.0
+    arg: str = ""  # a network fault's value (20ms, 5%, ...)
 
     @property
     def end(self) -> float:
         return self.at + self.duration
 
+    @property
+    def network(self) -> bool:
+        return self.kind in NETWORK_KINDS
+
+    def net(self) -> NetFault:
+        """What a network fault does (`netfaults.parse_arg`)."""
+        return parse_arg(self.kind, self.arg)
+
     def __str__(self) -> str:
-        return f"{self.kind}@{self.at:g}" + (f"+{self.duration:g}" if self.duration else "")
+        return f"{self.kind}@{self.at:g}" + (f"+{self.duration:g}" if self.duration else "") \
+            + (f":{self.arg}" if self.arg else "")
 
 
 def parse_fault(text: str) -> Fault:
-    """``KIND@START[+DURATION]`` as a Fault; FaultError saying what is wrong otherwise."""
+    """``KIND@START[+DURATION][:ARG]`` as a Fault; FaultError saying what is wrong otherwise."""
     match = _PATTERN.match(text.strip())
     if match is None:
-        raise FaultError(f"cannot read the fault {text!r}: write KIND@START[+DURATION] in "
-                         f"seconds, e.g. kill-worker@3 or stop-worker@5+1")
+        raise FaultError(f"cannot read the fault {text!r}: write KIND@START[+DURATION][:ARG] "
+                         f"in seconds, e.g. kill-worker@3, stop-worker@5+1 or "
+                         f"delay@11+2:20ms")
     kind = match["kind"]
     if kind not in KINDS:
         raise FaultError(f"unknown fault {kind!r} in {text!r}; the faults are "
@@ -69,7 +95,16 @@ def parse_fault(text: str) -> Fault:
         raise FaultError(f"{kind} needs a duration: {kind}@{match['at']}+SECONDS")
     if kind not in NEEDS_DURATION and duration:
         raise FaultError(f"{kind} happens at once; drop the +{match['for']}")
-    return Fault(kind, float(match["at"]), duration)
+    arg = match["arg"] or ""
+    fault = Fault(kind, float(match["at"]), duration, arg)
+    if fault.network:
+        try:
+            fault.net()
+        except NetFaultError as error:
+            raise FaultError(f"{text!r}: {error}") from None
+    elif match["arg"] is not None:
+        raise FaultError(f"{kind} takes no :ARG; drop the :{arg}")
+    return fault
 
 
 def parse_schedule(texts: Sequence[str]) -> list[Fault]:
@@ -89,14 +124,17 @@ class Happened:
 class FaultRunner:
     """Carries a schedule out on a thread, from the `start` given to `begin` (time.monotonic
     seconds; the thread waits for it). `workers()` lists the server's worker pids at that
-    moment, `feed()` its feed's pid (or None); `happened` records each fault."""
+    moment, `feed()` its feed's pid (or None), `network(links)` sets what the fault proxy
+    does in each direction; `happened` records each fault as it starts."""
 
     def __init__(self, schedule: Sequence[Fault], workers: Callable[[], list[int]],
-                 feed: Callable[[], int | None] = lambda: None) -> None:
+                 feed: Callable[[], int | None] = lambda: None,
+                 network: Callable[[dict[str, LinkFaults]], None] | None = None) -> None:
         self.schedule = list(schedule)
         self.happened: list[Happened] = []
         self._workers = workers
         self._feed = feed
+        self._network = network
         self._start = 0.0
         self._begun = threading.Event()
         self._stop = threading.Event()
@@ -115,34 +153,74 @@ class FaultRunner:
         self._start = start
         self._begun.set()
 
+    def _events(self) -> list[tuple[float, int, int]]:
+        """(seconds, 0 start or 1 end, fault number), in the order they happen (an end before
+        a start at the same instant)."""
+        events = []
+        for number, fault in enumerate(self.schedule):
+            events.append((fault.at, 1, number))
+            if fault.duration:
+                events.append((fault.end, 0, number))
+        return sorted(events)
+
     def _run(self) -> None:
         while not self._begun.wait(0.05):
             if self._stop.is_set():
                 return
-        for number, fault in enumerate(self.schedule):
-            if self._stop.wait(max(0.0, self._start + fault.at - time.monotonic())):
-                return
-            try:
-                if fault.kind == "kill-feed":
-                    pid = self._feed()
-                    if pid is None:
-                        raise FaultError("the server has no live feed process to kill")
-                    os.kill(pid, signal.SIGKILL)
-                    self.happened.append(Happened(fault, pid, time.monotonic() * 1000))
-                    continue
-                pids = self._workers()
-                if not pids:
-                    raise FaultError("the server lists no worker to act on")
-                pid = pids[number % len(pids)]
-                os.kill(pid, signal.SIGKILL if fault.kind == "kill-worker" else signal.SIGSTOP)
-                self.happened.append(Happened(fault, pid, time.monotonic() * 1000))
-                if fault.kind == "stop-worker":
-                    self._stop.wait(fault.duration)  # (cut short at the end: never left stopped)
-                    with contextlib.suppress(ProcessLookupError):  # killed as stuck meanwhile
-                        os.kill(pid, signal.SIGCONT)
-            except (FaultError, OSError, RuntimeError) as error:
-                self.happened.append(Happened(fault, None, time.monotonic() * 1000,
-                                              str(error)))
+        stopped: dict[int, int] = {}  # fault number -> the pid it stopped
+        active: dict[int, NetFault] = {}
+        try:
+            for at, starts, number in self._events():
+                if self._stop.wait(max(0.0, self._start + at - time.monotonic())):
+                    return
+                fault = self.schedule[number]
+                try:
+                    if starts:
+                        self._begin(number, fault, stopped, active)
+                    else:
+                        self._end(number, fault, stopped, active)
+                except (FaultError, OSError, RuntimeError) as error:
+                    if starts:
+                        self.happened.append(Happened(fault, None, time.monotonic() * 1000,
+                                                      str(error)))
+        finally:  # cut short at the end: nothing is left stopped or partitioned
+            for pid in stopped.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+            if active and self._network is not None:
+                with contextlib.suppress(RuntimeError):
+                    self._network(combine([]))
+
+    def _begin(self, number: int, fault: Fault, stopped: dict[int, int],
+               active: dict[int, NetFault]) -> None:
+        pid: int | None = None
+        if fault.network:
+            if self._network is None:
+                raise FaultError("no fault proxy stands between the clients and the server")
+            active[number] = fault.net()
+            self._network(combine(active.values()))
+        elif fault.kind == "kill-feed":
+            pid = self._feed()
+            if pid is None:
+                raise FaultError("the server has no live feed process to kill")
+            os.kill(pid, signal.SIGKILL)
+        else:
+            pids = self._workers()
+            if not pids:
+                raise FaultError("the server lists no worker to act on")
+            pid = pids[number % len(pids)]
+            os.kill(pid, signal.SIGKILL if fault.kind == "kill-worker" else signal.SIGSTOP)
+            if fault.kind == "stop-worker":
+                stopped[number] = pid
+        self.happened.append(Happened(fault, pid, time.monotonic() * 1000))
+
+    def _end(self, number: int, fault: Fault, stopped: dict[int, int],
+             active: dict[int, NetFault]) -> None:
+        if number in stopped:
+            with contextlib.suppress(ProcessLookupError):  # killed as stuck meanwhile
+                os.kill(stopped.pop(number), signal.SIGCONT)
+        if active.pop(number, None) is not None and self._network is not None:
+            self._network(combine(active.values()))
 
 
 def recovery(table: pd.DataFrame, fault: Fault) -> float | None:
@@ -172,7 +250,7 @@ def fault_summary(happened: Sequence[Happened], table: pd.DataFrame, frame: pd.D
     for done in happened:
         fault = done.fault
         at_s = round((done.at_ms - t0_ms) / 1000, 3)
-        moved = Fault(fault.kind, at_s, fault.duration)
+        moved = replace(fault, at=at_s)
         recovered = recovery(table, moved)
         until_ms = (moved.end + (recovered or 0.0)) * 1000
         window = frame[(frame["send_ms"] >= at_s * 1000 - 1000) &

@@ -43,6 +43,7 @@ from libsrv_bench.judgement import not_clean
 from libsrv_bench.load import LoadResult, LoadSpec, run_load
 from libsrv_bench.observe import FeedObserver, check_feed
 from libsrv_bench.procstat import CostMeter, rss_mb
+from libsrv_bench.proxy import FaultProxy, ProxyError
 from libsrv_bench.results import machine_info, new_run_folder, records_frame, summarize, write_run
 from libsrv_bench.settings import RunConfig, run_command, same_load
 from libsrv_bench.timeline import timeline_frame, write_timeline
@@ -121,6 +122,20 @@ def target(config: RunConfig, scratch: Path) -> Iterator[tuple[str, Path | None,
         yield server.endpoint, db, server
     finally:
         server.stop()
+
+
+@contextmanager
+def fault_proxy(endpoint: str, wanted: bool, seed: int) -> Iterator[FaultProxy | None]:
+    """The fault-injecting proxy in front of `endpoint` when `wanted` (stopped on exit; its
+    counts are then in `stats`), else None."""
+    if not wanted:
+        yield None
+        return
+    try:
+        with FaultProxy(endpoint, seed) as proxy:
+            yield proxy
+    except ProxyError as error:
+        raise RunError(str(error)) from None
 
 
 def _wait_until_serving(endpoint: str) -> None:
@@ -285,10 +300,15 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
     new run gets a numbered name beside it)."""
     workload = workload_named(config.workload, config.hot)
     schedule = parse_schedule(config.faults)
-    if schedule and (config.endpoint or config.engines or config.cluster or config.echo
-                     or config.workers == 0):
-        raise RunError("--fault acts on the workers of a server bench starts: not with "
-                       "--endpoint, --engines, --cluster, --echo or --workers 0")
+    on_processes = [f for f in schedule if not f.network]
+    if on_processes and (config.endpoint or config.engines or config.cluster or config.echo
+                         or config.workers == 0):
+        raise RunError(f"--fault {on_processes[0]} acts on the workers of a server bench "
+                       "starts: not with --endpoint, --engines, --cluster, --echo or "
+                       "--workers 0")
+    via_proxy = config.proxy or any(f.network for f in schedule)
+    if via_proxy and (config.engines or config.cluster):
+        raise RunError("the fault proxy runs on this machine: not with --engines or --cluster")
     dialect = _dialect(config, workload)
     out_root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="bench-"))
     started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -296,7 +316,8 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
     served: dict[str, Any] = {}
     their_file = Path(config.catalog) if config.catalog else None
     with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch:
-        with target(config, Path(scratch)) as (endpoint, db, server):
+        with target(config, Path(scratch)) as (endpoint, db, server), \
+                fault_proxy(endpoint, via_proxy, config.seed) as proxy:
             if their_file is not None and db is None:
                 listed = books_in_file(their_file)
             elif (needs_titles(workload) or db is None) and not config.echo:
@@ -307,7 +328,7 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             keys = KeySpace(config.books, True, books) if db is not None else \
                 KeySpace(books=books)
             initial = {b["ISBN"]: b["estado"] == LENT for b in listed}
-            spec = _load_spec(config, endpoint, workload, keys)
+            spec = _load_spec(config, proxy.endpoint if proxy else endpoint, workload, keys)
             measured = server if server is not None and not config.echo else None
             memory = {"start_mb": rss_mb(server_pids(endpoint, measured))} if measured else {}
             update, close = _progress_bar(config) if progress else (None, lambda: None)
@@ -315,7 +336,8 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             meter = CostMeter(server.pid if server is not None else None).start()
             injector = FaultRunner(
                 schedule, lambda: server_pids(endpoint, server)[1:] if server else [],
-                feed=lambda: feed_pid(server) if server else None)
+                feed=lambda: feed_pid(server) if server else None,
+                network=proxy.set_links if proxy else None)
             try:
                 with worker_killer(endpoint, server, config.kill_worker_every) as kills, \
                         injector:
@@ -389,6 +411,8 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
     events = [(round(at * 1000 - result.t0 / 1e6) / 1000, "worker killed", 0.0)
               for at in kills]
     table = timeline_frame(frame)
+    if proxy is not None:
+        summary["proxy"] = proxy.stats
     if schedule:
         summary["faults"] = fault_summary(injector.happened, table, frame, result.t0 / 1e6)
         events += [(f["at_s"], f["fault"], f["duration"]) for f in summary["faults"]]

@@ -48,7 +48,8 @@ class RunConfig:
     retries: int = 0
     no_ids: bool = False  # requests without an id, as the class's client sends them
     kill_worker_every: float | None = None  # seconds; SIGKILL one worker of our server each time
-    faults: tuple[str, ...] = ()  # a fault schedule, KIND@START[+DURATION] (libsrv_bench.faults)
+    faults: tuple[str, ...] = ()  # a fault schedule, KIND@START[+DURATION][:ARG] (.faults)
+    proxy: bool = False  # the fault proxy between clients and target even with no network fault
     workload: str = "read-mostly"
     hot: int | None = None
     seed: int = 1
@@ -152,9 +153,13 @@ SETTINGS: tuple[Setting, ...] = (
             "client retries then)", "noids"),
     Setting("kill_worker_every", float, "SIGKILL one worker of the server every this many "
             "seconds", "kill", "never"),
-    Setting("faults", "list", "a fault, KIND@START[+DURATION] in seconds from the start of "
-            "the load: kill-worker@3, stop-worker@5+1, kill-feed@4 (repeat the flag for a "
-            "schedule; for a server bench starts)", "fault", "none", cli="--fault"),
+    Setting("faults", "list", "a fault, KIND@START[+DURATION][:ARG] in seconds from the start "
+            "of the load: kill-worker@3, stop-worker@5+1, kill-feed@4 (a server bench starts); "
+            "partition@8+2, delay@11+2:20ms, loss@14+2:5%, duplicate@3+2:10%, "
+            "reorder@6+2:20% (through the fault proxy; any target). Repeat the flag for a "
+            "schedule", "fault", "none", cli="--fault"),
+    Setting("proxy", bool, "put the fault-injecting proxy between the clients and the target "
+            "even with no network fault (what the proxy itself costs)", "proxy"),
     Setting("workload", str, f"{', '.join(WORKLOADS)}, or mix:action=weight,...", ""),
     Setting("hot", int, "restrict the workload to this many books", "hot", "every book"),
     Setting("seed", int, "fixes the sequence of requests", "seed"),
@@ -212,7 +217,7 @@ def add_flags(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) ->
         if setting.field in skip:
             continue
         target = length if setting.field in ("duration", "requests") else parser
-        text = setting.help + _default_text(setting)
+        text = (setting.help + _default_text(setting)).replace("%", "%%")  # argparse formats it
         if setting.type is bool:
             target.add_argument(setting.flag, action="store_true", help=text)
         elif setting.type == "choice":

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from libsrv.generate import write_catalog
 from libsrv_bench.faults import Fault, FaultError, parse_fault, parse_schedule, recovery
 from libsrv_bench.runner import RunConfig, RunError, run_experiment
 from libsrv_bench.settings import run_flags
@@ -68,3 +69,48 @@ def test_a_run_with_faults_stays_clean_and_says_what_each_cost(tmp_path: Path) -
     assert outcome.violations == 0 and outcome.summary["clean"], outcome.summary["not_clean"]
     timeline = pd.read_csv(outcome.folder / "timeline.csv")
     assert timeline["answered"].sum() == outcome.summary["requests"]
+
+
+NETWORK_SCHEDULE = ("partition@0.6+0.3", "delay@1.1+0.4:20ms~5ms", "loss@1.6+0.4:10%",
+                    "duplicate@2.1+0.4:30%", "reorder@2.1+0.4:30%")
+
+
+def test_a_run_through_network_faults_stays_clean_and_the_proxy_says_what_it_did(
+        tmp_path: Path) -> None:
+    config = RunConfig(workers=2, books=50, clients=6, duration=2.8, warmup=0, timeout=0.5,
+                       retries=6, workload="hot-spot", hot=3, faults=NETWORK_SCHEDULE)
+    outcome = run_experiment(config, tmp_path, progress=False)
+    summary = outcome.summary
+    assert [f["kind"] for f in summary["faults"]] == [
+        "partition", "delay", "loss", "duplicate", "reorder"]
+    assert all(not f["error"] for f in summary["faults"]), summary["faults"]
+    proxy = summary["proxy"]
+    assert proxy["lost_requests"] > 0 and proxy["duplicated_requests"] > 0
+    assert summary["retried"] > 0  # the partition and the losses cost retries...
+    assert outcome.violations == 0 and summary["clean"], summary["not_clean"]  # ...not updates
+
+
+def test_duplicated_requests_without_ids_are_applied_twice_and_caught(tmp_path: Path) -> None:
+    """A duplicate of a return that arrives after someone else's loan undoes that loan: the
+    server cannot tell a duplicate from a new request without an id, and the verifier sees
+    the lost update. With ids (the run above) the server applies each request once."""
+    config = RunConfig(workers=2, books=20, clients=6, duration=2.0, warmup=0, timeout=2,
+                       workload="hot-spot", hot=2, no_ids=True,
+                       faults=("duplicate@0+2:50%", "reorder@0+2:50%"))
+    outcome = run_experiment(config, tmp_path, progress=False)
+    assert outcome.summary["proxy"]["duplicated_requests"] > 0
+    assert outcome.violations > 0
+    assert not outcome.summary["clean"]
+
+
+def test_network_faults_work_against_a_server_bench_did_not_start(start_server,
+                                                                  tmp_path: Path) -> None:
+    server = start_server(write_catalog(tmp_path / "c.json", 30), workers=0)
+    config = RunConfig(endpoint=server.endpoint, clients=4, duration=1.5, warmup=0,
+                       timeout=0.5, retries=4, workload="hot-spot", hot=3,
+                       faults=("partition@0.5+0.3",))
+    outcome = run_experiment(config, tmp_path / "runs", progress=False)
+    assert not outcome.summary["faults"][0]["error"], outcome.summary["faults"]
+    assert outcome.summary["proxy"].get("lost_requests", 0) + \
+        outcome.summary["proxy"].get("lost_replies", 0) > 0, outcome.summary["proxy"]
+    assert outcome.violations == 0 and outcome.summary["clean"], outcome.summary["not_clean"]
