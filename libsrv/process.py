@@ -66,6 +66,8 @@ class ServerProcess:
             self.command = [sys.executable, "-m", "libsrv.process",
                             json.dumps(dataclasses.asdict(config)),
                             *(["--exit-with-parent"] if exit_with_parent else [])]
+        self._config = None if command is not None or args else config
+        self._exit_with_parent = exit_with_parent
         self.ready_timeout = ready_timeout
         self.endpoint = ""
         self.feed_endpoint: str | None = None  # where it publishes changes, if it does
@@ -98,6 +100,21 @@ class ServerProcess:
                 raise ServerStartError(
                     f"server did not become ready: {' '.join(self.command)}\n{self.output}")
         return self
+
+    def restart(self) -> ServerProcess:
+        """SIGKILL the server and all it started, then start it again on the same port and
+        catalog (what a crash and a supervisor's restart do). Only for a server started from
+        its options, not from `args` or `command`."""
+        if self._config is None or self._proc is None:
+            raise RuntimeError("only a started server made from options can be restarted")
+        port = int(self.endpoint.rsplit(":", 1)[1])
+        self.kill()
+        self._config = dataclasses.replace(self._config, port=port)
+        self.command = [sys.executable, "-m", "libsrv.process",
+                        json.dumps(dataclasses.asdict(self._config)),
+                        *(["--exit-with-parent"] if self._exit_with_parent else [])]
+        self._ready = threading.Event()
+        return self.start()
 
     def _pump(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None

@@ -211,6 +211,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for config in servers:
         if config != reference:
             candidates.setdefault(describe(config), config)
+    if args.with_proxy:
+        for config in [reference, *servers]:
+            candidates[f"{describe(config)}, through the fault proxy"] = replace(config,
+                                                                                 proxy=True)
     print(f"reference: {describe(reference)}; {args.rounds} interleaved rounds; every row "
           f"driven by {base.processes} load process(es)", flush=True)
     table = compare(reference, candidates, rounds=args.rounds, out=args.out,
@@ -296,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
                       f"(default {DEFAULT_ENGINE})")
     comp.add_argument("--workers-list", help="also servers with these workers, e.g. 0,1,4 "
                       "(default: none)")
+    comp.add_argument("--with-proxy", action="store_true",
+                      help="also the reference and the server through the fault-injecting "
+                      "proxy with no fault on: what the proxy itself costs")
     comp.add_argument("--books-list", help="also compare catalog sizes, e.g. 10,1000000 "
                       "(default: none)")
     comp.set_defaults(func=cmd_compare)

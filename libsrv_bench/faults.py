@@ -8,6 +8,9 @@ run; and what each fault cost, read off the run's timeline.
   kills it once it has answered nothing for ``--worker-timeout``);
 - ``kill-feed@4``: SIGKILL the live feed's process (the server starts a new one on its port;
   subscribers see the gap in the change numbers and take a snapshot);
+- ``kill-server@6``: SIGKILL the whole server (broker, workers, feed), then start it again on
+  the same port and catalog, as a supervisor would: acknowledged writes must survive;
+- ``stop-server@6+1``: SIGSTOP the whole server for 1 s, then SIGCONT (a paused machine);
 - the network, through the fault-injecting proxy (`libsrv_bench.proxy`) the bench then puts
   between its clients and the target, local or ``--endpoint``: ``partition@8+2``,
   ``delay@11+2:20ms`` (``20ms~5ms`` with jitter), ``loss@14+2:5%``, ``duplicate@3+2:10%``,
@@ -42,9 +45,11 @@ from libsrv_bench.netfaults import (
     parse_arg,
 )
 
-PROCESS_KINDS = ("kill-worker", "stop-worker", "kill-feed")
+WORKER_KINDS = ("kill-worker", "stop-worker")
+SERVER_KINDS = ("kill-server", "stop-server")  # the whole server: its process group
+PROCESS_KINDS = (*WORKER_KINDS, "kill-feed", *SERVER_KINDS)
 KINDS = PROCESS_KINDS + NETWORK_KINDS
-NEEDS_DURATION = frozenset({"stop-worker", *NETWORK_KINDS})
+NEEDS_DURATION = frozenset({"stop-worker", "stop-server", *NETWORK_KINDS})
 RECOVERED_SHARE = 0.9  # throughput is back when an interval reaches this share of before
 BEFORE_SECONDS = 1.0  # "before": the median rate over this long before the fault
 _PATTERN = re.compile(r"^(?P<kind>[a-z-]+)@(?P<at>\d+(\.\d+)?)(\+(?P<for>\d+(\.\d+)?))?"
@@ -125,16 +130,21 @@ class FaultRunner:
     """Carries a schedule out on a thread, from the `start` given to `begin` (time.monotonic
     seconds; the thread waits for it). `workers()` lists the server's worker pids at that
     moment, `feed()` its feed's pid (or None), `network(links)` sets what the fault proxy
-    does in each direction; `happened` records each fault as it starts."""
+    does in each direction, `server()` is the server's pid (its process group's), `restart()`
+    kills it and starts it again; `happened` records each fault as it starts."""
 
     def __init__(self, schedule: Sequence[Fault], workers: Callable[[], list[int]],
                  feed: Callable[[], int | None] = lambda: None,
-                 network: Callable[[dict[str, LinkFaults]], None] | None = None) -> None:
+                 network: Callable[[dict[str, LinkFaults]], None] | None = None,
+                 server: Callable[[], int | None] = lambda: None,
+                 restart: Callable[[], object] | None = None) -> None:
         self.schedule = list(schedule)
         self.happened: list[Happened] = []
         self._workers = workers
         self._feed = feed
         self._network = network
+        self._server = server
+        self._restart = restart
         self._start = 0.0
         self._begun = threading.Event()
         self._stop = threading.Event()
@@ -184,9 +194,8 @@ class FaultRunner:
                         self.happened.append(Happened(fault, None, time.monotonic() * 1000,
                                                       str(error)))
         finally:  # cut short at the end: nothing is left stopped or partitioned
-            for pid in stopped.values():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGCONT)
+            for number, pid in stopped.items():
+                self._resume(self.schedule[number], pid)
             if active and self._network is not None:
                 with contextlib.suppress(RuntimeError):
                     self._network(combine([]))
@@ -194,11 +203,23 @@ class FaultRunner:
     def _begin(self, number: int, fault: Fault, stopped: dict[int, int],
                active: dict[int, NetFault]) -> None:
         pid: int | None = None
+        at_ms = time.monotonic() * 1000  # a restart takes a while: the fault is its start
         if fault.network:
             if self._network is None:
                 raise FaultError("no fault proxy stands between the clients and the server")
             active[number] = fault.net()
             self._network(combine(active.values()))
+        elif fault.kind in SERVER_KINDS:
+            pid = self._server()
+            if pid is None:
+                raise FaultError("bench did not start this server: it cannot stop or restart it")
+            if fault.kind == "stop-server":
+                os.killpg(pid, signal.SIGSTOP)
+                stopped[number] = pid
+            elif self._restart is None:
+                raise FaultError("bench cannot restart this server")
+            else:
+                self._restart()
         elif fault.kind == "kill-feed":
             pid = self._feed()
             if pid is None:
@@ -212,13 +233,20 @@ class FaultRunner:
             os.kill(pid, signal.SIGKILL if fault.kind == "kill-worker" else signal.SIGSTOP)
             if fault.kind == "stop-worker":
                 stopped[number] = pid
-        self.happened.append(Happened(fault, pid, time.monotonic() * 1000))
+        self.happened.append(Happened(fault, pid, at_ms))
+
+    @staticmethod
+    def _resume(fault: Fault, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):  # a worker killed as stuck meanwhile
+            if fault.kind == "stop-server":
+                os.killpg(pid, signal.SIGCONT)
+            else:
+                os.kill(pid, signal.SIGCONT)
 
     def _end(self, number: int, fault: Fault, stopped: dict[int, int],
              active: dict[int, NetFault]) -> None:
         if number in stopped:
-            with contextlib.suppress(ProcessLookupError):  # killed as stuck meanwhile
-                os.kill(stopped.pop(number), signal.SIGCONT)
+            self._resume(fault, stopped.pop(number))
         if active.pop(number, None) is not None and self._network is not None:
             self._network(combine(active.values()))
 

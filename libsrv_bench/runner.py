@@ -36,7 +36,7 @@ from libsrv_bench.dialects import (
     dialect_named,
 )
 from libsrv_bench.engines import WAIT_MARGIN_SECONDS, EngineRun, cluster_client, run_on_engines
-from libsrv_bench.faults import FaultRunner, fault_summary, parse_schedule
+from libsrv_bench.faults import WORKER_KINDS, FaultRunner, fault_summary, parse_schedule
 from libsrv_bench.foreign import ask_states, books_in_file, file_state
 from libsrv_bench.history import Record
 from libsrv_bench.judgement import not_clean
@@ -301,11 +301,12 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
     workload = workload_named(config.workload, config.hot)
     schedule = parse_schedule(config.faults)
     on_processes = [f for f in schedule if not f.network]
-    if on_processes and (config.endpoint or config.engines or config.cluster or config.echo
-                         or config.workers == 0):
-        raise RunError(f"--fault {on_processes[0]} acts on the workers of a server bench "
-                       "starts: not with --endpoint, --engines, --cluster, --echo or "
-                       "--workers 0")
+    if on_processes and (config.endpoint or config.engines or config.cluster or config.echo):
+        raise RunError(f"--fault {on_processes[0]} acts on a server bench starts: not with "
+                       "--endpoint, --engines, --cluster or --echo")
+    on_workers = [f for f in schedule if f.kind in WORKER_KINDS]
+    if on_workers and config.workers == 0:
+        raise RunError(f"--fault {on_workers[0]} acts on workers: not with --workers 0")
     via_proxy = config.proxy or any(f.network for f in schedule)
     if via_proxy and (config.engines or config.cluster):
         raise RunError("the fault proxy runs on this machine: not with --engines or --cluster")
@@ -337,7 +338,9 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             injector = FaultRunner(
                 schedule, lambda: server_pids(endpoint, server)[1:] if server else [],
                 feed=lambda: feed_pid(server) if server else None,
-                network=proxy.set_links if proxy else None)
+                network=proxy.set_links if proxy else None,
+                server=lambda: server.pid if server else None,
+                restart=server.restart if server else None)
             try:
                 with worker_killer(endpoint, server, config.kill_worker_every) as kills, \
                         injector:

@@ -63,9 +63,10 @@ def test_a_run_with_faults_stays_clean_and_says_what_each_cost(tmp_path: Path) -
     assert run_flags(config).count("--fault") == 3  # the command repeats the schedule
     outcome = run_experiment(config, tmp_path, progress=False)
     faults = outcome.summary["faults"]
-    assert [f["fault"] for f in faults] == ["kill-worker@0.7", "kill-feed@1", "stop-worker@1.4+0.4"]
+    assert [f["fault"] for f in faults] == ["kill-worker@0.7", "kill-feed@1",
+                                            "stop-worker@1.4+0.4"], faults
     assert all(f["pid"] and not f["error"] for f in faults), faults
-    assert 0.6 <= faults[0]["at_s"] <= 1.3 and 1.3 <= faults[2]["at_s"] <= 2.0
+    assert 0.6 <= faults[0]["at_s"] <= 1.3 and 1.3 <= faults[2]["at_s"] <= 2.0, faults
     assert outcome.violations == 0 and outcome.summary["clean"], outcome.summary["not_clean"]
     timeline = pd.read_csv(outcome.folder / "timeline.csv")
     assert timeline["answered"].sum() == outcome.summary["requests"]
@@ -113,4 +114,24 @@ def test_network_faults_work_against_a_server_bench_did_not_start(start_server,
     assert not outcome.summary["faults"][0]["error"], outcome.summary["faults"]
     assert outcome.summary["proxy"].get("lost_requests", 0) + \
         outcome.summary["proxy"].get("lost_replies", 0) > 0, outcome.summary["proxy"]
+    assert outcome.violations == 0 and outcome.summary["clean"], outcome.summary["not_clean"]
+
+
+def test_the_whole_server_killed_restarted_and_paused_loses_no_acknowledged_write(
+        tmp_path: Path) -> None:
+    """kill-server SIGKILLs every process of the server and starts it again on its port and
+    file; stop-server pauses them all. Retrying clients go on, and the verifier's check of the
+    final state (asked of the restarted server, then read from its file) finds every
+    acknowledged write."""
+    config = RunConfig(workers=2, books=50, clients=4, duration=4.0, warmup=0, timeout=0.5,
+                       retries=20, workload="hot-spot", hot=3,
+                       faults=("kill-server@0.8", "stop-server@2.8+0.4"))
+    outcome = run_experiment(config, tmp_path, progress=False)
+    faults = outcome.summary["faults"]
+    assert [f["kind"] for f in faults] == ["kill-server", "stop-server"]
+    assert all(f["pid"] and not f["error"] for f in faults), faults
+    assert faults[0]["retried"] > 0
+    assert 0.7 <= faults[0]["at_s"] <= 1.5
+    after = outcome.samples[outcome.samples["send_ms"] > faults[0]["at_s"] * 1000]
+    assert (after["code"] == "OK").any()  # first sent after the kill: the new server served it
     assert outcome.violations == 0 and outcome.summary["clean"], outcome.summary["not_clean"]
