@@ -49,6 +49,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
           f"max {summary['max_ms']:.3f}; timeouts {summary['timeouts']}, errors "
           f"{summary['errors']}, violations {summary['violations']}")
     cost, load = summary.get("cost", {}), summary.get("load", {})
+    if cost.get("server_restarted"):
+        print("  cost: server CPU not measured (its processes were restarted during the run)")
     if cost.get("server_cpu_us_per_request") is not None:
         print(f"  cost: server {cost['server_cpu_us_per_request']:,.0f} µs CPU per request, "
               f"load generator {load.get('cpu_us_per_request', 0):,.0f} µs; machine "
@@ -70,9 +72,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
         back = (f"throughput back to {RECOVERED_SHARE:.0%} of before after "
                 f"{fault['recovered_after_s']:g} s" if fault["recovered_after_s"] is not None
                 else "throughput not back to its level before by the end of the run")
-        print(f"  fault {fault['fault']} at {fault['at_s']:g} s"
-              + (f" (worker PID {fault['pid']})" if fault["pid"] else f": {fault['error']}")
-              + f": {back}; {fault['timeouts']} timeouts, {fault['retried']} retried, "
+        if fault["error"]:
+            print(f"  fault {fault['fault']}: not carried out: {fault['error']}")
+            continue
+        hit = f" (PID {fault['pid']})" if fault["pid"] else ""
+        took = f", restarted in {fault['restart_s']:g} s" if fault.get("restart_s") else ""
+        print(f"  fault {fault['fault']} at {fault['at_s']:g} s{hit}{took}: {back}; "
+              f"{fault['timeouts']} timeouts, {fault['retried']} retried, "
               f"{fault['internal']} INTERNAL")
     for warning in summary_warnings(summary):
         print(f"WARNING: {warning}")

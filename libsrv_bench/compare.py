@@ -69,6 +69,7 @@ def _row(number: int, name: str, summary: dict[str, Any]) -> dict[str, Any]:
             "violations": summary["violations"],
             "server_cpu_us": cost.get("server_cpu_us_per_request"),
             "load_cpu_us": load.get("cpu_us_per_request"),
+            "proxy_cpu_us": summary.get("proxy", {}).get("cpu_us_per_request"),
             "machine_busy": cost.get("machine_busy"),
             "load_saturated": load.get("saturated")}
 
@@ -126,6 +127,7 @@ def medians(table: pd.DataFrame) -> pd.DataFrame:
                                "p99_ms": _median(group["p99_ms"]),
                                "server_cpu_us": _median(group["server_cpu_us"]),
                                "load_cpu_us": _median(group["load_cpu_us"]),
+                               "proxy_cpu_us": _median(group["proxy_cpu_us"]),
                                "machine_busy": _median(group["machine_busy"])}
         if name == CALIBRATION:
             ratio = group["generator_ratio"]

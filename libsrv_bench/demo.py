@@ -4,7 +4,9 @@
 catalog) and runs every experiment of the report in interleaved rounds: the transport's limit
 (libzmq's proxy in front of echo workers) beside the server, clients 1 to 64, workers 0 to 4,
 workers 1 and 2 on queries by title (requests that do real work), the two storage engines, and
-the lost-update experiment with and without the lock. It then writes ``report/README.md`` with
+the lost-update experiment with and without the lock, and a run through one fault of each
+kind (a killed and a stopped worker, a partition, message loss, the whole server killed and
+restarted). It then writes ``report/README.md`` with
 its figures.
 """
 
@@ -18,6 +20,10 @@ from libsrv_bench.report import write_report
 from libsrv_bench.rounds import run_rounds
 from libsrv_bench.runner import RunConfig, RunOutcome, summary_row
 from libsrv_bench.settings import DEMO_ROUNDS, DEMO_SECONDS, same_load
+
+# the restart first: it takes a second or more, and the run must see the service come back
+DEMO_FAULTS = ("kill-server@1", "kill-worker@4.5", "stop-worker@5.5+0.5", "partition@7+0.5",
+               "loss@8.5+0.5:20%")
 
 
 def default_plan(seconds: float) -> list[RunConfig]:
@@ -34,6 +40,9 @@ def default_plan(seconds: float) -> list[RunConfig]:
     plan += [replace(work, workers=1), replace(work, workers=2)]
     lost = replace(base, workload="hot-spot", hot=1, clients=16)
     plan += [replace(lost, unsafe_no_lock=True), lost]
+    # what a fault costs: clients that retry (Lazy Pirate) through one of each kind
+    plan.append(replace(base, duration=max(seconds, 10.0), timeout=0.5, retries=10,
+                        faults=DEMO_FAULTS))
     return plan
 
 

@@ -49,6 +49,13 @@ WORKER_KINDS = ("kill-worker", "stop-worker")
 SERVER_KINDS = ("kill-server", "stop-server")  # the whole server: its process group
 PROCESS_KINDS = (*WORKER_KINDS, "kill-feed", *SERVER_KINDS)
 KINDS = PROCESS_KINDS + NETWORK_KINDS
+# how the report names each kind of fault, in a sentence
+FAULT_WORDS = {"kill-worker": "a killed worker", "stop-worker": "a stopped worker",
+               "kill-feed": "a killed feed process",
+               "kill-server": "the whole server killed and restarted",
+               "stop-server": "the whole server paused", "partition": "a network partition",
+               "delay": "a network delay", "loss": "message loss",
+               "duplicate": "duplicated requests", "reorder": "reordered messages"}
 NEEDS_DURATION = frozenset({"stop-worker", "stop-server", *NETWORK_KINDS})
 RECOVERED_SHARE = 0.9  # throughput is back when an interval reaches this share of before
 BEFORE_SECONDS = 1.0  # "before": the median rate over this long before the fault
@@ -124,6 +131,7 @@ class Happened:
     pid: int | None
     at_ms: float
     error: str = ""
+    restart_s: float | None = None  # kill-server: how long the new server took to serve
 
 
 class FaultRunner:
@@ -220,6 +228,9 @@ class FaultRunner:
                 raise FaultError("bench cannot restart this server")
             else:
                 self._restart()
+                self.happened.append(Happened(fault, pid, at_ms, restart_s=round(
+                    time.monotonic() - at_ms / 1000, 3)))
+                return
         elif fault.kind == "kill-feed":
             pid = self._feed()
             if pid is None:
@@ -284,7 +295,8 @@ def fault_summary(happened: Sequence[Happened], table: pd.DataFrame, frame: pd.D
         window = frame[(frame["send_ms"] >= at_s * 1000 - 1000) &
                        (frame["send_ms"] <= until_ms)]
         out.append({**asdict(fault), "fault": str(fault), "pid": done.pid, "at_s": at_s,
-                    "error": done.error, "recovered_after_s": recovered,
+                    "error": done.error, "restart_s": done.restart_s,
+                    "recovered_after_s": recovered,
                     "timeouts": int(window["timeout"].sum()) if "timeout" in window else 0,
                     "retried": int((window["attempts"] > 1).sum())
                     if "attempts" in window else 0,

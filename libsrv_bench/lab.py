@@ -387,9 +387,11 @@ def sections(paths: Sequence[Path | str]) -> list[Section]:
     if runs.empty:
         raise ValueError("no run folders (with summary.json) among the given paths")
     table = aggregate(runs)
+    from libsrv_bench.faultcost import fault_sections  # it builds on this module's Section
+
     return (limit_section(table) + clients_section(table, runs) + workers_section(table) +
             real_work_section(table) +
-            storage_section(table) + lost_update_section(table))
+            storage_section(table) + lost_update_section(table) + fault_sections(paths))
 
 
 def show(found: Sequence[Section]) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import math
 import multiprocessing
 import random
 import threading
@@ -107,8 +108,10 @@ class _Passing:
                 _, _, to_back, frames = heapq.heappop(self.held)
                 self._send(to_back, frames)
             self._forget_lost(now)
+            # rounded up: a delay may end up to a millisecond late, but the loop never spins
+            # on the cores the server needs
             wait = IDLE_POLL_MS if not self.held else \
-                max(0, int((self.held[0][0] - time.monotonic()) * 1000))
+                max(0, math.ceil((self.held[0][0] - time.monotonic()) * 1000))
             for sock, _ in self.poller.poll(wait):
                 if sock is self.front:
                     self._drain(self.read_front, self._request)
@@ -256,6 +259,12 @@ class FaultProxy:
             self.stats = {"error": str(error)}
         finally:
             self._kill()
+
+    @property
+    def pid(self) -> int:
+        if self._process is None or self._process.pid is None:
+            raise ProxyError("the fault proxy is not running")
+        return int(self._process.pid)
 
     def set_links(self, links: dict[str, LinkFaults]) -> None:
         """What each direction does to messages from now on (`netfaults.combine`)."""

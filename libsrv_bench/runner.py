@@ -42,7 +42,7 @@ from libsrv_bench.history import Record
 from libsrv_bench.judgement import not_clean
 from libsrv_bench.load import LoadResult, LoadSpec, run_load
 from libsrv_bench.observe import FeedObserver, check_feed
-from libsrv_bench.procstat import CostMeter, rss_mb
+from libsrv_bench.procstat import CostMeter, cpu_seconds, rss_mb
 from libsrv_bench.proxy import FaultProxy, ProxyError
 from libsrv_bench.results import machine_info, new_run_folder, records_frame, summarize, write_run
 from libsrv_bench.settings import RunConfig, run_command, same_load
@@ -315,6 +315,7 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
     started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     ops: list = []
     served: dict[str, Any] = {}
+    proxy_cost: float | None = None
     their_file = Path(config.catalog) if config.catalog else None
     with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch:
         with target(config, Path(scratch)) as (endpoint, db, server), \
@@ -335,6 +336,7 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             update, close = _progress_bar(config) if progress else (None, lambda: None)
             observer = FeedObserver(endpoint).start() if config.observe else None
             meter = CostMeter(server.pid if server is not None else None).start()
+            proxy_cpu = cpu_seconds([proxy.pid]) if proxy else {}
             injector = FaultRunner(
                 schedule, lambda: server_pids(endpoint, server)[1:] if server else [],
                 feed=lambda: feed_pid(server) if server else None,
@@ -353,6 +355,13 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
                 if observer is not None:
                     observer.finish()
             cost = meter.stop(len(result.records))
+            if any(h.fault.kind == "kill-server" and not h.error for h in injector.happened):
+                # the meter followed the processes that were killed, not their successors
+                cost.update(server_cpu_us_per_request=None, server_restarted=True)
+            if proxy is not None and result.records:
+                spent = cpu_seconds([proxy.pid]).get(proxy.pid, 0.0) - \
+                    proxy_cpu.get(proxy.pid, 0.0)
+                proxy_cost = round(spent / len(result.records) * 1e6, 1)
             if measured is not None:
                 memory["end_mb"] = rss_mb(server_pids(endpoint, measured))
             frame = records_frame(result)
@@ -415,7 +424,7 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
               for at in kills]
     table = timeline_frame(frame)
     if proxy is not None:
-        summary["proxy"] = proxy.stats
+        summary["proxy"] = {**proxy.stats, "cpu_us_per_request": proxy_cost}
     if schedule:
         summary["faults"] = fault_summary(injector.happened, table, frame, result.t0 / 1e6)
         events += [(f["at_s"], f["fault"], f["duration"]) for f in summary["faults"]]

@@ -12,6 +12,7 @@ send (corrected: what an open-loop client waited) and from the actual send (unco
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -85,15 +86,17 @@ def timeline_figure(table: pd.DataFrame, events: Sequence[Event] = (),
     latency.set_xlabel(f"seconds from the start (intervals of {_interval_s(table) * 1000:g} ms)")
     latency.grid(True, which="major", alpha=0.3)
     latency.legend(fontsize=8, loc="upper right")
-    for at, label, lasted in events:
+    for number, (at, label, lasted) in enumerate(sorted(events)):
         for ax in (rate, latency):
             ax.axvline(at, color="0.35", linestyle="--", linewidth=1)
             if lasted:
                 ax.axvspan(at, at + lasted, color="#D55E00", alpha=0.12, linewidth=0)
-        rate.annotate(label, (at, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
-                      textcoords="offset points", fontsize=8, color="0.25")
+        # labels on two staggered rows, so that faults close together stay readable
+        rate.annotate(label, (at, 1.0), xycoords=("data", "axes fraction"),
+                      xytext=(3, -11 - 11 * (number % 2)), textcoords="offset points",
+                      fontsize=7.5, color="0.25")
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(textwrap.fill(title, 110), fontsize=9)
     fig.tight_layout()
     return fig
 
