@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from libsrv.storage import DEFAULT_ENGINE
-from libsrv_bench.faults import RECOVERED_SHARE
+from libsrv_bench.faultcost import fault_lines
 from libsrv_bench.results import LATE_START
 from libsrv_bench.runner import run_experiment, sweep
 from libsrv_bench.settings import (
@@ -68,18 +68,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
               f"#{feed['last']}), {feed['acknowledged_in_feed']:,} acknowledged writes found in "
               f"it; {feed['violations']} finding(s)"
               + (f" {feed['kinds']}" if feed["kinds"] else ""))
-    for fault in summary.get("faults", []):
-        back = (f"throughput back to {RECOVERED_SHARE:.0%} of before after "
-                f"{fault['recovered_after_s']:g} s" if fault["recovered_after_s"] is not None
-                else "throughput not back to its level before by the end of the run")
-        if fault["error"]:
-            print(f"  fault {fault['fault']}: not carried out: {fault['error']}")
-            continue
-        hit = f" (PID {fault['pid']})" if fault["pid"] else ""
-        took = f", restarted in {fault['restart_s']:g} s" if fault.get("restart_s") else ""
-        print(f"  fault {fault['fault']} at {fault['at_s']:g} s{hit}{took}: {back}; "
-              f"{fault['timeouts']} timeouts, {fault['retried']} retried, "
-              f"{fault['internal']} INTERNAL")
+    for line in fault_lines(summary):
+        print(f"  {line}")
     for warning in summary_warnings(summary):
         print(f"WARNING: {warning}")
 

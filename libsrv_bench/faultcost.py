@@ -18,11 +18,30 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from libsrv_bench.faults import FAULT_WORDS
+from libsrv_bench.faults import FAULT_WORDS, RECOVERED_SHARE
 from libsrv_bench.lab import Section
 from libsrv_bench.rounds import find_runs
 
 MARGIN_S = 1.5  # seconds of timeline drawn before a fault and after its recovery
+
+
+def fault_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per fault of a run's summary: when it happened, how long throughput took to
+    come back, what it cost (what ``bench run`` prints, and notebook 07)."""
+    lines = []
+    for fault in summary.get("faults", []):
+        if fault["error"]:
+            lines.append(f"fault {fault['fault']}: not carried out: {fault['error']}")
+            continue
+        back = (f"throughput back to {RECOVERED_SHARE:.0%} of before after "
+                f"{fault['recovered_after_s']:g} s" if fault["recovered_after_s"] is not None
+                else "throughput not back to its level before by the end of the run")
+        hit = f" (PID {fault['pid']})" if fault["pid"] else ""
+        took = f", restarted in {fault['restart_s']:g} s" if fault.get("restart_s") else ""
+        lines.append(f"fault {fault['fault']} at {fault['at_s']:g} s{hit}{took}: {back}; "
+                     f"{fault['timeouts']} timeouts, {fault['retried']} retried, "
+                     f"{fault['internal']} INTERNAL")
+    return lines
 
 
 def fault_rows(paths: Sequence[Path | str]) -> list[dict[str, Any]]:

@@ -106,6 +106,18 @@ def _interval_s(table: pd.DataFrame) -> float:
         INTERVAL_MS / 1000
 
 
+def run_figure(folder: Path | str) -> plt.Figure:
+    """The timeline of a run folder, from its ``timeline.csv`` and the faults its summary
+    records (what ``timeline.png`` shows; notebooks call this)."""
+    import json
+
+    folder = Path(folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    events = [(f["at_s"], f["fault"], f["duration"]) for f in summary.get("faults", [])
+              if not f.get("error")]
+    return timeline_figure(pd.read_csv(folder / "timeline.csv"), events, summary["name"])
+
+
 def write_timeline(folder: Path, frame: pd.DataFrame,
                    events: Sequence[Event] = (), title: str = "", *,
                    figure: bool = True) -> pd.DataFrame:

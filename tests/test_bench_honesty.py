@@ -129,6 +129,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow  # six load processes, each 2 s to import
 def test_every_load_process_starts_at_the_start_however_slow_it_was_to_spawn(
         tmp_path: Path) -> None:
     """t0 is picked once every load process is up, not after a fixed allowance: processes

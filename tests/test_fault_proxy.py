@@ -161,9 +161,9 @@ def test_loss_drops_about_the_share_asked(ctx: zmq.Context,
                                           proxied: tuple[FaultProxy, EchoServer]) -> None:
     proxy, server = proxied
     proxy.set_links(combine([parse_arg("loss", "50%,requests")]))
-    replies = [ask(ctx, proxy.endpoint, b"%d" % n, timeout_ms=200)[0] for n in range(40)]
+    replies = [ask(ctx, proxy.endpoint, b"%d" % n, timeout_ms=200)[0] for n in range(24)]
     answered = [r for r in replies if r is not None]
-    assert 8 <= len(answered) <= 32
+    assert 4 <= len(answered) <= 20
     assert len(server.seen) == len(answered)  # lost on the way there: never served
 
 

@@ -91,6 +91,7 @@ def test_a_run_through_network_faults_stays_clean_and_the_proxy_says_what_it_did
     assert outcome.violations == 0 and summary["clean"], summary["not_clean"]  # ...not updates
 
 
+@pytest.mark.slow  # seconds of load: the default tier has the run above
 def test_duplicated_requests_without_ids_are_applied_twice_and_caught(tmp_path: Path) -> None:
     """A duplicate of a return that arrives after someone else's loan undoes that loan: the
     server cannot tell a duplicate from a new request without an id, and the verifier sees
@@ -104,6 +105,7 @@ def test_duplicated_requests_without_ids_are_applied_twice_and_caught(tmp_path: 
     assert not outcome.summary["clean"]
 
 
+@pytest.mark.slow  # seconds of load: the default tier has the run above
 def test_network_faults_work_against_a_server_bench_did_not_start(start_server,
                                                                   tmp_path: Path) -> None:
     server = start_server(write_catalog(tmp_path / "c.json", 30), workers=0)
@@ -117,6 +119,7 @@ def test_network_faults_work_against_a_server_bench_did_not_start(start_server,
     assert outcome.violations == 0 and outcome.summary["clean"], outcome.summary["not_clean"]
 
 
+@pytest.mark.slow  # seconds of load: the default tier has the run above
 def test_the_whole_server_killed_restarted_and_paused_loses_no_acknowledged_write(
         tmp_path: Path) -> None:
     """kill-server SIGKILLs every process of the server and starts it again on its port and

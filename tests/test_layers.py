@@ -23,6 +23,7 @@ ORDER = [
     "libsrv.domain", "libsrv.messages", "libsrv.scratch", "libsrv.security",
     "libsrv.storage.files", "libsrv.forms_kernels",
     "libsrv.catalog", "libsrv.protocol", "libsrv.decision", "libsrv.generate", "libsrv.stats",
+    "libsrv.envelope",  # where the request is in a message a ROUTER reads: no I/O
     "libsrv.peers",  # what one client connection may hold: no I/O
     "libsrv.wire",
     "libsrv.storage.linelog", "libsrv.storage.base",

@@ -119,6 +119,24 @@ def test_grading_notebook_grades_its_two_demonstration_groups(tmp_path: Path) ->
     assert "image/png" in str(nb.cells) and (tmp_path / "README.md").exists()
 
 
+def test_faults_notebook_shows_each_fault_and_catches_duplicates_without_ids(
+        tmp_path: Path) -> None:
+    nb = execute("07-faults.ipynb", f"CLIENTS = 6\nHOT = 2\nSECONDS = 3\nOUT = {str(tmp_path)!r}",
+                 tmp_path)
+    text = outputs(nb)
+    for fault in ("kill-worker@2 at", "stop-server@2+1.5 at", "partition@2+1 at",
+                  "kill-server@1 at"):
+        assert fault in text, text[-3000:]
+    verdicts = re.findall(r"verdict: (clean|NOT CLEAN)", text)
+    # calm, killed, paused without and with retries, cut, duplicated, the student's own
+    assert len(verdicts) == 7, verdicts
+    assert verdicts[5] == "NOT CLEAN" and verdicts[4] == "clean" and verdicts[3] == "clean"
+    assert str(nb.cells).count("image/png") >= 7
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            assert out.get("output_type") != "error", out
+
+
 @pytest.fixture
 def group_server(start_server, tmp_path: Path):
     """A class-style server of the tests' own (tests/class_servers.py) on a copy of the

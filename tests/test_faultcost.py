@@ -1,0 +1,68 @@
+"""The report's "What a fault costs" (libsrv_bench.faultcost): its words come from the runs'
+figures, and change when they do."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from libsrv_bench.faultcost import fault_sections
+
+pytestmark = pytest.mark.fast
+
+
+def write_run(folder: Path, faults: list[dict], clean: bool = True) -> Path:
+    """A run folder as `run_experiment` leaves it, with only what the section reads."""
+    folder.mkdir(parents=True)
+    summary = {"name": folder.name, "clean": clean, "violations": 0 if clean else 3,
+               "command": f"python -m libsrv_bench run --label {folder.name}",
+               "faults": faults}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    t = [n / 10 for n in range(100)]
+    rates = [0.0 if 3.0 <= x < 3.4 else 1000.0 for x in t]
+    pd.DataFrame({"t_s": t, "rate_per_s": rates}).to_csv(folder / "timeline.csv", index=False)
+    return folder
+
+
+def fault(kind: str, text: str, *, retried: int, recovered: float | None,
+          duration: float = 0.0, timeouts: int = 0, error: str = "") -> dict:
+    return {"kind": kind, "fault": text, "at": 3.0, "duration": duration, "at_s": 3.0,
+            "pid": 1, "error": error, "recovered_after_s": recovered, "timeouts": timeouts,
+            "retried": retried, "internal": 0}
+
+
+def test_no_run_with_faults_no_section(tmp_path: Path) -> None:
+    write_run(tmp_path / "plain", [])
+    assert fault_sections([tmp_path]) == []
+
+
+def test_the_words_are_the_runs_figures(tmp_path: Path) -> None:
+    write_run(tmp_path / "a", [fault("kill-worker", "kill-worker@3", retried=2, recovered=0.4),
+                               fault("partition", "partition@3+1", retried=7, timeouts=1,
+                                     recovered=None, duration=1.0)])
+    (section,) = fault_sections([tmp_path])
+    plt.close(section.figure)
+    assert "A killed worker cost 2 request(s): 2 retried" in section.conclusion
+    assert "back to 90% of its level before after 0.4 s" in section.conclusion
+    assert "A network partition cost 8 request(s): 7 retried, 1 given up" in section.conclusion
+    assert "did not come back" in section.conclusion
+    assert "Every one of the 1 run(s) with faults was clean" in section.conclusion
+    assert list(section.table["fault"]) == ["kill-worker@3", "partition@3+1"]
+    assert len(section.figure.axes) == 2  # one panel per kind
+
+
+def test_several_runs_give_a_median_and_an_unclean_run_is_named(tmp_path: Path) -> None:
+    for name, retried in (("r0", 1), ("r1", 5), ("r2", 9)):
+        write_run(tmp_path / name, [fault("kill-worker", "kill-worker@3", retried=retried,
+                                          recovered=0.5)], clean=name != "r2")
+    write_run(tmp_path / "failed", [fault("kill-feed", "kill-feed@3", retried=0,
+                                          recovered=None, error="no feed")])
+    (section,) = fault_sections([tmp_path])
+    plt.close(section.figure)
+    assert "a median of 5 request(s) (1-9 over 3 runs)" in section.conclusion
+    assert "1 of 3 run(s) with faults were not clean (r2)" in section.conclusion
+    assert "kill-feed" not in set(section.table["fault"])  # not carried out: not a cost
