@@ -51,6 +51,7 @@ class _Shared:
     def __init__(self) -> None:
         self.links: dict[str, LinkFaults] = dict.fromkeys(DIRECTIONS, IDLE)
         self.stop = False
+        self.in_c = False  # libzmq's proxy is passing the messages (no fault on)
         self.done = threading.Event()
         self.stats: Counter[str] = Counter()
 
@@ -63,6 +64,9 @@ def _control(sock: zmq.Socket, steer: zmq.Socket, shared: _Shared) -> None:
             command = json.loads(sock.recv())
         except ValueError:
             sock.send(b'{"ok": false}')
+            continue
+        if command.get("mode"):
+            sock.send(json.dumps({"ok": True, "c": shared.in_c}).encode())
             continue
         if command.get("stop"):
             shared.stop = True
@@ -204,7 +208,9 @@ def _serve(target: str, seed: int, conn: Any) -> None:
     while not shared.stop:
         if passing.quiet():
             shared.stats["c_proxy_turns"] += 1
+            shared.in_c = True
             zmq.proxy_steerable(front, back, None, steer_in)  # until a TERMINATE
+            shared.in_c = False
         else:
             passing.run()
     shared.done.set()
@@ -265,6 +271,10 @@ class FaultProxy:
         if self._process is None or self._process.pid is None:
             raise ProxyError("the fault proxy is not running")
         return int(self._process.pid)
+
+    def in_c_proxy(self) -> bool:
+        """Whether libzmq's own proxy passes the messages now (no fault on, nothing owed)."""
+        return bool(self._ask({"mode": True})["c"])
 
     def set_links(self, links: dict[str, LinkFaults]) -> None:
         """What each direction does to messages from now on (`netfaults.combine`)."""

@@ -24,6 +24,7 @@ from libsrv_bench.netfaults import (
     parse_arg,
 )
 from libsrv_bench.proxy import FaultProxy
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.fast
 
@@ -104,14 +105,28 @@ class EchoServer:
         self.sock.close()
 
 
-@pytest.fixture
-def proxied(ctx: zmq.Context) -> Iterator[tuple[FaultProxy, EchoServer]]:
-    server = EchoServer(ctx)
+@pytest.fixture(scope="module")
+def proxy_and_server() -> Iterator[tuple[FaultProxy, EchoServer]]:
+    """One proxy process for the module (spawning one takes most of a second)."""
+    context = zmq.Context()
+    server = EchoServer(context)
     try:
         with FaultProxy(server.endpoint) as proxy:
             yield proxy, server
     finally:
         server.close()
+        context.destroy(linger=0)
+
+
+@pytest.fixture
+def proxied(proxy_and_server: tuple[FaultProxy, EchoServer]
+            ) -> Iterator[tuple[FaultProxy, EchoServer]]:
+    """The module's proxy with no fault on and the server's memory empty."""
+    proxy, server = proxy_and_server
+    proxy.set_links(combine([]))
+    server.seen.clear()
+    yield proxy, server
+    proxy.set_links(combine([]))
 
 
 def ask(ctx: zmq.Context, endpoint: str, body: bytes,
@@ -129,18 +144,25 @@ def ask(ctx: zmq.Context, endpoint: str, body: bytes,
         sock.close()
 
 
-def test_an_idle_proxy_passes_everything_through_libzmqs_own_proxy(
-        ctx: zmq.Context, proxied: tuple[FaultProxy, EchoServer]) -> None:
-    proxy, _ = proxied
+def test_an_idle_proxy_passes_everything_through_libzmqs_own_proxy(ctx: zmq.Context) -> None:
+    server = EchoServer(ctx)
+    try:
+        with FaultProxy(server.endpoint) as proxy:
+            _idle_then_faulty_then_idle(ctx, proxy)
+    finally:
+        server.close()
+    assert proxy.stats["c_proxy_turns"] >= 2  # back in the C proxy once the fault was off
+    assert proxy.stats["passed_requests"] == 1  # only the delayed one took the Python loop
+
+
+def _idle_then_faulty_then_idle(ctx: zmq.Context, proxy: FaultProxy) -> None:
     assert [ask(ctx, proxy.endpoint, b"%d" % n)[0] for n in range(20)] == \
         [b"re:%d" % n for n in range(20)]
     proxy.set_links(combine([parse_arg("delay", "1ms")]))
     assert ask(ctx, proxy.endpoint, b"slow")[0] == b"re:slow"
     proxy.set_links(combine([]))
+    wait_until(proxy.in_c_proxy, message="the proxy back in libzmq's proxy")
     assert ask(ctx, proxy.endpoint, b"again")[0] == b"re:again"
-    proxy.__exit__(None, None, None)
-    assert proxy.stats["c_proxy_turns"] >= 2  # back in the C proxy once the fault was off
-    assert proxy.stats["passed_requests"] == 1  # only the delayed one took the Python loop
 
 
 @pytest.mark.parametrize(("arg", "reaches_server"), [
@@ -161,7 +183,7 @@ def test_loss_drops_about_the_share_asked(ctx: zmq.Context,
                                           proxied: tuple[FaultProxy, EchoServer]) -> None:
     proxy, server = proxied
     proxy.set_links(combine([parse_arg("loss", "50%,requests")]))
-    replies = [ask(ctx, proxy.endpoint, b"%d" % n, timeout_ms=200)[0] for n in range(24)]
+    replies = [ask(ctx, proxy.endpoint, b"%d" % n, timeout_ms=100)[0] for n in range(24)]
     answered = [r for r in replies if r is not None]
     assert 4 <= len(answered) <= 20
     assert len(server.seen) == len(answered)  # lost on the way there: never served

@@ -76,6 +76,7 @@ NETWORK_SCHEDULE = ("partition@0.6+0.3", "delay@1.1+0.4:20ms~5ms", "loss@1.6+0.4
                     "duplicate@2.1+0.4:30%", "reorder@2.1+0.4:30%")
 
 
+@pytest.mark.slow  # seconds of load: tests/test_fault_proxy.py has each kind in the default tier
 def test_a_run_through_network_faults_stays_clean_and_the_proxy_says_what_it_did(
         tmp_path: Path) -> None:
     config = RunConfig(workers=2, books=50, clients=6, duration=2.8, warmup=0, timeout=0.5,
