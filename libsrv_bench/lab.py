@@ -386,7 +386,9 @@ def sections(paths: Sequence[Path | str]) -> list[Section]:
     runs = runs_frame(find_runs(paths))
     if runs.empty:
         raise ValueError("no run folders (with summary.json) among the given paths")
+    # a run with faults is not a steady measurement: it has its own section, and only that
     table = aggregate(runs)
+    table = table[table["config"].map(lambda config: not config.faults)]
     from libsrv_bench.faultcost import fault_sections  # it builds on this module's Section
 
     return (limit_section(table) + clients_section(table, runs) + workers_section(table) +

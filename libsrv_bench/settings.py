@@ -205,7 +205,7 @@ def _default_text(setting: Setting) -> str:
     value = getattr(DEFAULTS, setting.field)
     if setting.type is bool:
         return ""
-    if value in (None, ""):
+    if value in (None, "", ()):
         return f" (default: {setting.unset})" if setting.unset else ""
     return f" (default {value:g})" if isinstance(value, float) else f" (default {value})"
 
