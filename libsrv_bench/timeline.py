@@ -18,6 +18,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.ticker import FuncFormatter
 
 from libsrv_bench.history import FAILURE_CODES
 
@@ -82,6 +83,8 @@ def timeline_figure(table: pd.DataFrame, events: Sequence[Event] = (),
         latency.plot(table["t_s"], table[column], color=colour, linewidth=1.1, label=label)
     if table["max_ms"].notna().any():
         latency.set_yscale("log")
+        latency.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # not 10^1
+        latency.yaxis.set_minor_formatter(FuncFormatter(_minor_label))
     latency.set_ylabel("latency, ms (log scale)")
     latency.set_xlabel(f"seconds from the start (intervals of {_interval_s(table) * 1000:g} ms)")
     latency.grid(True, which="major", alpha=0.3)
@@ -99,6 +102,12 @@ def timeline_figure(table: pd.DataFrame, events: Sequence[Event] = (),
         fig.suptitle(textwrap.fill(title, 110), fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def _minor_label(value: float, _: int) -> str:
+    """2 and 5 of each decade labelled (20, 50), the rest left bare: readable, not crowded."""
+    leading = f"{value:.0e}"[0]
+    return f"{value:g}" if leading in "25" else ""
 
 
 def _interval_s(table: pd.DataFrame) -> float:
