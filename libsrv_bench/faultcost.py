@@ -50,12 +50,16 @@ def fault_rows(paths: Sequence[Path | str]) -> list[dict[str, Any]]:
     rows = []
     for folder in find_runs(paths):
         summary = json.loads((folder / "summary.json").read_text())
-        for fault in summary.get("faults", []):
-            if fault.get("error"):
-                continue
+        done = sorted((f for f in summary.get("faults", []) if not f.get("error")),
+                      key=lambda f: f["at_s"])
+        for number, fault in enumerate(done):
+            # the panel stops at the neighbouring faults of the same run
+            after = done[number - 1]["at_s"] + done[number - 1]["duration"] if number else None
+            before = done[number + 1]["at_s"] if number + 1 < len(done) else None
             rows.append({**fault, "folder": folder, "run": summary.get("name", folder.name),
                          "clean": summary.get("clean"), "violations": summary["violations"],
-                         "command": summary.get("command", "")})
+                         "command": summary.get("command", ""), "after_s": after,
+                         "before_s": before})
     return rows
 
 
@@ -63,36 +67,56 @@ def _cost(row: dict[str, Any]) -> int:
     return int(row["retried"]) + int(row["timeouts"]) + int(row["internal"])
 
 
+def _median_text(values: list[int]) -> str:
+    """A count over runs: the value itself when every run agrees, else median and range."""
+    if min(values) == max(values):
+        return f"{values[0]:,}"
+    return f"{statistics.median(values):,.0f} ({min(values):,}-{max(values):,})"
+
+
 def _sentence(kind: str, rows: list[dict[str, Any]]) -> str:
-    costs = [_cost(r) for r in rows]
-    recoveries = [r["recovered_after_s"] for r in rows if r["recovered_after_s"] is not None]
     words = FAULT_WORDS.get(kind, kind)
-    if len(rows) == 1:
-        cost = f"{costs[0]:,} request(s)"
+    costs = [_cost(r) for r in rows]
+    if max(costs) == 0:
+        cost = "no request" + (f" in any of {len(rows)} runs" if len(rows) > 1 else "")
+    elif min(costs) == max(costs):
+        cost = f"{costs[0]:,} request(s)" + (f" in each of {len(rows)} runs"
+                                            if len(rows) > 1 else "")
     else:
-        cost = (f"a median of {statistics.median(costs):,.0f} request(s) "
-                f"({min(costs):,}-{max(costs):,} over {len(rows)} runs)")
-    retried = sum(int(r["retried"]) for r in rows)
-    gave_up = sum(int(r["timeouts"]) for r in rows)
-    internal = sum(int(r["internal"]) for r in rows)
-    text = (f"{words[0].upper()}{words[1:]} cost {cost}: {retried:,} retried, {gave_up:,} given "
-            f"up after every retry, {internal:,} answered INTERNAL")
+        cost = (f"a median of {statistics.median(costs):,.0f} request(s) over {len(rows)} "
+                f"runs (from {min(costs):,} to {max(costs):,})")
+    text = (f"{words[0].upper()}{words[1:]} cost {cost}: "
+            f"{_median_text([int(r['retried']) for r in rows])} retried, "
+            f"{_median_text([int(r['timeouts']) for r in rows])} given up after every retry, "
+            f"{_median_text([int(r['internal']) for r in rows])} answered INTERNAL")
+    recoveries = [r["recovered_after_s"] for r in rows if r["recovered_after_s"] is not None]
     if recoveries:
         text += (f"; throughput was back to 90% of its level before after "
                  f"{statistics.median(recoveries):.1f} s")
-    elif rows:
+        if len(recoveries) < len(rows):
+            text += f" ({len(rows) - len(recoveries)} run(s) not back by their end)"
+    else:
         text += "; throughput did not come back to 90% of its level before by the end"
     return text + "."
 
 
 def _figure(kinds: list[str], picked: dict[str, dict[str, Any]]) -> plt.Figure:
-    fig, axes = plt.subplots(1, len(kinds), figsize=(max(4.0, 3.2 * len(kinds)), 3.4),
-                             squeeze=False, sharey=False)
-    for ax, kind in zip(axes[0], kinds, strict=True):
+    columns = min(3, len(kinds))
+    lines = -(-len(kinds) // columns)
+    fig, grid = plt.subplots(lines, columns, figsize=(3.4 * columns, 2.9 * lines),
+                             squeeze=False)
+    axes = list(grid.flat)
+    for ax in axes[len(kinds):]:
+        ax.set_visible(False)
+    for ax, kind in zip(axes, kinds, strict=False):
         row = picked[kind]
         table = pd.read_csv(row["folder"] / "timeline.csv")
         start = row["at_s"] - MARGIN_S
         end = row["at_s"] + row["duration"] + (row["recovered_after_s"] or 0) + MARGIN_S
+        if row["after_s"] is not None:
+            start = max(start, (row["after_s"] + row["at_s"]) / 2)
+        if row["before_s"] is not None:
+            end = min(end, row["before_s"] - 0.1)  # the interval before the next one
         part = table[(table["t_s"] >= start) & (table["t_s"] <= end)]
         ax.plot(part["t_s"] - row["at_s"], part["rate_per_s"], color="#0072B2", lw=1.4)
         if row["duration"]:
@@ -102,13 +126,23 @@ def _figure(kinds: list[str], picked: dict[str, dict[str, Any]]) -> plt.Figure:
             ax.axvline(row["recovered_after_s"], color="#009E73", ls=":", lw=1.2)
         ax.set_title(row["fault"], fontsize=10)
         ax.set_xlabel("seconds from the fault")
+        ax.set_ylabel("answered per second")
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("answered per second")
     fig.suptitle("throughput around each fault (red: the fault; green: back to 90%)",
                  fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _recovery_text(rows: list[dict[str, Any]]) -> str:
+    values = [r["recovered_after_s"] for r in rows if r["recovered_after_s"] is not None]
+    if not values:
+        return "never"
+    text = f"{statistics.median(values):.1f}"
+    if f"{min(values):.1f}" != f"{max(values):.1f}":
+        text += f" ({min(values):.1f}-{max(values):.1f})"
+    return text + ("" if len(values) == len(rows) else f", {len(rows) - len(values)} never")
 
 
 def fault_sections(paths: Sequence[Path | str]) -> list[Section]:
@@ -133,14 +167,14 @@ def fault_sections(paths: Sequence[Path | str]) -> list[Section]:
         text += (f" Every one of the {len(runs)} run(s) with faults was clean: the verifier "
                  "found no lost or doubled update across the faults.")
     shown = pd.DataFrame({
-        "fault": [r["fault"] for r in rows],
-        "at (s)": [f"{r['at_s']:.1f}" for r in rows],
-        "back to 90% after (s)": ["never" if r["recovered_after_s"] is None else
-                                  f"{r['recovered_after_s']:.1f}" for r in rows],
-        "retried": [int(r["retried"]) for r in rows],
-        "given up": [int(r["timeouts"]) for r in rows],
-        "INTERNAL": [int(r["internal"]) for r in rows],
-        "run clean": ["yes" if r["clean"] else "no" for r in rows],
+        "fault": [by_kind[k][0]["fault"] for k in kinds],
+        "runs": [len(by_kind[k]) for k in kinds],
+        "back to 90% after (s)": [_recovery_text(by_kind[k]) for k in kinds],
+        "retried": [_median_text([int(r["retried"]) for r in by_kind[k]]) for k in kinds],
+        "given up": [_median_text([int(r["timeouts"]) for r in by_kind[k]]) for k in kinds],
+        "INTERNAL": [_median_text([int(r["internal"]) for r in by_kind[k]]) for k in kinds],
+        "runs clean": [f"{sum(bool(r['clean']) for r in by_kind[k])} of {len(by_kind[k])}"
+                       for k in kinds],
     })
     return [Section(
         "faults", "What a fault costs",

@@ -305,7 +305,7 @@ def run_clients(spec: LoadSpec, first: int, count: int, t0: int, counters: Any,
 
 def _child(spec: LoadSpec, first: int, count: int, ready: Any, start: Any, counters: Any,
            slot: int, results: Any) -> None:
-    ready.put(slot)  # imported and running: the parent picks t0 once every process is
+    ready.put(slot)  # up: the parent picks t0 once every process has said so
     start.wait()
     t0 = counters[-1]  # the parent's start time, published before `start` is set
     results.put((slot, run_clients(spec, first, count, t0, counters, slot)))

@@ -63,6 +63,9 @@ def test_several_runs_give_a_median_and_an_unclean_run_is_named(tmp_path: Path) 
                                           recovered=None, error="no feed")])
     (section,) = fault_sections([tmp_path])
     plt.close(section.figure)
-    assert "a median of 5 request(s) (1-9 over 3 runs)" in section.conclusion
+    assert "a median of 5 request(s) over 3 runs (from 1 to 9): 5 (1-9) retried" in \
+        section.conclusion
     assert "1 of 3 run(s) with faults were not clean (r2)" in section.conclusion
-    assert "kill-feed" not in set(section.table["fault"])  # not carried out: not a cost
+    assert list(section.table["fault"]) == ["kill-worker@3"]  # kill-feed not carried out
+    assert list(section.table["runs clean"]) == ["2 of 3"]
+    assert list(section.table["back to 90% after (s)"]) == ["0.5"]
