@@ -12,6 +12,7 @@ write, a book the verifier could not decide) or missed a threshold (``--max-p99-
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -343,6 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return echo_main(argv[1:])
     args = build_parser().parse_args(argv)
+    # SIGTERM (a closed terminal, `kill`, a notebook's stop) stops a run as Ctrl-C does: the
+    # servers, proxies and load processes it started are stopped on the way out
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +183,50 @@ def test_the_lean_generator_counts_what_an_echo_answers() -> None:
         result = lean_throughput(echo.endpoint, 3, 1.0)
     assert result.clients == 3 and result.timeouts == 0
     assert result.replies > 100
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow  # a server and two load processes started, then stopped
+def test_sigterm_stops_a_run_and_everything_it_started(tmp_path: Path) -> None:
+    """`kill` (SIGTERM) of a run ends it as Ctrl-C does: its server and its load processes
+    stop too, instead of running on without it."""
+    from libsrv_bench.procstat import process_tree
+    from tests.helpers import wait_until
+
+    bench = subprocess.Popen([sys.executable, "-m", "libsrv_bench", "run", "--duration", "60",
+                              "--books", "50", "--no-progress", "--out", str(tmp_path)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tree: list[int] = []
+    try:
+        def under_way() -> bool:
+            commands = [_cmdline(pid) for pid in process_tree(bench.pid)[1:]]
+            return any("libsrv.process" in c for c in commands) and \
+                sum("multiprocessing.spawn" in c for c in commands) >= 2
+        wait_until(under_way, timeout=60, message="the run's server and load processes")
+        tree = process_tree(bench.pid)[1:]
+        bench.terminate()
+        _, err = bench.communicate(timeout=60)
+        assert bench.returncode == 2 and "interrupted" in err, err
+        wait_until(lambda: not any(_running(pid) for pid in tree), timeout=30,
+                   message="every process of the run gone")
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait(10)
+        for pid in tree:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
