@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from libsrv_bench import plots
+from libsrv_bench.historyplot import finding_figure
 from libsrv_bench.results import read_histogram
 from libsrv_bench.rounds import aggregate, find_runs, runs_frame, varied, varied_groups
 
@@ -35,9 +36,13 @@ class Section:
     table: pd.DataFrame  # already rounded and labelled for reading
     commands: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # the verifier's, in words
+    # (caption, figure) drawn beside the findings: the verifier's picture of the first one
+    pictures: list[tuple[str, plt.Figure]] = field(default_factory=list)
 
-    def markdown(self, figure_path: str | None = None) -> str:
-        """The section as Markdown (the figure linked at `figure_path` when given)."""
+    def markdown(self, figure_path: str | None = None,
+                 picture_paths: Sequence[str] = ()) -> str:
+        """The section as Markdown (the figure linked at `figure_path` when given, and each
+        picture at its path in `picture_paths`)."""
         parts = [f"## {self.title}\n", f"**Question.** {self.question}\n"]
         if figure_path:
             parts.append(f"![{self.title}]({figure_path})\n")
@@ -47,6 +52,8 @@ class Section:
             parts.append("What the verifier found (the first few):\n")
             parts += [f"- {finding}" for finding in self.findings]
             parts.append("")
+        for (caption, _), path in zip(self.pictures, picture_paths, strict=False):
+            parts.append(f"![the verifier's picture]({path})\n\n{caption}\n")
         if self.commands:
             parts.append("Each run repeats with:\n\n```\n" + "\n".join(self.commands) +
                          "\n```\n")
@@ -284,14 +291,29 @@ def storage_section(table: pd.DataFrame) -> list[Section]:
         _commands(rows))]
 
 
-def _findings(rows: pd.DataFrame, limit: int = 4) -> list[str]:
-    """The verifier's first findings in these rows' runs, one of each kind before a second of
-    any, so that a reader sees every way the runs went wrong."""
+def _details(rows: pd.DataFrame) -> list[dict]:
     details = []
     for folders in rows["folders"]:
         for folder in folders:
             details += json.loads((Path(folder) / "violations.json").read_text()) \
                 .get("details", [])
+    return details
+
+
+def _first_picture(rows: pd.DataFrame) -> list[tuple[str, plt.Figure]]:
+    """The verifier's picture of the first finding of these rows' runs that has operations
+    to draw (none when they found nothing)."""
+    for detail in _details(rows):
+        if detail.get("ops") and detail["kind"] != "final-state":
+            return [(f"The first finding, drawn: {detail['kind']}: {detail['detail']}",
+                     finding_figure(detail))]
+    return []
+
+
+def _findings(rows: pd.DataFrame, limit: int = 4) -> list[str]:
+    """The verifier's first findings in these rows' runs, one of each kind before a second of
+    any, so that a reader sees every way the runs went wrong."""
+    details = _details(rows)
     seen: dict[str, int] = {}
     ranked = []
     for detail in details:
@@ -335,7 +357,8 @@ def lost_update_section(table: pd.DataFrame) -> list[Section]:
         "keep every acknowledged loan and return exact?",
         plots.lost_updates(rows, f"anomalies found in each round · {rows['cpus'].iloc[0]} CPUs"),
         text, shown, _commands(rows),
-        _findings(rows[rows["unsafe"]]) + _findings(rows[~rows["unsafe"]]))]
+        _findings(rows[rows["unsafe"]]) + _findings(rows[~rows["unsafe"]]),
+        _first_picture(rows[rows["unsafe"]]))]
 
 
 def _books(count: int) -> str:
@@ -409,3 +432,7 @@ def show(found: Sequence[Section]) -> None:
         if section.findings:
             display(Markdown("What the verifier found (the first few):\n\n" +
                              "\n".join(f"- {f}" for f in section.findings)))
+        for caption, picture in section.pictures:
+            display(picture)
+            plt.close(picture)
+            display(Markdown(caption))

@@ -81,7 +81,13 @@ def write_report(paths: Sequence[Path | str], out: Path | str,
         path = figures / f"{section.key}.png"
         section.figure.savefig(path, dpi=110)
         plt.close(section.figure)
-        parts.append(section.markdown(f"figures/{path.name}"))
+        pictures = []
+        for number, (_, picture) in enumerate(section.pictures, 1):
+            picture_path = figures / f"{section.key}-{number}.png"
+            picture.savefig(picture_path, dpi=110)
+            plt.close(picture)
+            pictures.append(f"figures/{picture_path.name}")
+        parts.append(section.markdown(f"figures/{path.name}", pictures))
     missing = [key for key in ALL_EXPERIMENTS if key not in {s.key for s in found}]
     if missing:
         parts.append("Not in these runs: " + ", ".join(missing) + " (no group of runs that "

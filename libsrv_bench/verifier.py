@@ -417,7 +417,7 @@ def verify(ops: list[Op], initial: Mapping[str, bool], served: Mapping[str, dict
             upto = bisect_right(invokes, op.complete or op.invoke)  # ops begun by its reply
             violations.append(Violation(
                 isbn, kind, describe.sentence(kind, op, isbn, start),
-                [describe.op(o) for o in history[max(0, upto - 6):upto]],
+                [describe.op(o) for o in _around(history[:upto], index)],
                 describe.ms(op.complete)))
         for op in book_ops:
             if op.kind == LOAN and op.status == OK and op.book_shown and \
@@ -435,6 +435,27 @@ def verify(ops: list[Op], initial: Mapping[str, bool], served: Mapping[str, dict
                 f"the server last served {record!r}"))
     return Verdict(violations, len(by_book), len(ops),
                    sum(1 for op in ops if op.status == UNKNOWN), undecided)
+
+
+AROUND = 12  # operations kept with a finding: enough to see it, few enough to read
+
+
+def _around(history: list[Op], index: int) -> list[Op]:
+    """The operations that explain a finding about `history[index]`: the last acknowledged
+    write answered before it was sent (the last state known), every operation that overlaps
+    it, and itself, in order of sending, at most AROUND of them (those sent closest to it)."""
+    op = history[index]
+    end = op.complete if op.complete is not None else op.invoke
+    known = [n for n, o in enumerate(history[:index]) if o.status == OK and
+             o.kind in (LOAN, RETURN) and o.complete is not None and o.complete < op.invoke]
+    overlapping = [n for n, o in enumerate(history) if o.invoke <= end and
+                   (o.complete is None or o.complete >= op.invoke)]
+    always = {index, *known[-1:]}
+    # the rest by how close they were sent to it, as many as fit
+    others = sorted((n for n in overlapping if n not in always),
+                    key=lambda n: abs(history[n].invoke - op.invoke))
+    keep = sorted(always | set(others[:AROUND - len(always)]))
+    return [history[n] for n in keep]
 
 
 def _part(record: dict[str, Any] | None, fields: tuple[str, ...] | None) -> object:

@@ -134,6 +134,9 @@ def test_the_verifier_catches_real_lost_updates_and_clears_the_safe_server(
     assert "## The lost-update experiment" in text and "journal, NO LOCK" in text
     assert "What the verifier found" in text and "double-" in text
     assert (tmp_path / "report" / "figures" / "lost-update.png").stat().st_size > 10_000
+    # the verifier's picture of the first finding, beside its words
+    assert "![the verifier's picture](figures/lost-update-1.png)" in text
+    assert (tmp_path / "report" / "figures" / "lost-update-1.png").stat().st_size > 10_000
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

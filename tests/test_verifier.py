@@ -6,10 +6,14 @@ import heapq
 import random
 from functools import cache
 
+import matplotlib.pyplot as plt
 import pytest
+from matplotlib.colors import to_rgb
 
 from libsrv_bench.history import TIMEOUT, Record
+from libsrv_bench.historyplot import BROKEN, finding_figure, replayed_states
 from libsrv_bench.verifier import (
+    AROUND,
     LOAN,
     OK,
     QUERY,
@@ -341,3 +345,35 @@ def test_an_undecided_book_is_not_a_clean_verdict(monkeypatch: pytest.MonkeyPatc
     verdict = verify(history, {A: False}, lent(True))
     assert verdict.violations == [] and verdict.undecided == [A]
     assert not verdict.ok and verdict.as_dict()["ok"] is False
+
+
+def test_a_finding_keeps_its_operation_the_state_before_and_what_overlapped() -> None:
+    """The operations kept with a finding (what its table and picture show): the last write
+    acknowledged before it was sent, everything that overlapped it, and the operation itself,
+    even when many began after it and before its reply."""
+    history = [op(LOAN, 0, 1), op(QUERY, 1, 2, saw=1, client=3), op(RETURN, 3, 4),
+               op(RETURN, 10, 30, client=2)]
+    history += [op(QUERY, 11 + n, 12 + n, saw=0, client=10 + n) for n in range(15)]
+    verdict = verify(history, {A: False}, lent(False))
+    (finding,) = [v for v in verdict.violations if v.kind == "double-return"]
+    kept = [(o["client"], o["op"], o["invoke_ms"]) for o in finding.ops]
+    assert (2, "return", 10.0) in kept  # the operation the finding is about
+    assert (1, "return", 3.0) in kept  # the last state known before it was sent
+    assert (3, "query", 1.0) not in kept  # answered before: nothing to say about it
+    assert len(kept) == AROUND
+
+
+def test_the_verifiers_picture_draws_each_client_and_the_broken_reply() -> None:
+    history = [op(LOAN, 0, 1), op(RETURN, 3, 4), op(RETURN, 10, 30, client=2),
+               op(LOAN, 12, 14, REFUSED, client=3)]
+    verdict = verify(history, {A: False}, lent(False))
+    detail = next(v for v in verdict.violations if v.kind == "double-return").as_dict()
+    figure = finding_figure(detail)
+    bars = figure.axes[0]
+    assert [t.get_text() for t in bars.get_yticklabels()] == ["client 1", "client 2",
+                                                              "client 3"]
+    red = [p for p in bars.patches if p.get_facecolor()[:3] == to_rgb(BROKEN)]
+    assert len(red) == 1 and red[0].get_x() == pytest.approx(10.0)
+    # the last state known (lent, until the return at 4 ms), then a second return in a row
+    assert replayed_states(detail["ops"], 1) == [(3.0, 1), (4.0, 0), (30.0, 0)]
+    plt.close(figure)

@@ -1,0 +1,106 @@
+"""The verifier's picture of a finding: what each client did to one book, over time.
+
+A finding in words ("client 9 was told its return succeeded, but nobody had the book then")
+is easier to believe with the history in front of you, the way Porcupine draws one: one row per
+client, each operation a bar from when it was sent to when it was answered, the operation that
+no order explains in red, and under them the state the book had if the acknowledged writes
+happened in the order of their replies. `finding_figure(detail)` takes one entry of a run's
+``violations.json`` ``details``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib.pyplot as plt
+from matplotlib.patches import Patch
+
+# colour by what the operation was; the status is written on the bar
+COLOURS = {"loan": "#0072B2", "return": "#009E73", "query": "#999999"}
+BROKEN = "#D62728"
+
+
+def _broken(detail: dict[str, Any]) -> dict[str, Any] | None:
+    """The operation the finding is about: the acknowledged one answered when it became
+    certain (the last such one, if several)."""
+    at = detail.get("at_ms")
+    candidates = [op for op in detail.get("ops", []) if op["status"] == "ok" and
+                  op["complete_ms"] is not None and at is not None and
+                  abs(op["complete_ms"] - at) < 1e-6]
+    return candidates[-1] if candidates else None
+
+
+def _label(op: dict[str, Any]) -> str:
+    what = op["op"] + (f" ({op['borrower']})" if op.get("borrower") else "")
+    if op["status"] == "ok":
+        told = "OK" if op["op"] != "query" else f"saw {op['saw']}"
+    else:
+        told = op["status"]
+    return f"{what}: {told}"
+
+
+def replayed_states(ops: list[dict[str, Any]], start: int | None
+                    ) -> list[tuple[float, int]]:
+    """(time ms, 1 lent / 0 available) after each acknowledged write, replayed in the order of
+    the replies, from `start` (None: unknown, taken as what the first write implies)."""
+    writes = sorted((op for op in ops if op["op"] in ("loan", "return") and
+                     op["status"] == "ok" and op["complete_ms"] is not None),
+                    key=lambda op: op["complete_ms"])
+    if start is None:
+        start = 0 if not writes or writes[0]["op"] == "loan" else 1
+    first = min((op["invoke_ms"] for op in ops), default=0.0)
+    states = [(first, start)]
+    for op in writes:
+        states.append((op["complete_ms"], 1 if op["op"] == "loan" else 0))
+    return states
+
+
+def finding_figure(detail: dict[str, Any], start: int | None = None) -> plt.Figure:
+    """The finding `detail` (an entry of violations.json) as a history picture."""
+    ops = [op for op in detail.get("ops", []) if op.get("invoke_ms") is not None]
+    clients = sorted({op["client"] for op in ops})
+    rows = {client: n for n, client in enumerate(clients)}
+    broken = _broken(detail)
+    fig, (bars, state) = plt.subplots(2, 1, figsize=(9, 1.6 + 0.45 * len(clients) + 1.2),
+                                      sharex=True,
+                                      height_ratios=[max(1, len(clients)), 1.3])
+    last = max((op["complete_ms"] or op["invoke_ms"] for op in ops), default=1.0)
+    for op in ops:
+        end = op["complete_ms"] if op["complete_ms"] is not None else last
+        colour = BROKEN if op is broken else COLOURS.get(op["op"], "#999999")
+        y = rows[op["client"]]
+        bars.barh(y, end - op["invoke_ms"], left=op["invoke_ms"], height=0.55,
+                  color=colour, alpha=0.9 if op["status"] == "ok" else 0.45,
+                  hatch="//" if op["status"] == "unknown" else None,
+                  edgecolor="black" if op is broken else "none")
+        bars.annotate(_label(op), (op["invoke_ms"], y - 0.32), fontsize=7.5,
+                      color=BROKEN if op is broken else "0.15",
+                      fontweight="bold" if op is broken else "normal")
+    bars.set_yticks(range(len(clients)), [f"client {c}" for c in clients])
+    bars.set_ylim(-0.75, len(clients) - 0.4)
+    bars.invert_yaxis()
+    bars.grid(axis="x", alpha=0.3)
+    bars.legend(handles=[Patch(color=COLOURS["loan"], label="loan"),
+                         Patch(color=COLOURS["return"], label="return"),
+                         Patch(color=COLOURS["query"], label="query"),
+                         Patch(color=BROKEN, label="no order explains this reply")],
+                fontsize=7.5, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4,
+                frameon=False)
+    states = replayed_states(ops, start)
+    xs = [t for t, _ in states] + [last]
+    ys = [s for _, s in states] + [states[-1][1]]
+    state.step(xs, ys, where="post", color="0.2")
+    if broken is not None:  # where the reply contradicts the state
+        before = [value for at, value in states if at < broken["complete_ms"]]
+        state.plot([broken["complete_ms"]], [before[-1] if before else ys[0]], "X",
+                   color=BROKEN, markersize=9)
+    state.set_yticks([0, 1], ["available", "lent"])
+    state.set_ylim(-0.3, 1.3)
+    state.set_ylabel("book", fontsize=8)
+    state.set_xlabel("ms from the start of the run (bars: sent to answered)")
+    state.set_title("the book if the acknowledged loans and returns happened in the order of "
+                    "their replies", fontsize=8)
+    state.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"{detail['kind']} on {detail['book']}", fontsize=10)
+    fig.tight_layout()
+    return fig
