@@ -172,8 +172,8 @@ class FaultRunner:
         self._begun.set()
 
     def _events(self) -> list[tuple[float, int, int]]:
-        """(seconds, 0 start or 1 end, fault number), in the order they happen (an end before
-        a start at the same instant)."""
+        """(seconds, 1 for a start or 0 for an end, fault number), in the order they happen
+        (an end before a start at the same instant)."""
         events = []
         for number, fault in enumerate(self.schedule):
             events.append((fault.at, 1, number))
