@@ -52,12 +52,17 @@ def fault_rows(paths: Sequence[Path | str]) -> list[dict[str, Any]]:
         summary = json.loads((folder / "summary.json").read_text())
         done = sorted((f for f in summary.get("faults", []) if not f.get("error")),
                       key=lambda f: f["at_s"])
-        for number, fault in enumerate(done):
-            # the panel stops at the neighbouring faults of the same run
-            after = done[number - 1]["at_s"] + done[number - 1]["duration"] if number else None
-            before = done[number + 1]["at_s"] if number + 1 < len(done) else None
+        for fault in done:
+            # the panel stops at the neighbouring faults of the same run (not at one that
+            # overlaps it: both are drawn over the same seconds)
+            ends = [f["at_s"] + f["duration"] for f in done
+                    if f["at_s"] + f["duration"] <= fault["at_s"] and f is not fault]
+            starts = [f["at_s"] for f in done if f["at_s"] >= fault["at_s"] + fault["duration"]
+                      and f is not fault]
+            after = max(ends, default=None)
+            before = min(starts, default=None)
             rows.append({**fault, "folder": folder, "run": summary.get("name", folder.name),
-                         "clean": summary.get("clean"), "violations": summary["violations"],
+                         "clean": summary.get("clean"),
                          "command": summary.get("command", ""), "after_s": after,
                          "before_s": before})
     return rows
@@ -91,12 +96,13 @@ def _sentence(kind: str, rows: list[dict[str, Any]]) -> str:
             f"{_median_text([int(r['internal']) for r in rows])} answered INTERNAL")
     recoveries = [r["recovered_after_s"] for r in rows if r["recovered_after_s"] is not None]
     if recoveries:
-        text += (f"; throughput was back to 90% of its level before after "
+        text += (f"; throughput was back to {RECOVERED_SHARE:.0%} of its level before after "
                  f"{statistics.median(recoveries):.1f} s")
         if len(recoveries) < len(rows):
             text += f" ({len(rows) - len(recoveries)} run(s) not back by their end)"
     else:
-        text += "; throughput did not come back to 90% of its level before by the end"
+        text += (f"; throughput did not come back to {RECOVERED_SHARE:.0%} of its level before "
+                 "by the end")
     return text + "."
 
 
@@ -129,8 +135,8 @@ def _figure(kinds: list[str], picked: dict[str, dict[str, Any]]) -> plt.Figure:
         ax.set_ylabel("answered per second")
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-    fig.suptitle("throughput around each fault (red: the fault; green: back to 90%)",
-                 fontsize=10)
+    fig.suptitle(f"throughput around each fault (red: the fault; green: back to "
+                 f"{RECOVERED_SHARE:.0%})", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -169,7 +175,7 @@ def fault_sections(paths: Sequence[Path | str]) -> list[Section]:
     shown = pd.DataFrame({
         "fault": [by_kind[k][0]["fault"] for k in kinds],
         "runs": [len(by_kind[k]) for k in kinds],
-        "back to 90% after (s)": [_recovery_text(by_kind[k]) for k in kinds],
+        f"back to {RECOVERED_SHARE:.0%} after (s)": [_recovery_text(by_kind[k]) for k in kinds],
         "retried": [_median_text([int(r["retried"]) for r in by_kind[k]]) for k in kinds],
         "given up": [_median_text([int(r["timeouts"]) for r in by_kind[k]]) for k in kinds],
         "INTERNAL": [_median_text([int(r["internal"]) for r in by_kind[k]]) for k in kinds],
