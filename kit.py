@@ -123,6 +123,7 @@ def main(argv: list[str]) -> None:
         "lab": [lab_command(PY, argv[1:])],
         "browser": [],
         "docs": [[PY, "scripts/cli_reference.py"]],
+        "notebooks": [[PY, "scripts/notebooks.py", *argv[1:]]],
     }
     if not argv or argv[0] not in jobs:
         sys.exit(f"usage: python3 kit.py {{{'|'.join(jobs)}}} [args]")

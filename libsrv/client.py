@@ -50,6 +50,7 @@ class Reply:
     books: list[dict[str, Any]] = field(default_factory=list)
     id: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    lang: str = "en"  # the language its card's labels are shown in (the message is the server's)
 
     @property
     def found(self) -> bool | None:
@@ -59,13 +60,13 @@ class Reply:
     def _repr_html_(self) -> str:
         from libsrv.cards import reply_card  # HTML only: no widgets needed
 
-        return reply_card(self)
+        return reply_card(self, self.lang)
 
     @classmethod
-    def from_dict(cls, obj: dict[str, Any]) -> Reply:
+    def from_dict(cls, obj: dict[str, Any], lang: str = "en") -> Reply:
         return cls(success=bool(obj.get("success")), code=str(obj.get("code")),
                    message=str(obj.get("message", "")), book=obj.get("book"),
-                   books=list(obj.get("books") or []), id=obj.get("id"), raw=obj)
+                   books=list(obj.get("books") or []), id=obj.get("id"), raw=obj, lang=lang)
 
 
 class LibraryClient:
@@ -79,7 +80,7 @@ class LibraryClient:
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, timeout: float = DEFAULT_TIMEOUT,
                  retries: int = DEFAULT_RETRIES, context: zmq.Context | None = None,
-                 curve: CurveKeys | None = None) -> None:
+                 curve: CurveKeys | None = None, lang: str = "en") -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         if retries < 0:
@@ -88,6 +89,7 @@ class LibraryClient:
         self.timeout = timeout
         self.retries = retries
         self.curve = curve
+        self.lang = lang
         self._ctx = context or zmq.Context.instance()
         self._sock: zmq.Socket | None = None
         self._prefix = os.urandom(6).hex()
@@ -149,7 +151,7 @@ class LibraryClient:
                 f"no reply from {self.endpoint} after {attempts} attempt(s) of "
                 f"{self.timeout:g} s each; is the server running and reachable?")
         try:
-            return Reply.from_dict(decode_reply(frame))
+            return Reply.from_dict(decode_reply(frame), self.lang)
         except (ValueError, UnicodeDecodeError) as error:
             raise BadReply(f"{self.endpoint} sent something that is not a reply: "
                            f"{frame[:80]!r}") from error

@@ -182,6 +182,14 @@ _WORDS: dict[str, dict[str, str]] = {
     "books_shown": {"en": "{shown} of {total} books", "es": "{shown} de {total} libros"},
     "unreachable": {"en": "No answer from the server at {endpoint}: {error}",
                     "es": "El servidor en {endpoint} no responde: {error}"},
+    "counter": {"en": "<b>{loans:,}</b> loans · <b>{returns:,}</b> returns",
+                "es": "<b>{loans:,}</b> préstamos · <b>{returns:,}</b> devoluciones"},
+    "counter_seq": {"en": "change #{seq:,} · {resyncs} re-sync(s) after a gap",
+                    "es": "cambio n.º {seq:,} · {resyncs} resincronización(es) tras un hueco"},
+    "counter_summary": {"en": "seen live: {loans:,} loans and {returns:,} returns (changes "
+                              "#{first:,} to #{last:,})",
+                        "es": "visto en vivo: {loans:,} préstamos y {returns:,} devoluciones "
+                              "(cambios n.º {first:,} a n.º {last:,})"},
     "col_ISBN": {"en": "ISBN", "es": "ISBN"},
     "col_titulo": {"en": "Title", "es": "Título"},
     "col_autores": {"en": "Authors", "es": "Autores"},

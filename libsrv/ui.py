@@ -307,11 +307,13 @@ class LibraryForms:
 class LiveCounter:
     """A live count of the loans and returns the server publishes, for watching a benchmark
     happen: ``LiveCounter(endpoint)`` in a cell shows it; it counts from when it started and
-    redraws at most every REDRAW_SECONDS. `loans`, `returns` and `seq` are its numbers."""
+    redraws at most every REDRAW_SECONDS. `loans`, `returns` and `seq` are its numbers; `lang`
+    ("en", or "es", the class's language) is the language of what it shows."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, lang: str = "en") -> None:
         self.loans = self.returns = self.others = 0
-        self.widget = widgets.HTML("<i>connecting to the live feed…</i>")
+        self.lang = lang if lang in LANGUAGES else "en"
+        self.widget = widgets.HTML(f"<i>{word('connecting', self.lang)}</i>")
         self._redraw = _Throttled(self._draw)
         self._live = LiveCatalog(endpoint, on_change=self._count)
         self._started_at = self._live.seq
@@ -332,15 +334,15 @@ class LiveCounter:
 
     def _draw(self) -> None:
         live = self._live
-        self.widget.value = (
-            f"<div style='font-size:1.4em'><b>{self.loans:,}</b> loans · "
-            f"<b>{self.returns:,}</b> returns</div><div style='color:#555'>change "
-            f"#{live.seq:,} · {live.resyncs - 1} re-sync(s) after a gap</div>")
+        counts = word("counter", self.lang, loans=self.loans, returns=self.returns)
+        seq = word("counter_seq", self.lang, seq=live.seq, resyncs=live.resyncs - 1)
+        self.widget.value = (f"<div style='font-size:1.4em'>{counts}</div>"
+                             f"<div style='color:#555'>{seq}</div>")
 
     def summary(self) -> str:
         self._draw()
-        return (f"seen live: {self.loans:,} loans and {self.returns:,} returns (changes "
-                f"#{self._started_at + 1:,} to #{self.seq:,})")
+        return word("counter_summary", self.lang, loans=self.loans, returns=self.returns,
+                    first=self._started_at + 1, last=self.seq)
 
     def close(self, timeout: float = 10.0) -> None:
         """Count what the server published up to now, then stop following it."""

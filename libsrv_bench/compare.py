@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import pandas as pd
 from libsrv_bench.dialects import DEFAULT_DIALECT
 from libsrv_bench.lean import LeanResult, lean_throughput
 from libsrv_bench.rounds import describe as describe_config
-from libsrv_bench.runner import RunConfig, catalog_copy, run_experiment, server_command
+from libsrv_bench.runner import RunConfig, RunOutcome, catalog_copy, run_experiment, server_command
 from libsrv_bench.settings import DEFAULT_DURATION
 
 REFERENCE = "reference"
@@ -86,15 +87,26 @@ def calibrate(reference: RunConfig) -> LeanResult:
 
 def compare(reference: RunConfig, candidates: dict[str, RunConfig], *, rounds: int = 3,
             out: Path | str = "report/compare", progress: bool = False,
-            calibration: bool = True) -> pd.DataFrame:
+            calibration: bool = True,
+            on_run: Callable[[int, int, RunOutcome], None] | None = None) -> pd.DataFrame:
     """Each candidate's throughput and p99 as ratios to `reference` of the same round, over
     `rounds` interleaved rounds. With `calibration`, each round also drives the reference
     with the lean generator: its row's `generator_ratio` is bench's throughput over the lean
-    generator's (below GENERATOR_FLOOR, bench's generator set the reference's pace)."""
+    generator's (below GENERATOR_FLOOR, bench's generator set the reference's pace).
+    `on_run(number, total, outcome)` is called after each bench run, as in `run_rounds`."""
     rows: list[dict[str, Any]] = []
+    total, done = rounds * (1 + len(candidates)), 0
+
+    def ran(config: RunConfig) -> dict[str, Any]:
+        nonlocal done
+        outcome = run_experiment(config, out, progress=progress)
+        done += 1
+        if on_run is not None:
+            on_run(done, total, outcome)
+        return outcome.summary
+
     for number in range(rounds):
-        ref = run_experiment(replace(reference, label=f"{REFERENCE}-r{number}"), out,
-                             progress=progress).summary
+        ref = ran(replace(reference, label=f"{REFERENCE}-r{number}"))
         rows.append(_row(number, REFERENCE, ref))
         if calibration and not reference.endpoint:
             lean = calibrate(reference)
@@ -104,7 +116,7 @@ def compare(reference: RunConfig, candidates: dict[str, RunConfig], *, rounds: i
                          if lean.throughput else float("nan")})
         for name, config in candidates.items():
             label = f"{name.replace(' ', '_').replace(',', '')}-r{number}"
-            got = run_experiment(replace(config, label=label), out, progress=progress).summary
+            got = ran(replace(config, label=label))
             row = _row(number, name, got)
             row["throughput_ratio"] = got["throughput"] / ref["throughput"] \
                 if ref["throughput"] else float("nan")

@@ -18,14 +18,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 NOTEBOOKS = ROOT / "notebooks"
 
 
-def execute(name: str, parameters: str, tmp_path: Path) -> nbformat.NotebookNode:
-    """Run a notebook with `parameters` injected after its tagged parameters cell."""
-    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+def execute(name: str, parameters: str, tmp_path: Path,
+            lang: str = "es") -> nbformat.NotebookNode:
+    """Run the `lang` student notebook `name` with `parameters` injected after its tagged
+    parameters cell, from its own folder as Jupyter would."""
+    folder = NOTEBOOKS if lang == "es" else NOTEBOOKS / lang
+    nb = nbformat.read(folder / name, as_version=4)
     index = next(i for i, cell in enumerate(nb.cells)
                  if "parameters" in cell.metadata.get("tags", []))
     nb.cells.insert(index + 1, nbformat.v4.new_code_cell(parameters))
     NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+                   resources={"metadata": {"path": str(folder)}}).execute()
     return nb
 
 
@@ -47,20 +50,34 @@ def test_notebooks_have_no_committed_outputs() -> None:
                 assert not cell.outputs and cell.execution_count is None, path.name
 
 
-def test_start_here_runs_and_shows_every_kind_of_reply(tmp_path: Path) -> None:
-    nb = execute("01-start-here.ipynb", "WORKERS = 1", tmp_path)
+# what each language's notebook 01 must show: the server's messages and the cards' labels
+START_HERE = {"es": ("Préstamo exitoso", "Prestatario", "Fecha de devolución"),
+              "en": ("Loan done", "Borrower", "Due")}
+
+
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_start_here_runs_and_shows_every_kind_of_reply(tmp_path: Path, lang: str) -> None:
+    nb = execute("01-start-here.ipynb", "WORKERS = 1", tmp_path, lang)
     text = outputs(nb)
     for expected in ("REQ received: {'code': 'OK'", "the second send failed: Operation cannot "
-                     "be accomplished in current state", "Don Quijote de la Mancha", "Loan done",
-                     "UNAVAILABLE", "NOT_LOANED", "BAD_REQUEST", "uptime_s"):
+                     "be accomplished in current state", "Don Quijote de la Mancha",
+                     "UNAVAILABLE", "NOT_LOANED", "BAD_REQUEST", "uptime_s",
+                     "workers serving: 1", *START_HERE[lang]):
         assert expected in text, expected
+    assert_no_error_or_warning(nb)
 
 
-@pytest.mark.parametrize(("parameters", "tab"), [("", "Consulta ISBN"),
-                                                ('LANG = "en"', "Query by ISBN")])
+def assert_no_error_or_warning(nb: nbformat.NotebookNode) -> None:
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            assert out.get("output_type") != "error", out
+            assert out.get("name") != "stderr", out.get("text")
+
+
+@pytest.mark.parametrize(("lang", "tab"), [("es", "Consulta ISBN"), ("en", "Query by ISBN")])
 def test_forms_notebook_builds_its_widgets_in_the_language_asked(
-        tmp_path: Path, parameters: str, tab: str) -> None:
-    nb = execute("02-forms.ipynb", parameters, tmp_path)
+        tmp_path: Path, lang: str, tab: str) -> None:
+    nb = execute("02-forms.ipynb", "", tmp_path, lang)
     assert "application/vnd.jupyter.widget-view+json" in str(nb.cells)
     assert tab in str(nb.metadata.get("widgets", {}))  # the saved state of the tabs
 
@@ -73,7 +90,12 @@ def test_latency_notebook_runs_small(tmp_path: Path) -> None:
                   "Throughput against workers"):
         assert title in text
     assert "What the runs show." in text and "image/png" in str(nb.cells)
-    assert "server_cpu_us" in text and "kit broker + 2 echo workers" in text
+    assert "CPU del servidor (µs/petición)" in text
+    assert "broker del kit + 2 trabajadores eco" in text
+    assert "ejecución 4/4 terminada" in text  # compare's progress: 4 rows, 1 round
+    assert re.search(r"El servidor del kit va a \d\.\d\d× el límite del transporte", text)
+    assert "NaN" not in text and "server_cpu_us" not in text
+    assert_no_error_or_warning(nb)
 
 
 def test_concurrency_notebook_runs_small(tmp_path: Path) -> None:
@@ -81,16 +103,29 @@ def test_concurrency_notebook_runs_small(tmp_path: Path) -> None:
                  f"OUT = {str(tmp_path)!r}",
                  tmp_path)
     text = outputs(nb)
-    assert "with the lock: 400 loans recorded, the file counts 400 (0 lost)" in text
+    assert "con cerrojo: 400 préstamos apuntados, el archivo cuenta 400 (0 perdidos)" in text
     assert "The lost-update experiment" in text and "What the runs show." in text
-    assert "without the lock:" in text and "with the lock: 0" in text
+    assert "ejecución 2/2 terminada" in text
+    assert re.search(r"sin el cerrojo: [1-9][\d]* anomalías en 1 rondas \[\d+\]; con el "
+                     r"cerrojo: 0\.", text), text[-3000:]
+    assert "prestatario" in text and "enviada (ms)" in text  # the finding's operations
     # the live counter saw every change the observed run's feed check counted
-    live = re.search(r"seen live: ([\d,]+) loans and ([\d,]+) returns", text)
-    feed = re.search(r"feed check: ([\d,]+) changes, [\d,]+ acknowledged writes found in it, "
-                     r"0 finding\(s\); the verifier: 0 violation", text)
+    live = re.search(r"visto en vivo: ([\d,]+) préstamos y ([\d,]+) devoluciones", text)
+    feed = re.search(r"el feed: ([\d,]+) cambios, [\d,]+ escrituras confirmadas encontradas "
+                     r"en él, 0 hallazgo\(s\); el verificador: 0 anomalía", text)
     assert live and feed, text[-2000:]
     seen = sum(int(n.replace(",", "")) for n in live.groups())
     assert seen == int(feed.group(1).replace(",", "")) > 0
+    assert_no_error_or_warning(nb)
+
+
+def test_concurrency_notebook_runs_in_english_too(tmp_path: Path) -> None:
+    nb = execute("04-concurrency.ipynb", f"CLIENTS = 4\nSECONDS = 1\nROUNDS = 1\n"
+                 f"OUT = {str(tmp_path)!r}", tmp_path, "en")
+    text = outputs(nb)
+    assert "with the lock: 400 loans recorded, the file counts 400 (0 lost)" in text
+    assert "run 2/2 done" in text and "the feed: " in text
+    assert_no_error_or_warning(nb)
 
 
 def test_many_machines_notebook_runs_a_local_cluster(tmp_path: Path) -> None:
@@ -99,6 +134,8 @@ def test_many_machines_notebook_runs_a_local_cluster(tmp_path: Path) -> None:
                  f"OUT = {str(tmp_path)!r}", tmp_path)
     text = outputs(nb)
     assert "uncertainty_ms" in text and "offset_ms" in text  # each engine's part and clock
+    assert "Todo corrió en esta máquina de" in text and "anomalías" in text  # a header
+    assert_no_error_or_warning(nb)
     summaries = [p for p in tmp_path.glob("*/summary.json")]
     engines = sorted(json.loads(p.read_text()).get("engines", 0) for p in summaries)
     assert engines == [0, 2]
@@ -114,7 +151,7 @@ def test_each_notebook_has_a_tagged_parameters_cell(path: Path) -> None:
 def test_grading_notebook_grades_its_two_demonstration_groups(tmp_path: Path) -> None:
     nb = execute("06-grade-servers.ipynb", f"OUT = {str(tmp_path)!r}", tmp_path)
     text = outputs(nb)
-    assert "== grupo-con-lock: every check passed" in text, text[-3000:]
+    assert "== grupo-con-lock: pasó todas las comprobaciones" in text, text[-3000:]
     assert "== grupo-sin-lock:" in text and "concurrency fight clean: " in text
     assert "image/png" in str(nb.cells) and (tmp_path / "README.md").exists()
 
@@ -127,10 +164,10 @@ def test_faults_notebook_shows_each_fault_and_catches_duplicates_without_ids(
     for fault in ("kill-worker@2 at", "stop-server@2+1.5 at", "partition@2+1 at",
                   "kill-server@1 at"):
         assert fault in text, text[-3000:]
-    verdicts = re.findall(r"verdict: (clean|NOT CLEAN)", text)
+    verdicts = re.findall(r"veredicto: (limpio|NO limpio)", text)
     # calm, killed, paused without and with retries, cut, duplicated, the student's own
     assert len(verdicts) == 7, verdicts
-    assert verdicts[5] == "NOT CLEAN" and verdicts[4] == "clean" and verdicts[3] == "clean"
+    assert verdicts[5] == "NO limpio" and verdicts[4] == "limpio" and verdicts[3] == "limpio"
     assert str(nb.cells).count("image/png") >= 7
     for cell in nb.cells:
         for out in cell.get("outputs", []):
@@ -174,4 +211,4 @@ def test_concurrency_notebook_fights_a_group_server(tmp_path: Path, group_server
     nb = execute("04-concurrency.ipynb", "CLIENTS = 8\nSECONDS = 2\nROUNDS = 1\nHOT = 2\n"
                  + aimed_at(server, db, "grupo-8", tmp_path), tmp_path)
     text = outputs(nb)
-    assert "grupo-8: NOT CLEAN" in text and "anomalies" in text
+    assert "grupo-8: NO limpio" in text and "anomalía(s)" in text, text[:1500]

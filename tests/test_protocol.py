@@ -213,4 +213,5 @@ def test_every_widget_word_exists_in_every_language() -> None:
     for key in word_keys():
         assert set(_WORDS[key]) == set(LANGUAGES), key
         for lang in LANGUAGES:
-            assert word(key, lang, total=1, shown=1, endpoint="e", error="x")
+            assert word(key, lang, total=1, shown=1, endpoint="e", error="x", loans=1, returns=1,
+                        seq=1, resyncs=0, first=1, last=2)
