@@ -237,9 +237,10 @@ class FaultRunner:
                 raise FaultError("the server has no live feed process to kill")
             os.kill(pid, signal.SIGKILL)
         else:
-            pids = self._workers()
+            # a worker killed a moment ago may still be listed until the broker notices
+            pids = [pid for pid in self._workers() if _alive(pid)]
             if not pids:
-                raise FaultError("the server lists no worker to act on")
+                raise FaultError("the server lists no live worker to act on")
             pid = pids[number % len(pids)]
             os.kill(pid, signal.SIGKILL if fault.kind == "kill-worker" else signal.SIGSTOP)
             if fault.kind == "stop-worker":
@@ -260,6 +261,16 @@ class FaultRunner:
             self._resume(fault, stopped.pop(number))
         if active.pop(number, None) is not None and self._network is not None:
             self._network(combine(active.values()))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def recovery(table: pd.DataFrame, fault: Fault) -> float | None:

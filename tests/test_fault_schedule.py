@@ -65,7 +65,8 @@ def test_a_run_with_faults_stays_clean_and_says_what_each_cost(tmp_path: Path) -
     faults = outcome.summary["faults"]
     assert [f["fault"] for f in faults] == ["kill-worker@0.7", "kill-feed@1",
                                             "stop-worker@1.4+0.4"], faults
-    assert all(f["pid"] and not f["error"] for f in faults), faults
+    assert all(f["pid"] and not f["error"] for f in faults), [
+        (f["fault"], f["pid"], f["error"]) for f in faults]
     assert 0.6 <= faults[0]["at_s"] <= 1.3 and 1.3 <= faults[2]["at_s"] <= 2.0, faults
     assert outcome.violations == 0 and outcome.summary["clean"], outcome.summary["not_clean"]
     timeline = pd.read_csv(outcome.folder / "timeline.csv")
@@ -133,7 +134,8 @@ def test_the_whole_server_killed_restarted_and_paused_loses_no_acknowledged_writ
     outcome = run_experiment(config, tmp_path, progress=False)
     faults = outcome.summary["faults"]
     assert [f["kind"] for f in faults] == ["kill-server", "stop-server"]
-    assert all(f["pid"] and not f["error"] for f in faults), faults
+    assert all(f["pid"] and not f["error"] for f in faults), [
+        (f["fault"], f["pid"], f["error"]) for f in faults]
     assert faults[0]["retried"] > 0
     assert 0.7 <= faults[0]["at_s"] <= 1.5
     after = outcome.samples[outcome.samples["send_ms"] > faults[0]["at_s"] * 1000]
