@@ -8,38 +8,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from tests.helpers import ROOT
+from tests.notebook_run import NOTEBOOKS, assert_no_error_or_warning, execute, outputs
 
 # its own limit, above the deadlines inside it (300 s), so that those are what fail
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-NOTEBOOKS = ROOT / "notebooks"
-
-
-def execute(name: str, parameters: str, tmp_path: Path,
-            lang: str = "es") -> nbformat.NotebookNode:
-    """Run the `lang` student notebook `name` with `parameters` injected after its tagged
-    parameters cell, from its own folder as Jupyter would."""
-    folder = NOTEBOOKS if lang == "es" else NOTEBOOKS / lang
-    nb = nbformat.read(folder / name, as_version=4)
-    index = next(i for i, cell in enumerate(nb.cells)
-                 if "parameters" in cell.metadata.get("tags", []))
-    nb.cells.insert(index + 1, nbformat.v4.new_code_cell(parameters))
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(folder)}}).execute()
-    return nb
-
-
-def outputs(nb: nbformat.NotebookNode) -> str:
-    text = []
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            text.append(out.get("text", ""))
-            for value in out.get("data", {}).values():
-                text.append(value if isinstance(value, str) else "")
-    return "\n".join(text)
 
 
 def test_notebooks_have_no_committed_outputs() -> None:
@@ -65,13 +39,6 @@ def test_start_here_runs_and_shows_every_kind_of_reply(tmp_path: Path, lang: str
                      "workers serving: 1", *START_HERE[lang]):
         assert expected in text, expected
     assert_no_error_or_warning(nb)
-
-
-def assert_no_error_or_warning(nb: nbformat.NotebookNode) -> None:
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            assert out.get("output_type") != "error", out
-            assert out.get("name") != "stderr", out.get("text")
 
 
 @pytest.mark.parametrize(("lang", "tab"), [("es", "Consulta ISBN"), ("en", "Query by ISBN")])
@@ -116,15 +83,6 @@ def test_concurrency_notebook_runs_small(tmp_path: Path) -> None:
     assert live and feed, text[-2000:]
     seen = sum(int(n.replace(",", "")) for n in live.groups())
     assert seen == int(feed.group(1).replace(",", "")) > 0
-    assert_no_error_or_warning(nb)
-
-
-def test_concurrency_notebook_runs_in_english_too(tmp_path: Path) -> None:
-    nb = execute("04-concurrency.ipynb", f"CLIENTS = 4\nSECONDS = 1\nROUNDS = 1\n"
-                 f"OUT = {str(tmp_path)!r}", tmp_path, "en")
-    text = outputs(nb)
-    assert "with the lock: 400 loans recorded, the file counts 400 (0 lost)" in text
-    assert "run 2/2 done" in text and "the feed: " in text
     assert_no_error_or_warning(nb)
 
 
