@@ -28,12 +28,15 @@ def execute(name: str, parameters: str, tmp_path: Path,
 
 
 def outputs(nb: nbformat.NotebookNode) -> str:
+    """Everything the notebook printed or displayed as text (images left out: their base64
+    can spell anything, "NaN" included)."""
     text = []
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             text.append(out.get("text", ""))
-            for value in out.get("data", {}).values():
-                text.append(value if isinstance(value, str) else "")
+            for mime, value in out.get("data", {}).items():
+                if isinstance(value, str) and not mime.startswith("image/"):
+                    text.append(value)
     return "\n".join(text)
 
 
