@@ -110,7 +110,7 @@ def pytest_args(args: list[str]) -> list[str]:
     """The fast tier unless `--all` is among `args` (each test file declares its tier), on
     every core (pytest-xdist, one test file per worker at a time: a file's shared servers and
     clusters stay in one process) unless `args` choose (`-n 0`: one process)."""
-    parallel = [] if any(a == "-n" or a.startswith("-n") for a in args) else [
+    parallel = [] if any(a.startswith("-n") for a in args) else [
         "-n", "auto", "--dist", "loadfile"]
     if "--all" in args:
         return [*parallel, *(a for a in args if a != "--all")]

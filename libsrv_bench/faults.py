@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import pandas as pd
+import psutil
 
 from libsrv_bench.netfaults import (
     NETWORK_KINDS,
@@ -238,7 +239,7 @@ class FaultRunner:
             os.kill(pid, signal.SIGKILL)
         else:
             # a worker killed a moment ago may still be listed until the broker notices
-            pids = [pid for pid in self._workers() if _alive(pid)]
+            pids = [pid for pid in self._workers() if psutil.pid_exists(pid)]
             if not pids:
                 raise FaultError("the server lists no live worker to act on")
             pid = pids[number % len(pids)]
@@ -261,16 +262,6 @@ class FaultRunner:
             self._resume(fault, stopped.pop(number))
         if active.pop(number, None) is not None and self._network is not None:
             self._network(combine(active.values()))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def recovery(table: pd.DataFrame, fault: Fault) -> float | None:

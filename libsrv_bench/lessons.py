@@ -10,7 +10,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-LANGS = ("es", "en")
+from libsrv.defaults import DEFAULT_PAGE_LANG
+from libsrv.messages import LANGUAGES
 
 # each verifier finding, named as the class would: which update was lost or doubled
 FINDING_NAMES = {
@@ -79,16 +80,16 @@ _TEXT = {
 
 
 def _lang(lang: str) -> str:
-    return lang if lang in LANGS else LANGS[0]
+    return lang if lang in LANGUAGES else DEFAULT_PAGE_LANG
 
 
-def finding_name(kind: str, lang: str = "es") -> str:
+def finding_name(kind: str, lang: str = DEFAULT_PAGE_LANG) -> str:
     """The finding `kind` (the verifier's word) named as a lost or doubled update."""
     names = FINDING_NAMES.get(kind)
     return names[_lang(lang)] if names else kind
 
 
-def first_finding(verdicts: Sequence[Mapping[str, Any]], lang: str = "es") -> str:
+def first_finding(verdicts: Sequence[Mapping[str, Any]], lang: str = DEFAULT_PAGE_LANG) -> str:
     """One line for the first finding of the first round that has one, or that there is none."""
     for verdict in verdicts:
         for detail in verdict.get("details", []):
@@ -96,7 +97,8 @@ def first_finding(verdicts: Sequence[Mapping[str, Any]], lang: str = "es") -> st
     return _TEXT[_lang(lang)]["none"]
 
 
-def ops_rows(ops: Sequence[Mapping[str, Any]], lang: str = "es") -> list[dict[str, Any]]:
+def ops_rows(ops: Sequence[Mapping[str, Any]],
+             lang: str = DEFAULT_PAGE_LANG) -> list[dict[str, Any]]:
     """The operations behind a finding as table rows: headers with units, words for codes,
     times rounded to 0.1 ms, "—" where a field does not apply (a query has no borrower)."""
     lang = _lang(lang)
@@ -117,7 +119,7 @@ def ops_rows(ops: Sequence[Mapping[str, Any]], lang: str = "es") -> list[dict[st
     return rows
 
 
-def lock_verdict(lost: Sequence[int], kept: Sequence[int], lang: str = "es") -> str:
+def lock_verdict(lost: Sequence[int], kept: Sequence[int], lang: str = DEFAULT_PAGE_LANG) -> str:
     """The anomalies without and with the lock, per round, and what they mean."""
     text = _TEXT[_lang(lang)]
     line = text["lock"].format(lost=sum(lost), rounds=len(lost), each=list(lost),
@@ -125,7 +127,7 @@ def lock_verdict(lost: Sequence[int], kept: Sequence[int], lang: str = "es") -> 
     return line + (text["lock_caught"] if sum(lost) else text["lock_missed"])
 
 
-def target_verdict(summary: Mapping[str, Any], lang: str = "es") -> str:
+def target_verdict(summary: Mapping[str, Any], lang: str = DEFAULT_PAGE_LANG) -> str:
     """A foreign target's round: clean with its request count, or not clean and why."""
     text = _TEXT[_lang(lang)]
     if summary.get("clean"):
@@ -135,7 +137,7 @@ def target_verdict(summary: Mapping[str, Any], lang: str = "es") -> str:
                                     why="; ".join(summary.get("not_clean", [])))
 
 
-def feed_verdict(summary: Mapping[str, Any], lang: str = "es") -> str:
+def feed_verdict(summary: Mapping[str, Any], lang: str = DEFAULT_PAGE_LANG) -> str:
     """An observed run: the feed's count and check beside the verifier's."""
     feed = summary["feed"]
     return _TEXT[_lang(lang)]["feed"].format(
@@ -148,7 +150,7 @@ _ROUND = {"es": "ejecución {number}/{total} terminada: {requests:,} peticiones,
           "en": "run {number}/{total} done: {requests:,} requests, {violations} anomaly(ies)"}
 
 
-def round_progress(lang: str = "es") -> Callable[[int, int, Any], None]:
+def round_progress(lang: str = DEFAULT_PAGE_LANG) -> Callable[[int, int, Any], None]:
     """An `on_run` for `run_rounds` that prints one line as each run ends (a notebook's
     progress: a bar per run would go to stderr)."""
     template = _ROUND[_lang(lang)]
@@ -174,7 +176,7 @@ _BROKER_ECHO_NAME = {"es": "broker del kit + {n} trabajadores eco",
                      "en": "kit broker + {n} echo workers"}
 
 
-def row_name(name: str, lang: str = "es") -> str:
+def row_name(name: str, lang: str = DEFAULT_PAGE_LANG) -> str:
     """A `compare` row's name in words; a group's own name stays as it is."""
     lang = _lang(lang)
     echo = _BROKER_ECHO.match(name)
@@ -246,7 +248,8 @@ def _number(value: Any) -> float | None:
     return None if number != number else number  # NaN: not measured
 
 
-def cost_rows_read(rows: Sequence[Mapping[str, Any]], lang: str = "es") -> list[dict[str, Any]]:
+def cost_rows_read(rows: Sequence[Mapping[str, Any]],
+                   lang: str = DEFAULT_PAGE_LANG) -> list[dict[str, Any]]:
     """`compare.medians` rows as a student reads them: named in words, units in the headers,
     rounded, "—" where a row has no such number (the limit has no ratio to itself: 1)."""
     lang = _lang(lang)
@@ -277,7 +280,7 @@ def cost_rows_read(rows: Sequence[Mapping[str, Any]], lang: str = "es") -> list[
     return out
 
 
-def cost_sentences(rows: Sequence[Mapping[str, Any]], lang: str = "es", *,
+def cost_sentences(rows: Sequence[Mapping[str, Any]], lang: str = DEFAULT_PAGE_LANG, *,
                    cores: int = 2) -> list[str]:
     """What `compare.medians` rows show, said from their numbers: the server against the
     limit and its CPU, why a bare echo may beat the limit, how busy the machine was, and the
@@ -346,7 +349,8 @@ _ENGINES_TEXT = {
 }
 
 
-def run_rows(summaries: Sequence[Mapping[str, Any]], lang: str = "es") -> list[dict[str, Any]]:
+def run_rows(summaries: Sequence[Mapping[str, Any]],
+             lang: str = DEFAULT_PAGE_LANG) -> list[dict[str, Any]]:
     """One row per run: how it was driven, its rate, latency, anomalies and load CPU."""
     lang = _lang(lang)
     head = {field: names[lang] for field, names in _RUN_COLUMNS.items()}
@@ -357,7 +361,7 @@ def run_rows(summaries: Sequence[Mapping[str, Any]], lang: str = "es") -> list[d
              head["load_cpu"]: round(s["load"]["cpu_us_per_request"])} for s in summaries]
 
 
-def engines_sentence(summaries: Sequence[Mapping[str, Any]], lang: str = "es", *,
+def engines_sentence(summaries: Sequence[Mapping[str, Any]], lang: str = DEFAULT_PAGE_LANG, *,
                      cores: int = 2, same_machine: bool = True) -> str:
     """The run from the engines against the run from one process, and what it does not mean."""
     text = _ENGINES_TEXT[_lang(lang)]
@@ -380,7 +384,7 @@ _GROUP_TEXT = {"es": {"passed": "== {name}: pasó todas las comprobaciones",
                       "report": "The whole report: {path}"}}
 
 
-def group_lines(results: Sequence[Any], report: object, lang: str = "es") -> list[str]:
+def group_lines(results: Sequence[Any], report: object, lang: str = DEFAULT_PAGE_LANG) -> list[str]:
     """`grade`'s results as lines: each group's verdict, its findings (as `grade` words them),
     and where the whole report is."""
     text = _GROUP_TEXT[_lang(lang)]
@@ -403,7 +407,7 @@ _FAULT_RUN = {"es": {"counts": "{answered:,} respondidas a {rate:,.0f} peticione
                      "dirty": "verdict: NOT CLEAN: {why}"}}
 
 
-def fault_run_lines(summary: Mapping[str, Any], lang: str = "es") -> tuple[str, str]:
+def fault_run_lines(summary: Mapping[str, Any], lang: str = DEFAULT_PAGE_LANG) -> tuple[str, str]:
     """A fault run's counts (answered, rate, retried, given up) and the verifier's verdict."""
     text = _FAULT_RUN[_lang(lang)]
     counts = text["counts"].format(answered=summary["answered"], rate=summary["throughput"],

@@ -31,10 +31,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from libsrv.defaults import DEFAULT_PAGE_LANG as DEFAULT_LANG  # the class's language
+from libsrv.messages import LANGUAGES
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 SOURCES = NOTEBOOKS / "source"
-LANGUAGES = ("es", "en")  # the first is the default: the class's language
 KINDS = {"md": "markdown", "code": "code"}
 ROLES = ("parameters", "solution", "answer")
 HEADER = re.compile(r"^%% (?P<words>.+)$")
@@ -97,7 +99,7 @@ def build(cells: Iterable[Cell], lang: str, *, teacher: bool = False) -> dict:
         text = cell.text
         if "parameters" in cell.roles:
             text = LANG_LINE.sub(f'LANG = "{lang}"', text)
-            if lang != LANGUAGES[0]:
+            if lang != DEFAULT_LANG:
                 text = UP_A_LEVEL.sub('"../../', text)
         if "answer" in cell.roles and not text.strip():
             text = ANSWER_PROMPT[lang]
@@ -119,7 +121,7 @@ def dumps(notebook: dict) -> str:
 
 
 def student_path(stem: str, lang: str, root: Path = NOTEBOOKS) -> Path:
-    return root / f"{stem}.ipynb" if lang == LANGUAGES[0] else root / lang / f"{stem}.ipynb"
+    return root / f"{stem}.ipynb" if lang == DEFAULT_LANG else root / lang / f"{stem}.ipynb"
 
 
 def outputs(sources: Path = SOURCES, root: Path = NOTEBOOKS, *,
