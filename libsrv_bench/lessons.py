@@ -198,6 +198,9 @@ _COST_TEXT = {
     "es": {
         "target": "{name} va a {ratio:.2f}× el límite del transporte (de {spread} según la "
                   "ronda).",
+        "unmeasured": "{name}: sin razón frente al límite, porque el límite no respondió "
+                      "ninguna petición en su ronda (máquina muy ocupada o ronda muy corta): "
+                      "repite con más SECONDS.",
         "target_cpu": " Cada petición le cuesta {cpu:.0f} µs de CPU, frente a {ref:.0f} µs "
                       "del límite: esa diferencia es lo que cuesta el servicio de biblioteca.",
         "echo_above": "El eco REP solo va más rápido que el límite ({ratio:.2f}×): es un solo "
@@ -219,6 +222,9 @@ _COST_TEXT = {
     "en": {
         "target": "{name} runs at {ratio:.2f}× the transport's limit ({spread} over the "
                   "rounds).",
+        "unmeasured": "{name}: no ratio to the limit, because the limit answered no request "
+                      "in its round (a very busy machine or a very short round): run again "
+                      "with more SECONDS.",
         "target_cpu": " Each request costs it {cpu:.0f} µs of CPU, against {ref:.0f} µs for "
                       "the limit: that difference is what the library service costs.",
         "echo_above": "The bare REP echo is faster than the limit ({ratio:.2f}×): it is one "
@@ -294,10 +300,12 @@ def cost_sentences(rows: Sequence[Mapping[str, Any]], lang: str = DEFAULT_PAGE_L
     targets = [r for n, r in by_name.items() if n not in limits and not _BROKER_ECHO.match(n)]
     for row in targets:
         ratio = _number(row.get("throughput_ratio"))
-        if ratio is None:
-            continue
         name = row_name(str(row["name"]), lang)
-        line = text["target"].format(name=name[:1].upper() + name[1:], ratio=ratio,
+        name = name[:1].upper() + name[1:]
+        if ratio is None:
+            said.append(text["unmeasured"].format(name=name))
+            continue
+        line = text["target"].format(name=name, ratio=ratio,
                                      spread=row.get("ratio_spread", "—"))
         cpu, ref = _number(row.get("server_cpu_us")), _number(reference.get("server_cpu_us"))
         if cpu is not None and ref is not None:

@@ -212,3 +212,11 @@ def test_the_cost_sentences_change_with_the_numbers() -> None:
     assert "100 µs por petición" in fast_echo[3] and "un 32%" in fast_echo[3]
     english = cost_sentences(compare_rows(1.43, 0.95), "en")
     assert english[0].startswith("The kit's server runs at 0.48× the transport's limit")
+
+
+def test_a_ratio_the_run_could_not_measure_is_said_not_dropped() -> None:
+    rows = compare_rows(1.43, 0.95)
+    rows[3] = {**rows[3], "throughput_ratio": float("nan"), "ratio_spread": "nan-nan"}
+    said = cost_sentences(rows, "en")
+    assert said[0].startswith("The kit's server: no ratio to the limit")
+    assert "El servidor del kit: sin razón" in cost_sentences(rows, "es")[0]

@@ -60,7 +60,9 @@ def test_latency_notebook_runs_small(tmp_path: Path) -> None:
     assert "CPU del servidor (µs/petición)" in text
     assert "broker del kit + 2 trabajadores eco" in text
     assert "ejecución 4/4 terminada" in text  # compare's progress: 4 rows, 1 round
-    assert re.search(r"El servidor del kit va a \d\.\d\d× el límite del transporte", text)
+    # a starved limit round on a busy machine gives 10× or more, or no ratio at all (said so)
+    assert re.search(r"El servidor del kit( va a \d+\.\d\d× el límite del transporte|: sin "
+                     r"razón)", text)
     assert "NaN" not in text and "server_cpu_us" not in text
     assert_no_error_or_warning(nb)
 

@@ -30,7 +30,9 @@ def test_latency_notebook_runs_in_english(tmp_path: Path) -> None:
                  f"BOOKS = 200\nROUNDS = 1\nOUT = {str(tmp_path)!r}", tmp_path, "en")
     text = outputs(nb)
     assert "server CPU (µs/request)" in text and "run 4/4 done" in text
-    assert re.search(r"The kit's server runs at \d\.\d\d× the transport's limit", text)
+    # a starved limit round on a busy machine gives 10× or more, or no ratio at all (said so)
+    assert re.search(r"The kit's server( runs at \d+\.\d\d× the transport's limit|: no ratio)",
+                     text)
     assert_no_error_or_warning(nb)
 
 
