@@ -7,7 +7,7 @@
     python3 kit.py lab      # JupyterLab on the notebooks (also as root, as in containers)
     python3 kit.py serve    # a catalog server (flags as `python -m libsrv serve`)
     python3 kit.py browser  # install Chromium for the browser tests (root with apt-get)
-    python3 kit.py docs     # regenerate docs/cli.md from the command lines' parsers
+    python3 kit.py docs     # regenerate docs/cli.md and the README's serve table from the parsers
 
 The first run creates .venv/ and installs the project with its test tools, showing each step and
 pip's own progress; later runs reuse it (and reinstall when pyproject.toml changes). Nothing is

@@ -179,35 +179,40 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the catalog server")
     serve.add_argument("--host", help=f"address to bind (default {DEFAULT_HOST}; 0.0.0.0 opens "
                        "the server to the network)")
-    serve.add_argument("--port", type=int, help=f"TCP port (default {DEFAULT_PORT}; 0 picks a "
+    serve.add_argument("--port", metavar="N",
+                       type=int, help=f"TCP port (default {DEFAULT_PORT}; 0 picks a "
                        "free one)")
-    serve.add_argument("--workers", type=int, help=f"worker processes behind a broker (default "
+    serve.add_argument("--workers", metavar="N",
+                       type=int, help=f"worker processes behind a broker (default "
                        f"{DEFAULT_WORKERS}); 0 is a single REP socket")
-    serve.add_argument("--db", help=f"catalog file (default {DEFAULT_DB}, created from the "
+    serve.add_argument("--db", metavar="PATH",
+                       help=f"catalog file (default {DEFAULT_DB}, created from the "
                        "catalog shipped with libsrv at first start)")
     serve.add_argument("--storage", choices=sorted(ENGINE_NAMES),
                        help=f"storage engine (default {DEFAULT_ENGINE})")
-    serve.add_argument("--loan-days", type=int,
+    serve.add_argument("--loan-days", metavar="DAYS", type=int,
                        help=f"loan period of a loan by ISBN (default {DEFAULT_LOAN_DAYS}, as "
                        "in the class's code)")
-    serve.add_argument("--title-loan-days", type=int,
+    serve.add_argument("--title-loan-days", metavar="DAYS", type=int,
                        help="loan period of a loan by title (default "
                        f"{DEFAULT_TITLE_LOAN_DAYS}, as in the class's code)")
     serve.add_argument("--lang", choices=LANGUAGES,
                        help="language of every reply message (default: Spanish to requests "
                        "that use the class's Spanish action names, English to the others)")
-    serve.add_argument("--config", help="a class-style config.json whose 'server' section sets "
+    serve.add_argument("--config", metavar="FILE",
+                       help="a class-style config.json whose 'server' section sets "
                        "host, port, workers, db, storage, loan_days, title_loan_days and lang; "
                        "flags override it (default: none)")
-    serve.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
+    serve.add_argument("--lock-timeout", metavar="SECONDS",
+                       type=float, default=DEFAULT_LOCK_TIMEOUT,
                        help="seconds to wait for the catalog lock before failing a write "
                        f"(default {DEFAULT_LOCK_TIMEOUT:g})")
-    serve.add_argument("--remember-seconds", type=float, default=DEDUP_SECONDS,
+    serve.add_argument("--remember-seconds", metavar="SECONDS", type=float, default=DEDUP_SECONDS,
                        help="remember every write's id (and reply) at least this long, so a "
                        "client's retry is answered, not applied again; about 0.5 KB per write "
                        f"per process (default {DEDUP_SECONDS:g}, and never fewer than the last "
                        f"{DEDUP_WINDOW:,} writes)")
-    serve.add_argument("--worker-timeout", type=float, default=None,
+    serve.add_argument("--worker-timeout", metavar="SECONDS", type=float, default=None,
                        help="kill and replace a worker busy this long on one request "
                        f"(default {DEFAULT_WORKER_TIMEOUT:g} s, more for catalogs over "
                        f"{DEFAULT_WORKER_TIMEOUT * BOOKS_PER_TIMEOUT_SECOND:,.0f} books)")
@@ -220,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--unsafe-no-lock", action="store_true",
                        help="TEACHING ONLY: turn the file lock off to watch lost updates happen")
     serve.add_argument("--quiet", action="store_true", help="do not log every request")
-    serve.add_argument("--pub-port", type=int,
+    serve.add_argument("--pub-port", metavar="N", type=int,
                        help="publish every change on this port (PUB-SUB, see `python -m "
                        "libsrv watch`); 0 picks a free one (default: the request port + 1, or a "
                        "free one with --port 0)")

@@ -1,7 +1,8 @@
-"""Write docs/cli.md, the reference of both command lines, from their argparse parsers.
+"""Write docs/cli.md, the reference of both command lines, and the README's table of `serve`'s
+flags, from their argparse parsers.
 
-    python scripts/cli_reference.py          # rewrite docs/cli.md
-    python scripts/cli_reference.py --check  # exit 1 if docs/cli.md is not what the code says
+    python scripts/cli_reference.py          # rewrite docs/cli.md and the README's table
+    python scripts/cli_reference.py --check  # exit 1 if either is not what the code says
 
 The reference is built from the parsers' actions, not from ``--help`` text, so it reads the same
 whatever the Python version's help formatting. tests/test_docs.py runs the check.
@@ -16,6 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "docs" / "cli.md"
+README = ROOT / "README.md"
+README_START = "<!-- serve flags: generated from the parser by scripts/cli_reference.py -->\n"
+README_END = "\n<!-- end of serve flags -->"
 HEADER = """# Command-line reference
 
 Generated from the programs' own argument parsers by `python scripts/cli_reference.py`
@@ -54,7 +58,8 @@ def _usage(action: argparse.Action) -> str:
     return f"`{names} {value}`"
 
 
-def section(line: str, text: str, parser: argparse.ArgumentParser) -> str:
+def table(parser: argparse.ArgumentParser) -> list[str]:
+    """A parser's arguments as Markdown table lines (none when it takes no argument)."""
     rows = []
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
@@ -62,11 +67,16 @@ def section(line: str, text: str, parser: argparse.ArgumentParser) -> str:
         if action.help == argparse.SUPPRESS:
             continue
         rows.append(f"| {_usage(action)} | {_cell(action.help or '')} |")
+    return ["| argument | what it does |", "|---|---|", *rows] if rows else []
+
+
+def section(line: str, text: str, parser: argparse.ArgumentParser) -> str:
     out = [f"## `{line}`", ""]
     if text:
         out += [_cell(text), ""]
+    rows = table(parser)
     if rows:
-        out += ["| argument | what it does |", "|---|---|", *rows, ""]
+        out += [*rows, ""]
     return "\n".join(out)
 
 
@@ -85,15 +95,28 @@ def reference() -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
+def readme(current: str) -> str:
+    """The README with its table of `serve`'s flags rebuilt from the parser."""
+    from libsrv.cli import build_parser as libsrv_parser
+
+    serve = next(command for line, _, command in commands(libsrv_parser(), "python -m libsrv")
+                 if line.endswith(" serve"))
+    head, found, rest = current.partition(README_START)
+    if not found or README_END not in rest:
+        raise SystemExit(f"{README}: the serve table's markers are missing")
+    return head + README_START + "\n".join(table(serve)) + rest[rest.index(README_END):]
+
+
 def main(argv: list[str]) -> int:
-    text = reference()
+    wanted = {TARGET: reference(), README: readme(README.read_text(encoding="utf-8"))}
+    stale = [path for path, text in wanted.items() if path.read_text(encoding="utf-8") != text]
     if "--check" in argv:
-        if TARGET.read_text(encoding="utf-8") != text:
-            print(f"{TARGET} is out of date: run python3 kit.py docs", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET}")
+        for path in stale:
+            print(f"{path} is out of date: run python3 kit.py docs", file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(wanted[path], encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 
