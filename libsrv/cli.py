@@ -40,8 +40,10 @@ from libsrv.defaults import (
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_PAGE_LANG,
     DEFAULT_TITLE_LOAN_DAYS,
+    DEFAULT_TRANSPORT,
     DEFAULT_WORKER_TIMEOUT,
     ENGINE_NAMES,
+    TRANSPORT_NAMES,
 )
 from libsrv.feed import FeedError
 from libsrv.forms_page import CULL_AFTER, MAX_KERNELS
@@ -71,7 +73,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         settings.update(server_settings(read_config_file(args.config)))
     flags = {"host": args.host, "port": args.port, "workers": args.workers, "db": args.db,
              "storage": args.storage, "loan_days": args.loan_days, "lang": args.lang,
-             "title_loan_days": args.title_loan_days}
+             "title_loan_days": args.title_loan_days, "transport": args.transport}
     settings.update({k: v for k, v in flags.items() if v is not None})  # flags win
     if "port" in settings:
         try:
@@ -188,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--db", metavar="PATH",
                        help=f"catalog file (default {DEFAULT_DB}, created from the "
                        "catalog shipped with libsrv at first start)")
+    serve.add_argument("--transport", choices=TRANSPORT_NAMES,
+                       help=f"what clients speak (default {DEFAULT_TRANSPORT}: ZeroMQ REQ/REP, "
+                       "the class's protocol); grpc and http serve the same catalog for "
+                       "comparing transports (the transports extra, docs/transports.md)")
     serve.add_argument("--storage", choices=sorted(ENGINE_NAMES),
                        help=f"storage engine (default {DEFAULT_ENGINE})")
     serve.add_argument("--loan-days", metavar="DAYS", type=int,

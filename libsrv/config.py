@@ -16,9 +16,11 @@ from libsrv.defaults import (
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_PORT,
     DEFAULT_TITLE_LOAN_DAYS,
+    DEFAULT_TRANSPORT,
     DEFAULT_WORKER_TIMEOUT,
     DEFAULT_WORKERS,
     ENGINE_NAMES,
+    TRANSPORT_NAMES,
 )
 
 __all__ = [
@@ -71,6 +73,8 @@ class ServerConfig:
     publish: bool = True
     pub_port: int | None = None
     feed_hwm: int = DEFAULT_FEED_HWM
+    # what clients speak: ZeroMQ REQ/REP, or gRPC or HTTP/JSON (libsrv.transports)
+    transport: str = DEFAULT_TRANSPORT
 
     def __post_init__(self) -> None:
         """Refuse values no server can run with (ConfigError, saying which)."""
@@ -83,6 +87,12 @@ class ServerConfig:
         if self.storage not in ENGINE_NAMES:
             raise ConfigError(f"storage must be one of {', '.join(ENGINE_NAMES)}, not "
                               f"{self.storage!r}")
+        if self.transport not in TRANSPORT_NAMES:
+            raise ConfigError(f"transport must be one of {', '.join(TRANSPORT_NAMES)}, not "
+                              f"{self.transport!r}")
+        if self.transport != DEFAULT_TRANSPORT and self.curve:
+            raise ConfigError("curve encrypts ZeroMQ only; the gRPC and HTTP transports run "
+                              "without it")
         if self.lang is not None and self.lang not in LANGUAGES:
             raise ConfigError(f"lang must be one of {', '.join(LANGUAGES)}, not {self.lang!r}")
         for name in ("loan_days", "title_loan_days"):

@@ -15,6 +15,10 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "en": "A request is exactly one frame; this one had {count}.",
         "es": "Una petición es exactamente un frame; esta tenía {count}.",
     },
+    "http_method": {
+        "en": "Send POST /<action> with a JSON body; {method} is not served.",
+        "es": "Envía POST /<acción> con un cuerpo JSON; {method} no se atiende.",
+    },
     "too_big": {
         "en": "The request is larger than {limit} bytes.",
         "es": "La petición supera los {limit} bytes.",

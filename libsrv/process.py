@@ -27,7 +27,7 @@ from typing import Any
 from libsrv.config import DEFAULT_HOST, DEFAULT_WORKERS, ServerConfig
 from libsrv.defaults import DEFAULT_ENGINE
 
-READY_PATTERN = re.compile(r"serving on (tcp://\S+)")
+READY_PATTERN = re.compile(r"serving on ((?:tcp|grpc|http)://\S+)")
 FEED_PATTERN = re.compile(r"changes published on (tcp://\S+)")
 
 
@@ -129,6 +129,13 @@ class ServerProcess:
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the server to exit by itself; its exit code. Raises
+        subprocess.TimeoutExpired after `timeout` seconds (it is left running)."""
+        if self._proc is None:
+            raise RuntimeError("the server is not started")
+        return self._proc.wait(timeout)
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then wait; SIGKILL the whole process group if it takes too long."""

@@ -20,7 +20,7 @@ from dataclasses import replace
 import zmq
 
 from libsrv.broker import run_broker, worker_main
-from libsrv.config import LOOPBACK_HOSTS, ServerConfig
+from libsrv.config import LOOPBACK_HOSTS, ConfigError, ServerConfig
 from libsrv.defaults import worker_timeout_for
 from libsrv.feed import FeedError, SupervisedFeed
 from libsrv.server import StopFlag, raise_open_file_limit, run_single
@@ -40,9 +40,17 @@ NO_FEED_ENGINE = ("no live feed: publishing changes needs the journal storage (t
                   "keeps no order of changes)")
 
 
+SHAPES = {  # what a ready line says the server is, by transport
+    "zmq": ("single REP", "{n} worker(s) behind a broker"),
+    "grpc": ("gRPC, one process", "gRPC, {n} process(es) on one port"),
+    "http": ("HTTP, one process", "HTTP, {n} process(es) on one port"),
+}
+
+
 def ready_line(endpoint: str, config: ServerConfig, books: int, feed: str | None = None) -> str:
     """The line that says a server is up; `libsrv.process.ServerProcess` waits for it."""
-    shape = f"{config.workers} worker(s) behind a broker" if config.workers else "single REP"
+    single, several = SHAPES[config.transport]
+    shape = several.format(n=config.workers) if config.workers else single
     line = READY.format(endpoint=endpoint, shape=shape, storage=config.storage, books=books,
                         db=config.db)
     return line + (FEED.format(feed=feed) if feed else "")
@@ -137,6 +145,9 @@ def serve(config: ServerConfig, *, stop: StopFlag | None = None,
         (on_ready or log.info)(line)
 
     try:
+        if config.transport != "zmq":
+            storage.close()
+            return _run_transport(config, stop, announce)
         if config.workers == 0:
             return run_single(config, storage, stop, announce)
         storage.close()
@@ -144,3 +155,19 @@ def serve(config: ServerConfig, *, stop: StopFlag | None = None,
     finally:
         if feed is not None:
             feed.close()
+
+
+def _run_transport(config: ServerConfig, stop: StopFlag,
+                   announce: Callable[[str], None]) -> bool:
+    """gRPC or HTTP: imported only when asked for (they need the `transports` extra)."""
+    try:
+        from libsrv.transports.pool import run_pool
+
+        if config.transport == "grpc":
+            from libsrv.transports.grpc_server import serve_grpc as serve_one
+        else:
+            from libsrv.transports.http_server import serve_http as serve_one
+    except ImportError as error:
+        raise ConfigError(f"--transport {config.transport} needs the transports extra "
+                          f"(pip install \".[transports]\"): {error}") from None
+    return run_pool(config, stop, announce, serve_one, config.transport)

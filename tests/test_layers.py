@@ -31,7 +31,13 @@ ORDER = [
     "libsrv.storage.journal", "libsrv.storage.jsonfile", "libsrv.storage",
     "libsrv.config", "libsrv.shipped", "libsrv.cards", "libsrv.client",
     "libsrv.service", "libsrv.broker_core", "libsrv.feed", "libsrv.live", "libsrv.watch",
-    "libsrv.server", "libsrv.broker", "libsrv.serving", "libsrv",
+    "libsrv.server", "libsrv.broker",
+    # the other transports (imported by serving only when asked for), generated stubs first
+    "libsrv.transports", "libsrv.transports.library_pb2", "libsrv.transports.library_pb2_grpc",
+    "libsrv.transports.grpc_messages", "libsrv.transports.pool",
+    "libsrv.transports.http_server", "libsrv.transports.grpc_server",
+    "libsrv.transports.callers",
+    "libsrv.serving", "libsrv",
     "libsrv.program", "libsrv.process", "libsrv.demo",
     "libsrv.ui",  # widgets: nothing below may import them
     "libsrv.forms_page", "libsrv.cli", "libsrv.__main__",

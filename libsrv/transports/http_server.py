@@ -1,0 +1,131 @@
+"""The catalog over HTTP/JSON, the class's own shape: one POST per operation.
+
+    POST /query_isbn   {"isbn": "9788437604947"}          -> 200 {"success": true, ...}
+    POST /loan_isbn    {"isbn": "...", "borrower": "Ana"}  -> 200, or 409 when it is lent
+
+The path names the action (the class's Spanish names work too, URL-encoded) and the body holds
+the other fields of the ZeroMQ protocol's request (docs/protocol.md), `id` included; the reply
+body is the ZeroMQ reply, byte for byte, and the status says its code (`STATUS`). A body that is
+not JSON, too big, or any other method gets a coded BAD_REQUEST reply and changes nothing.
+
+Served by uvicorn with httptools' C parser behind Starlette, the small framework under FastAPI
+(docs/transports.md says why). Each process answers one request at a time, as a ZeroMQ
+worker does: a request is decided while the event loop waits, so the catalog is never touched
+by two requests of one process at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from libsrv.config import ServerConfig
+from libsrv.protocol import MAX_FRAME_BYTES, Code
+from libsrv.server import StopFlag
+from libsrv.service import Service, refusal_frame
+from libsrv.transports.pool import reuseport_socket
+
+# the HTTP status of each reply code: the body says the same, for clients that read only one
+STATUS: dict[str, int] = {
+    Code.OK: 200,
+    Code.NOT_FOUND: 404,
+    Code.UNAVAILABLE: 409,
+    Code.NOT_LOANED: 409,
+    Code.BAD_REQUEST: 400,
+    Code.INTERNAL: 500,
+}
+JSON = "application/json"
+WATCH_SECONDS = 0.05  # how often the loop looks at the stop flag
+
+
+async def _body(request: Request) -> bytes | None:
+    """The request's body, or None past MAX_FRAME_BYTES (read no further than that)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FRAME_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def request_frame(action: str, body: bytes) -> bytes:
+    """The ZeroMQ request frame an HTTP request stands for: its body's fields and the path's
+    action. A body that is not a JSON object goes through as it is, for `Service` to refuse."""
+    if not body.strip():
+        return json.dumps({"action": action}).encode()
+    try:
+        fields = json.loads(body)
+    except (ValueError, RecursionError):
+        return body
+    if not isinstance(fields, dict):
+        return body
+    fields["action"] = action
+    try:
+        return json.dumps(fields, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        return body
+
+
+def build_app(service: Service) -> Starlette:
+    """The ASGI application answering every request with `service`."""
+
+    def reply(frame: bytes, code: str) -> Response:
+        return Response(frame, status_code=STATUS.get(code, 500), media_type=JSON)
+
+    async def operation(request: Request) -> Response:
+        body = await _body(request)
+        if body is None:
+            return reply(refusal_frame(service.policy.lang, "too_big", limit=MAX_FRAME_BYTES),
+                         Code.BAD_REQUEST)
+        handled = service.handle([request_frame(request.path_params["action"], body)])
+        if handled is None:  # only with `wait`, which this server never passes
+            raise RuntimeError("Service.handle returned no reply without `wait`")
+        return reply(handled.frame, handled.code)
+
+    async def not_post(request: Request) -> Response:
+        return reply(refusal_frame(service.policy.lang, "http_method", method=request.method),
+                     Code.BAD_REQUEST)
+
+    routes = [Route("/{action:str}", operation, methods=["POST"]),
+              Route("/{path:path}", not_post,
+                    methods=["GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"])]
+    return Starlette(routes=routes)
+
+
+def serve_http(config: ServerConfig, service: Service, stop: StopFlag,
+               ready: Callable[[], None]) -> None:
+    """`libsrv.transports.pool.ServeOne` for HTTP: uvicorn on a socket of this process."""
+    sock = reuseport_socket(config.host, config.port, listen=True)
+    settings = uvicorn.Config(build_app(service), http="httptools", loop="asyncio",
+                              lifespan="off", access_log=False, log_level="warning",
+                              timeout_keep_alive=60)
+    server = uvicorn.Server(settings)
+
+    async def watch() -> None:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        ready()
+        while not stop:
+            await asyncio.sleep(WATCH_SECONDS)
+        server.should_exit = True
+
+    async def main() -> Any:
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            watcher.cancel()
+
+    try:
+        asyncio.run(main())
+    finally:
+        sock.close()
