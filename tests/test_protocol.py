@@ -136,7 +136,7 @@ def test_every_message_renders_in_every_language() -> None:
     params = dict(count=1, limit=1, version=1, offset=1, field="f", expected="e", low=0, high=1,
                   given="g", known="k",
                   isbn="i", id="x", title="t", text="t", borrower="b", due="d", first=1,
-                  last=1, total=1, reason="r")
+                  last=1, total=1, reason="r", method="m")
     for key in keys():
         for lang in LANGUAGES:
             assert render(key, lang, **params)
