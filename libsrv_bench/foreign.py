@@ -9,6 +9,7 @@ the run touched and reads the file again.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ import zmq
 
 from libsrv.catalog import Catalog, CatalogError
 from libsrv.protocol import Action, Code
+from libsrv.transports.callers import CallFailed, caller_for
 from libsrv_bench.dialects import Dialect, Outcome
 from libsrv_bench.history import TIMEOUT
+from libsrv_bench.settings import transport_of
 
 ASK_TIMEOUT = 5.0
 ASK_TRIES = 3
@@ -52,9 +55,20 @@ class Asker:
         self.endpoint, self.dialect, self.timeout = endpoint, dialect, timeout
         self._ctx = zmq.Context()
         self._sock: zmq.Socket | None = None
+        # over gRPC and HTTP (the kit's protocol only): a caller of that transport
+        self._caller = None if transport_of(endpoint) == "zmq" else caller_for(endpoint,
+                                                                               timeout)
 
     def raw(self, frame: bytes, action: Action, fields: dict[str, str]) -> Outcome:
         """Send `frame` as it is (also bytes no dialect would make) and read the reply."""
+        if self._caller is not None:
+            try:
+                request = json.loads(frame)
+                request.pop("action", None)
+                reply = self._caller.call(action, **request)
+            except CallFailed:
+                return Outcome(TIMEOUT)
+            return self.dialect.reply(action, fields, json.dumps(reply).encode())
         if self._sock is None:
             self._sock = self._ctx.socket(zmq.REQ)
             self._sock.linger = 0
@@ -70,6 +84,8 @@ class Asker:
         return self.raw(self.dialect.request(action, fields, None), action, fields)
 
     def close(self) -> None:
+        if self._caller is not None:
+            self._caller.close()
         self._ctx.destroy(linger=0)
 
 

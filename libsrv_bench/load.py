@@ -1,4 +1,5 @@
-"""The load generator: a few processes, each driving many REQ sockets from one poller.
+"""The load generator: a few processes, each driving many clients from one poller (REQ
+sockets, or HTTP or gRPC connections: `libsrv_bench.wires`).
 
 Closed loop: a client sends its next request as soon as it has a reply (plus optional think
 time). Open loop (`rate`): each client has a fixed schedule of intended send times; when the
@@ -30,9 +31,9 @@ import zmq
 from hdrh.histogram import HdrHistogram
 
 from libsrv.protocol import Action
-from libsrv.wire import recv_frame, send_frame
 from libsrv_bench.dialects import DEFAULT_DIALECT, Outcome, dialect_named
 from libsrv_bench.history import FAILURE_CODES, TIMEOUT, Record
+from libsrv_bench.wires import wire_for
 from libsrv_bench.workloads import KeySpace, Workload
 
 HIST_MAX_NS = 120 * 10**9  # two minutes
@@ -96,14 +97,13 @@ class ProcessResult:
 
 class _Client:
     __slots__ = ("attempts", "first_sent", "index", "intended", "next_at", "payload", "quota",
-                 "request", "rid", "rng", "sent", "sent_at", "sock", "step")
+                 "request", "rid", "rng", "sent", "sent_at", "step")
 
     def __init__(self, index: int, seed: int) -> None:
         self.index = index
         # one generator per client: its sequence of requests depends on the seed alone, not
         # on the order in which replies happen to arrive
         self.rng = random.Random(seed * 1_000_003 + index)
-        self.sock: zmq.Socket | None = None
         self.step = 0
         self.next_at = 0
         self.intended = 0
@@ -118,7 +118,8 @@ class _Client:
 
 
 class _ClientPool:
-    """The clients of one load process, their sockets and schedule, and what they recorded."""
+    """The clients of one load process, their connections (`libsrv_bench.wires`: ZeroMQ,
+    HTTP or gRPC, by the endpoint's scheme) and schedule, and what they recorded."""
 
     def __init__(self, spec: LoadSpec, first: int, count: int, t0: int, counters: Any,
                  slot: int) -> None:
@@ -127,9 +128,8 @@ class _ClientPool:
         self.first = first
         self.counters = counters
         self.slot = slot
-        self.ctx = zmq.Context()
         self.poller = zmq.Poller()
-        self.by_sock: dict[zmq.Socket, _Client] = {}
+        self.wire = wire_for(spec.endpoint, self.poller, count)
         self.answers: list[tuple[Any, ...]] = []  # what `_finish` noted, read by `_records`
         self.records: list[Record] = []
         self.measure_from, self.end = spec.window(t0)
@@ -139,26 +139,11 @@ class _ClientPool:
         self.clients = [_Client(first + i, spec.seed) for i in range(count)]
         share, extra = divmod(spec.requests or 0, spec.clients)
         for n, client in enumerate(self.clients):
-            self._connect(client)
+            self.wire.open(n)
             if spec.requests is not None:
                 client.quota = share + (1 if client.index < extra else 0)
             # spread first sends over one interval so open-loop clients do not fire in lockstep
             client.next_at = client.intended = t0 + self.interval * n // max(1, count)
-
-    def _connect(self, client: _Client) -> None:
-        sock = self.ctx.socket(zmq.REQ)
-        sock.linger = 0
-        sock.connect(self.spec.endpoint)
-        client.sock = sock
-        self.by_sock[sock] = client
-        self.poller.register(sock, zmq.POLLIN)
-
-    def _reconnect(self, client: _Client) -> None:
-        if client.sock is not None:
-            self.poller.unregister(client.sock)
-            del self.by_sock[client.sock]
-            client.sock.close(linger=0)
-        self._connect(client)
 
     def _has_work(self, client: _Client) -> bool:
         return client.quota != 0 and (self.end is None or client.next_at < self.end)
@@ -171,8 +156,7 @@ class _ClientPool:
         rid = f"{self.spec.run_id}-{client.index}-{client.step}" if self.spec.ids else None
         client.rid = rid
         client.payload = self.dialect.request(action, fields, rid)
-        if client.sock is not None:
-            send_frame(client.sock, client.payload)
+        self.wire.send(client.index - self.first, action, client.payload)
         client.sent, client.sent_at, client.first_sent, client.attempts = True, now, now, 1
         if client.quota > 0:
             client.quota -= 1
@@ -198,9 +182,10 @@ class _ClientPool:
         """Every request of the run as a `Record`, its reply read by the dialect; the error
         replies are added to the progress counters here."""
         records, errors = [], 0
-        read = self.dialect.reply
+        read, as_frame = self.dialect.reply, self.wire.as_frame
         for index, action, fields, intended, sent, now, frame, attempts, rid in self.answers:
-            reply: Outcome | None = read(action, fields, frame) if frame is not None else None
+            reply: Outcome | None = (read(action, fields, as_frame(frame)) if frame is not None
+                                     else None)
             book = reply.book if reply is not None and reply.book is not None else {}
             code = reply.code if reply is not None else TIMEOUT
             if code in FAILURE_CODES:
@@ -218,10 +203,11 @@ class _ClientPool:
         for client in self.clients:
             if not client.sent or now - client.sent_at <= self.timeout_ns:
                 continue
-            self._reconnect(client)  # a REQ socket that got no reply cannot send again
-            if client.attempts <= self.spec.retries:  # resend, same id, fresh socket
-                if client.sock is not None:
-                    send_frame(client.sock, client.payload)
+            # a REQ socket that got no reply cannot send again; every wire starts afresh
+            self.wire.open(client.index - self.first)
+            if client.attempts <= self.spec.retries:  # resend, same id, fresh connection
+                action = client.request[0] if client.request else Action.PING
+                self.wire.send(client.index - self.first, action, client.payload)
                 client.sent_at = now
                 client.attempts += 1
                 continue
@@ -261,24 +247,24 @@ class _ClientPool:
                 # only the timeout scan is due, which may come a little late: rounding this
                 # down would spin for up to a millisecond every scan, in every load process
                 wait_ms = max(0, -(-(next_check - now) // 1_000_000))
-            for sock, _ in self.poller.poll(wait_ms):
-                client = self.by_sock[sock]
-                frame = recv_frame(sock)
-                now = time.perf_counter_ns()
-                self._finish(client, now, frame)
-                outstanding -= 1
-                if not self._has_work(client):
-                    continue
-                if client.next_at <= now:
-                    self._send(client, now)
-                    outstanding += 1
-                else:
-                    heapq.heappush(scheduled, (client.next_at, client.index - self.first))
+            for polled, _ in self.poller.poll(wait_ms):
+                for position, frame in self.wire.replies(polled):
+                    client = self.clients[position]
+                    if not client.sent:
+                        continue  # a late reply to a request already given up
+                    now = time.perf_counter_ns()
+                    self._finish(client, now, frame)
+                    outstanding -= 1
+                    if not self._has_work(client):
+                        continue
+                    if client.next_at <= now:
+                        self._send(client, now)
+                        outstanding += 1
+                    else:
+                        heapq.heappush(scheduled, (client.next_at, position))
         cpu = time.process_time() - cpu_start
         wall = time.perf_counter() - wall_start
-        for sock in list(self.by_sock):
-            sock.close(linger=0)
-        self.ctx.term()
+        self.wire.close()
         self.records = self._records()
         corrected, uncorrected = self._histograms()
         return ProcessResult(self.records, corrected, uncorrected, self.measure_from, cpu, wall,

@@ -29,9 +29,9 @@ from typing import Any
 import zmq
 
 from libsrv.catalog import LENT, Book
-from libsrv.client import LibraryClient
 from libsrv.live import Change, FeedUnavailable, feed_endpoint, parse_change
 from libsrv.protocol import Action, Code
+from libsrv.transports.callers import caller_for
 from libsrv_bench.history import Record
 
 WRITES = {str(Action.LOAN_ISBN), str(Action.LOAN_TITLE), str(Action.RETURN_ISBN)}
@@ -41,13 +41,14 @@ MAX_SHOWN = 20  # findings kept in words per kind
 
 
 def _last_seq(endpoint: str) -> tuple[int, int | None]:
-    with LibraryClient(endpoint, timeout=10, retries=3) as lib:
-        reply = lib.snapshot(limit=1)
-    if not reply.success or not isinstance(reply.raw.get("seq"), int):
-        raise FeedUnavailable(f"{endpoint} answered snapshot with {reply.code}: it publishes "
-                              "no feed (--no-pub, the json storage, or an older server)")
-    port = reply.raw.get("feed_port")
-    return reply.raw["seq"], port if isinstance(port, int) else None
+    with caller_for(endpoint, timeout=10) as lib:
+        reply = lib.call(Action.SNAPSHOT, limit=1)
+    if not reply.get("success") or not isinstance(reply.get("seq"), int):
+        raise FeedUnavailable(f"{endpoint} answered snapshot with {reply.get('code')}: it "
+                              "publishes no feed (--no-pub, the json storage, or an older "
+                              "server)")
+    port = reply.get("feed_port")
+    return reply["seq"], port if isinstance(port, int) else None
 
 
 @dataclass

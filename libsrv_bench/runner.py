@@ -25,9 +25,11 @@ from typing import Any
 import pandas as pd
 
 from libsrv.catalog import LENT, Catalog
-from libsrv.client import BadReply, LibraryClient, ServerUnreachable, wait_until_serving
+from libsrv.client import BadReply, ServerUnreachable, wait_until_serving
 from libsrv.generate import write_catalog
 from libsrv.process import ServerProcess
+from libsrv.protocol import Action
+from libsrv.transports.callers import caller_for
 from libsrv_bench.dialects import (
     DEFAULT_DIALECT,
     Dialect,
@@ -45,7 +47,7 @@ from libsrv_bench.observe import FeedObserver, check_feed
 from libsrv_bench.procstat import CostMeter, cpu_seconds, rss_mb
 from libsrv_bench.proxy import FaultProxy, ProxyError
 from libsrv_bench.results import machine_info, new_run_folder, records_frame, summarize, write_run
-from libsrv_bench.settings import RunConfig, run_command, same_load
+from libsrv_bench.settings import RunConfig, run_command, same_load, transport_of
 from libsrv_bench.timeline import timeline_frame, write_timeline
 from libsrv_bench.verifier import FILE_FIELDS, ops_from_records, unreadable_file, verify
 from libsrv_bench.workloads import (
@@ -99,7 +101,7 @@ def server_command(config: RunConfig, db: Path) -> ServerProcess:
         return ServerProcess(db, command=[sys.executable, "-m", "libsrv_bench", "echo", "--workers",
                                           str(config.workers), "--via", config.echo])
     options = {"locking": not config.unsafe_no_lock, "fsync": config.fsync,
-               "publish": not config.no_pub}
+               "publish": not config.no_pub, "transport": config.transport}
     # every process parses the whole catalog at start-up (see docs/bench.md for how long)
     return ServerProcess(db, workers=config.workers, storage=config.storage, options=options,
                          ready_timeout=60 + config.books / 5_000)
@@ -111,7 +113,8 @@ def target(config: RunConfig, scratch: Path) -> Iterator[tuple[str, Path | None,
     """The endpoint to load, and the catalog file and process when the server is ours
     (stopped on exit, whatever happens)."""
     if config.endpoint:
-        if config.dialect == DEFAULT_DIALECT:  # the kit's server says when all workers serve
+        if config.dialect == DEFAULT_DIALECT and transport_of(config.endpoint) == "zmq":
+            # the kit's server says when all its workers serve
             _wait_until_serving(config.endpoint)
         yield config.endpoint, None, None
         return
@@ -164,12 +167,12 @@ class RunError(RuntimeError):
 
 def server_pids(endpoint: str, server: ServerProcess) -> list[int]:
     """Our server's process and its workers' (the workers as the server's stats list them)."""
-    with LibraryClient(endpoint, timeout=5, retries=3) as lib:
-        reply = lib.stats()
-    stats = reply.raw.get("stats") if reply.success else None
+    with caller_for(endpoint) as lib:
+        reply = lib.call(Action.STATS)
+    stats = reply.get("stats") if reply.get("success") else None
     if not isinstance(stats, dict):
-        raise RunError(f"the server's stats reply carries no stats: {reply.code} "
-                       f"{reply.message}")
+        raise RunError(f"the server's stats reply carries no stats: {reply.get('code')} "
+                       f"{reply.get('message')}")
     workers = [pid for pid in stats.get("worker_pids", []) if isinstance(pid, int)]
     return [server.pid, *(pid for pid in workers if pid and pid != server.pid)]
 
@@ -229,15 +232,16 @@ def worker_killer(endpoint: str, server: ServerProcess | None,
 
 def _fetch_books(endpoint: str, limit: int) -> list[dict[str, Any]]:
     books: list[dict[str, Any]] = []
-    with LibraryClient(endpoint, timeout=10, retries=2) as lib:
+    with caller_for(endpoint, timeout=10) as lib:
         while len(books) < limit:
-            page = lib.catalog(offset=len(books), limit=min(1000, limit - len(books)))
-            if not page.success:
-                raise RunError(f"the server refused to list its catalog: {page.code} "
-                               f"{page.message}")
-            if not page.books:
+            page = lib.call(Action.CATALOG, offset=len(books),
+                            limit=min(1000, limit - len(books)))
+            if not page.get("success"):
+                raise RunError(f"the server refused to list its catalog: {page.get('code')} "
+                               f"{page.get('message')}")
+            if not page.get("books"):
                 break
-            books += page.books
+            books += page["books"]
     return books
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from libsrv.config import DEFAULT_WORKERS
+from libsrv.defaults import DEFAULT_TRANSPORT, TRANSPORT_NAMES
 from libsrv.storage import DEFAULT_ENGINE, ENGINES
 from libsrv_bench.dialects import BUILT_IN, DEFAULT_DIALECT
 from libsrv_bench.workloads import WORKLOADS
@@ -71,6 +72,8 @@ class RunConfig:
     # a server that answers nothing properly must not pass for one that loses nothing
     max_errors: float = DEFAULT_MAX_ERRORS
     label: str = ""
+    # what the server bench starts speaks (an --endpoint's scheme says it for that one)
+    transport: str = DEFAULT_TRANSPORT
 
     def __post_init__(self) -> None:
         if isinstance(self.echo, bool):  # echo=True: the transport's limit
@@ -97,6 +100,25 @@ class RunConfig:
             raise ValueError("max_errors is a share of the requests, from 0 to 1")
         if self.dialect != DEFAULT_DIALECT and self.echo:
             raise ValueError("an echo speaks the kit's protocol: --dialect cannot go with --echo")
+        if self.transport not in TRANSPORT_NAMES:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORT_NAMES)}, not "
+                             f"{self.transport!r}")
+        if self.endpoint and self.transport != DEFAULT_TRANSPORT:
+            raise ValueError("--transport says what the server bench starts speaks; an "
+                             "--endpoint's scheme (tcp://, grpc://, http://) says it for that "
+                             "one")
+        spoken = transport_of(self.endpoint) if self.endpoint else self.transport
+        if spoken != DEFAULT_TRANSPORT:
+            if self.echo:
+                raise ValueError("the echoes speak ZeroMQ: --echo cannot go with gRPC or HTTP")
+            if self.dialect != DEFAULT_DIALECT:
+                raise ValueError("over gRPC and HTTP the bench speaks the kit's protocol: "
+                                 "--dialect cannot go with them")
+            if self.proxy or any(not f.split("@", 1)[0].endswith(("-worker", "-server",
+                                                                   "-feed"))
+                                 for f in self.faults):
+                raise ValueError("the fault proxy relays ZeroMQ: network faults and --proxy "
+                                 "cannot go with gRPC or HTTP (faults on processes can)")
         if self.no_ids and self.retries:
             raise ValueError("a retry needs the request's id: --retries cannot go with "
                              "--no-ids")
@@ -187,6 +209,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_errors", float, "the share of requests that may fail (errors and timeouts) "
             "before the run is not clean", "maxerr"),
     Setting("label", str, "name the run's folder", "", "named by its settings"),
+    Setting("transport", str, f"what the server bench starts speaks: "
+            f"{', '.join(TRANSPORT_NAMES)} (docs/transports.md; an --endpoint's scheme says "
+            "it for that one)", "tr"),
 )
 DEFAULTS = RunConfig()
 _SHOWN_ALWAYS = {"workload", "clients", "seed", "duration", "requests"}
@@ -277,6 +302,12 @@ def run_command(config: RunConfig) -> str:
 
 
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._=+-]+")
+
+
+def transport_of(endpoint: str) -> str:
+    """The transport an endpoint's scheme names: grpc, http, or zmq for ZeroMQ's."""
+    scheme = endpoint.split("://", 1)[0]
+    return scheme if scheme in TRANSPORT_NAMES else DEFAULT_TRANSPORT
 
 
 def run_name(config: RunConfig) -> str:

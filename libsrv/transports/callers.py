@@ -1,26 +1,51 @@
-"""Clients of the other transports, one request at a time, for tests and the bench: each
+"""One request at a time over any of the kit's transports, for tests and the bench: each
 `call` takes an action and the request's fields and returns the ZeroMQ protocol's reply object,
-whatever carried it. Raises `CallFailed` when no reply came (timeout, connection refused)."""
+whatever carried it. Raises `CallFailed` (a `ServerUnreachable`) when no reply came (timeout,
+connection refused). `caller_for` picks by the endpoint's scheme: ``tcp://`` (ZeroMQ, with
+LibraryClient's retries), ``http://`` or ``grpc://`` (these need the transports extra)."""
 
 from __future__ import annotations
 
 import http.client
 import json
+from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import grpc
-
+from libsrv.client import LibraryClient, ServerUnreachable
 from libsrv.protocol import Action
-from libsrv.transports import library_pb2_grpc
-from libsrv.transports.grpc_messages import RPC_OF, reply_object, request_message
 
 
-class CallFailed(Exception):
+class CallFailed(ServerUnreachable):
     """No reply: the server did not answer in time, or could not be reached."""
 
 
-class HttpCaller:
+class _Closing:
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class ZmqCaller(_Closing):
+    """`LibraryClient` (REQ, Lazy Pirate retries with the same id) returning reply objects."""
+
+    def __init__(self, endpoint: str, timeout: float = 5.0, retries: int = 2) -> None:
+        self.client = LibraryClient(endpoint, timeout=timeout, retries=retries)
+
+    def call(self, action: Action | str, **fields: Any) -> dict[str, Any]:
+        return self.client.request(action, **fields).raw
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class HttpCaller(_Closing):
     """POST /<action> on one keep-alive connection to ``http://host:port``; reconnects once
     when the server closed the connection since the last call."""
 
@@ -62,10 +87,15 @@ class HttpCaller:
             self._connection = None
 
 
-class GrpcCaller:
+class GrpcCaller(_Closing):
     """The `Library` stub on one channel to ``grpc://host:port``."""
 
     def __init__(self, endpoint: str, timeout: float = 5.0) -> None:
+        import grpc
+
+        from libsrv.transports import library_pb2_grpc
+
+        self.grpc = grpc
         parts = urlsplit(endpoint)
         if parts.scheme != "grpc" or not parts.hostname or not parts.port:
             raise ValueError(f"not a grpc://host:port endpoint: {endpoint!r}")
@@ -74,11 +104,13 @@ class GrpcCaller:
         self.stub = library_pb2_grpc.LibraryStub(self.channel)
 
     def call(self, action: Action | str, **fields: Any) -> dict[str, Any]:
+        from libsrv.transports.grpc_messages import RPC_OF, reply_object, request_message
+
         action = Action(action)
         method = getattr(self.stub, RPC_OF[action])
         try:
             reply = method(request_message(action, fields), timeout=self.timeout)
-        except grpc.RpcError as error:
+        except self.grpc.RpcError as error:
             raise CallFailed(f"{error.code().name}: {error.details()}") from None
         return reply_object(reply)
 
@@ -86,8 +118,13 @@ class GrpcCaller:
         self.channel.close()
 
 
-def caller_for(endpoint: str, timeout: float = 5.0) -> HttpCaller | GrpcCaller:
-    """The caller an ``http://`` or ``grpc://`` endpoint needs."""
+Caller = ZmqCaller | HttpCaller | GrpcCaller
+
+
+def caller_for(endpoint: str, timeout: float = 5.0) -> Caller:
+    """The caller an endpoint's scheme needs (``tcp://`` and the other ZeroMQ ones: ZeroMQ)."""
     if endpoint.startswith("grpc://"):
         return GrpcCaller(endpoint, timeout)
-    return HttpCaller(endpoint, timeout)
+    if endpoint.startswith("http://"):
+        return HttpCaller(endpoint, timeout)
+    return ZmqCaller(endpoint, timeout)
