@@ -12,6 +12,7 @@ DEFAULT_TITLE_LOAN_DAYS = 14  # a loan by title, as in the class's code
 DEFAULT_PAGE_LANG = "es"  # the forms page and widgets speak the class's language by default
 TRANSPORT_NAMES = ("zmq", "grpc", "http")  # `serve --transport`; libsrv.transports has the others
 DEFAULT_TRANSPORT = "zmq"
+TRANSPORT_TITLES = {"zmq": "ZeroMQ", "grpc": "gRPC", "http": "HTTP"}  # as tables name them
 ENGINE_NAMES = ("journal", "json")  # `libsrv.storage.ENGINES` maps them to their classes
 DEFAULT_ENGINE = "journal"
 DEFAULT_LOCK_TIMEOUT = 15.0  # above the broker's worker timeout: a stuck holder dies first

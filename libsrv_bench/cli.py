@@ -1,4 +1,4 @@
-"""``python -m libsrv_bench run|baseline|sweep|compare|feed-cost|report|grade|demo|echo``
+"""``python -m libsrv_bench run|baseline|sweep|compare|transports|feed-cost|report|grade|demo|echo``
 
 The flags that describe a run come from `libsrv_bench.settings`, the one table of a run's settings.
 
@@ -231,6 +231,34 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_VIOLATIONS if table["violations"].sum() else EXIT_OK
 
 
+def cmd_transports(args: argparse.Namespace) -> int:
+    from libsrv_bench.lessons import round_progress
+    from libsrv_bench.transports import (
+        compare_transports,
+        summary_lines,
+        table_for_print,
+        verdicts,
+    )
+
+    base = config_from_args(args)
+    counts = _int_list(args.clients_list)
+    print(f"ZeroMQ, gRPC and HTTP, each beside its own echo and against the transport's limit: "
+          f"{args.rounds} interleaved rounds at {', '.join(map(str, counts))} client(s)",
+          flush=True)
+    table = compare_transports(base, clients=counts, rounds=args.rounds, out=args.out,
+                               on_run=None if args.no_progress else round_progress("en"))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    table.to_csv(Path(args.out) / "transports.csv", index=False)
+    print(table_for_print(table).to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    for line in summary_lines(table, base.workers):
+        print(line)
+    said = verdicts(table)
+    for name, verdict in said.items():
+        print(f"verdict, {name}: {verdict}")
+    print(f"table in {Path(args.out) / 'transports.csv'}")
+    return EXIT_OK if all(v == "clean" for v in said.values()) else EXIT_VIOLATIONS
+
+
 def cmd_grade(args: argparse.Namespace) -> int:
     from libsrv_bench.grade import GradeError, grade
 
@@ -303,6 +331,17 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--books-list", help="also compare catalog sizes, e.g. 10,1000000 "
                       "(default: none)")
     comp.set_defaults(func=cmd_compare)
+    trans = sub.add_parser("transports", help="the kit's server over ZeroMQ, gRPC and HTTP, "
+                           "each beside its own echo, against the transport's limit "
+                           "(docs/transports.md)")
+    _load_flags(trans, skip=("echo", "label", "transport", "clients", "endpoint", "dialect",
+                             "catalog", "target", "engines", "cluster", "proxy"))
+    trans.add_argument("--rounds", type=int, default=3,
+                       help="interleaved rounds of every row (default 3)")
+    trans.add_argument("--clients-list", default="1,16,64",
+                       help="client counts, each a table (default 1,16,64: latency at one "
+                       "client, throughput at more)")
+    trans.set_defaults(func=cmd_transports, out="report/transports")
     cost = sub.add_parser("feed-cost", help="what publishing the live feed costs: the server "
                           "with and without it, interleaved rounds, median ratios")
     _load_flags(cost, skip=("echo", "label", "observe", "no_pub"))

@@ -24,6 +24,7 @@ import zmq
 from libsrv.broker import run_broker, serve_dealer
 from libsrv.broker_core import ready_message
 from libsrv.config import ServerConfig
+from libsrv.defaults import DEFAULT_TRANSPORT, TRANSPORT_NAMES
 from libsrv.protocol import Code, encode_reply, make_reply
 from libsrv.server import HARD_FRAME_LIMIT, StopFlag
 from libsrv.service import Handled
@@ -137,6 +138,21 @@ def run_echo_proxy(endpoint: str, workers: int, stop: StopFlag) -> None:
         shutil.rmtree(sockdir, ignore_errors=True)
 
 
+def run_echo_transport(config: ServerConfig, transport: str, stop: StopFlag) -> None:
+    """The gRPC or HTTP echo: the kit's server's processes and stack, with a fixed reply
+    instead of the library (libsrv.transports)."""
+    from libsrv.transports.pool import run_pool
+
+    if transport == "grpc":
+        from libsrv.transports.grpc_server import serve_grpc as serve_one
+    else:
+        from libsrv.transports.http_server import serve_http as serve_one
+    shape = f"{config.workers} process(es)" if config.workers else "one process"
+    run_pool(config, stop, lambda endpoint: print(
+        f"echo serving on {endpoint} ({transport} echo, {shape} on one port)", flush=True),
+        serve_one, transport, with_service=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m libsrv_bench echo",
                                      description="Serve an echo baseline.")
@@ -147,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--via", choices=VIA, default="proxy",
                         help="what stands in front of the workers: libzmq's C proxy (the "
                         "transport's limit) or the kit's broker (default proxy)")
+    parser.add_argument("--transport", choices=TRANSPORT_NAMES, default=DEFAULT_TRANSPORT,
+                        help="the echo's stack: zmq (default), or grpc or http (N processes "
+                        "on one port, as `serve --transport` runs them; --via does not apply)")
     return parser
 
 
@@ -154,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = ServerConfig(host=args.host, port=args.port, workers=args.workers, quiet=True)
     stop = StopFlag().install()
-    if args.workers == 0:
+    if args.transport != DEFAULT_TRANSPORT:
+        run_echo_transport(config, args.transport, stop)
+    elif args.workers == 0:
         run_echo_single(config.bind_endpoint, stop)
     elif args.via == "proxy":
         run_echo_proxy(config.bind_endpoint, args.workers, stop)

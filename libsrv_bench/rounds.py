@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from libsrv.defaults import DEFAULT_TRANSPORT, TRANSPORT_TITLES
 from libsrv_bench.runner import RunOutcome, run_experiment, summary_row
 from libsrv_bench.settings import DEFAULTS, RunConfig, run_name
 
@@ -66,6 +67,11 @@ def config_key(config: RunConfig, *, ignoring: str | None = None) -> str:
 
 def describe(config: RunConfig) -> str:
     """A configuration in words, as the report's tables and legends name it."""
+    processes = f"{config.workers} process{'es' if config.workers != 1 else ''}" \
+        if config.workers else "one process"
+    stack = TRANSPORT_TITLES[config.transport]
+    if config.echo == "proxy" and config.transport != DEFAULT_TRANSPORT:
+        return f"{stack} echo, {processes}"
     if config.echo == "proxy":
         return "bare REP echo" if config.workers == 0 else \
             f"libzmq proxy + {config.workers} echo workers"
@@ -77,6 +83,8 @@ def describe(config: RunConfig) -> str:
                f"{config.workload}"
     shape = "single REP" if config.workers == 0 else \
         f"{config.workers} worker{'s' if config.workers != 1 else ''}"
+    if config.transport != DEFAULT_TRANSPORT:
+        shape = f"{stack}, {processes}"
     lock = ", NO LOCK" if config.unsafe_no_lock else ""
     return f"{config.storage}{lock}, {shape}, {clients}, {config.workload}"
 

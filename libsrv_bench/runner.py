@@ -99,7 +99,8 @@ def catalog_copy(books: int, seed: int, folder: Path) -> Path:
 def server_command(config: RunConfig, db: Path) -> ServerProcess:
     if config.echo:
         return ServerProcess(db, command=[sys.executable, "-m", "libsrv_bench", "echo", "--workers",
-                                          str(config.workers), "--via", config.echo])
+                                          str(config.workers), "--via", config.echo,
+                                          "--transport", config.transport])
     options = {"locking": not config.unsafe_no_lock, "fsync": config.fsync,
                "publish": not config.no_pub, "transport": config.transport}
     # every process parses the whole catalog at start-up (see docs/bench.md for how long)

@@ -109,8 +109,9 @@ class RunConfig:
                              "one")
         spoken = transport_of(self.endpoint) if self.endpoint else self.transport
         if spoken != DEFAULT_TRANSPORT:
-            if self.echo:
-                raise ValueError("the echoes speak ZeroMQ: --echo cannot go with gRPC or HTTP")
+            if self.echo == "broker":
+                raise ValueError("the kit's broker speaks ZeroMQ: --echo broker cannot go "
+                                 "with gRPC or HTTP (--echo alone is their own stack's echo)")
             if self.dialect != DEFAULT_DIALECT:
                 raise ValueError("over gRPC and HTTP the bench speaks the kit's protocol: "
                                  "--dialect cannot go with them")
@@ -187,8 +188,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("seed", int, "fixes the sequence of requests", "seed"),
     Setting("echo", "choice", "load an echo instead of the server: proxy (libzmq's C proxy "
             "in front of --workers REP echo workers, or a bare REP echo with --workers 0: the "
-            "transport's limit; --echo alone) or broker (the kit's broker in front of echo "
-            "workers: the broker's cost)", "echo", "the server"),
+            "transport's limit; --echo alone; with --transport grpc or http, that stack's "
+            "echo) or broker (the kit's broker in front of echo workers: the broker's cost)",
+            "echo", "the server"),
     Setting("observe", bool, "subscribe to the server's live feed during the run and check "
             "it against the clients' history and the catalog file", "obs"),
     Setting("no_pub", bool, "start the server without its live feed (--no-pub), to measure "

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from libsrv.protocol import Action
@@ -74,12 +73,31 @@ def request_message(action: Action | str, fields: dict[str, Any]) -> Message:
     return kind(**{k: v for k, v in fields.items() if k in known and v is not None})
 
 
+_REPLY_FIELDS = frozenset(field.name for field in library_pb2.Reply.DESCRIPTOR.fields)
+_BOOK_FIELDS = frozenset(field.name for field in library_pb2.Book.DESCRIPTOR.fields)
+
+
+def _book_message(book: dict[str, Any]) -> library_pb2.Book:
+    return library_pb2.Book(**{k: v for k, v in book.items()
+                               if v is not None and k in _BOOK_FIELDS})
+
+
 def reply_message(reply: dict[str, Any]) -> library_pb2.Reply:
-    """A `Reply` message holding a ZeroMQ reply object."""
-    reply = dict(reply)
-    if "stats" in reply:
-        reply["stats_json"] = json.dumps(reply.pop("stats"), ensure_ascii=False)
-    return json_format.ParseDict(reply, library_pb2.Reply(), ignore_unknown_fields=True)
+    """A `Reply` message holding a ZeroMQ reply object (built field by field: protobuf's own
+    json_format.ParseDict took 30 µs a reply, most of the conversion's cost)."""
+    fields: dict[str, Any] = {}
+    for name, value in reply.items():
+        if name == "stats":
+            fields["stats_json"] = json.dumps(value, ensure_ascii=False)
+        elif value is None or name not in _REPLY_FIELDS:
+            continue
+        elif name == "book":
+            fields["book"] = _book_message(value)
+        elif name == "books":
+            fields["books"] = [_book_message(book) for book in value]
+        else:
+            fields[name] = value
+    return library_pb2.Reply(**fields)
 
 
 def reply_object(message: library_pb2.Reply) -> dict[str, Any]:

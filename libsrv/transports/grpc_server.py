@@ -48,15 +48,26 @@ class LibraryServicer(library_pb2_grpc.LibraryServicer):
         return answer
 
 
-def serve_grpc(config: ServerConfig, service: Service, stop: StopFlag,
+class EchoServicer(library_pb2_grpc.LibraryServicer):
+    """Every rpc answered with one fixed `Reply`, without reading the request: gRPC's own
+    cost on this machine (the floor under `LibraryServicer`)."""
+
+    def __init__(self) -> None:
+        reply = library_pb2.Reply(success=True, code="OK", message="echo")
+        for name in RPCS:
+            setattr(self, name, lambda request, context, reply=reply: reply)
+
+
+def serve_grpc(config: ServerConfig, service: Service | None, stop: StopFlag,
                ready: Callable[[], None]) -> None:
     """`libsrv.transports.pool.ServeOne` for gRPC: a server of this process on the shared
-    port (gRPC sets SO_REUSEPORT itself)."""
+    port (gRPC sets SO_REUSEPORT itself); without a service, the echo."""
     server = grpc.server(ThreadPoolExecutor(max_workers=1), options=[
         ("grpc.so_reuseport", 1),
         ("grpc.max_receive_message_length", HARD_FRAME_LIMIT),
     ])
-    library_pb2_grpc.add_LibraryServicer_to_server(LibraryServicer(service), server)
+    servicer = EchoServicer() if service is None else LibraryServicer(service)
+    library_pb2_grpc.add_LibraryServicer_to_server(servicer, server)
     host = "0.0.0.0" if config.host in ("*", "0.0.0.0") else config.host
     address = f"[{host}]:{config.port}" if ":" in host else f"{host}:{config.port}"
     if server.add_insecure_port(address) != config.port:

@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from libsrv.config import ServerConfig
-from libsrv.protocol import MAX_FRAME_BYTES, Code
+from libsrv.protocol import MAX_FRAME_BYTES, Code, encode_reply, make_reply
 from libsrv.server import StopFlag
 from libsrv.service import Service, refusal_frame
 from libsrv.transports.pool import reuseport_socket
@@ -101,11 +101,25 @@ def build_app(service: Service) -> Starlette:
     return Starlette(routes=routes)
 
 
-def serve_http(config: ServerConfig, service: Service, stop: StopFlag,
+def build_echo_app() -> Starlette:
+    """Every POST answered with one fixed reply after reading its body, without parsing it:
+    the HTTP stack's own cost (the floor under `build_app`)."""
+    frame = encode_reply(make_reply(Code.OK, "echo"))
+
+    async def echo(request: Request) -> Response:
+        await request.body()
+        return Response(frame, media_type=JSON)
+
+    return Starlette(routes=[Route("/{action:str}", echo, methods=["POST"])])
+
+
+def serve_http(config: ServerConfig, service: Service | None, stop: StopFlag,
                ready: Callable[[], None]) -> None:
-    """`libsrv.transports.pool.ServeOne` for HTTP: uvicorn on a socket of this process."""
+    """`libsrv.transports.pool.ServeOne` for HTTP: uvicorn on a socket of this process;
+    without a service, the echo."""
     sock = reuseport_socket(config.host, config.port, listen=True)
-    settings = uvicorn.Config(build_app(service), http="httptools", loop="asyncio",
+    app = build_echo_app() if service is None else build_app(service)
+    settings = uvicorn.Config(app, http="httptools", loop="asyncio",
                               lifespan="off", access_log=False, log_level="warning",
                               timeout_keep_alive=60)
     server = uvicorn.Server(settings)

@@ -36,9 +36,10 @@ RESTART_PAUSE = 0.5  # between a death and its replacement, so a crash loop does
 
 class ServeOne(Protocol):
     """Serve `service` on `config.port` (bound with SO_REUSEPORT) until `stop` is set; call
-    `ready` once clients can connect."""
+    `ready` once clients can connect. `service` is None for an echo (`run_pool`'s
+    `with_service`)."""
 
-    def __call__(self, config: ServerConfig, service: Service, stop: StopFlag,
+    def __call__(self, config: ServerConfig, service: Service | None, stop: StopFlag,
                  ready: Callable[[], None]) -> None: ...
 
 
@@ -61,49 +62,55 @@ def reuseport_socket(host: str, port: int, *, listen: bool = False) -> socket.so
     return sock
 
 
-def _child(serve_one: ServeOne, config: ServerConfig, board: StatsBoard, worker: int,
-           ready: Any) -> None:
-    stop = StopFlag().install()
-    board.pids[worker - 1] = os.getpid()
+def _serve(serve_one: ServeOne, config: ServerConfig, board: StatsBoard, worker: int,
+           stop: StopFlag, ready: Callable[[], None], with_service: bool) -> None:
+    board.pids[max(0, worker - 1)] = os.getpid()
+    if not with_service:
+        serve_one(config, None, stop, ready)
+        return
     service = open_service(config, board, worker)
     try:
-        serve_one(config, service, stop, ready.set)
+        serve_one(config, service, stop, ready)
     finally:
-        flush_and_close(service, f"worker {worker}")
+        flush_and_close(service, f"worker {worker}" if worker else "server")
+
+
+def _child(serve_one: ServeOne, config: ServerConfig, board: StatsBoard, worker: int,
+           ready: Any, with_service: bool) -> None:
+    _serve(serve_one, config, board, worker, StopFlag().install(), ready.set, with_service)
 
 
 def run_pool(config: ServerConfig, stop: StopFlag, on_ready: Callable[[str], None],
-             serve_one: ServeOne, scheme: str) -> bool:
+             serve_one: ServeOne, scheme: str, *, with_service: bool = True) -> bool:
     """Serve until `stop` is set: `serve_one` in this process (``workers=0``) or in
     `config.workers` supervised children. `on_ready` gets ``scheme://host:port`` once every
-    process serves. Returns whether the catalog file is current at the end."""
+    process serves. Without `with_service` no catalog is opened (an echo). Returns whether the
+    catalog file is current at the end. `serve_one` must be picklable (a module's function,
+    or a functools.partial of one) to reach the children."""
     hold = reuseport_socket(config.host, config.port)
     try:
         config = replace(config, port=hold.getsockname()[1])
         endpoint = f"{scheme}://{config.host}:{config.port}"
         board = StatsBoard(config.workers, config.storage)
         if config.workers == 0:
-            board.pids[0] = os.getpid()
-            service = open_service(config, board, 0)
 
             def ready() -> None:
                 board.serving.value = 1
                 on_ready(endpoint)
 
-            try:
-                serve_one(config, service, stop, ready)
-            finally:
-                flush_and_close(service, "server")
+            _serve(serve_one, config, board, 0, stop, ready, with_service)
             return not board.flush_failed.value
-        _Supervisor(config, board, serve_one).run(stop, lambda: on_ready(endpoint))
+        _Supervisor(config, board, serve_one, with_service).run(stop, lambda: on_ready(endpoint))
         return not board.flush_failed.value
     finally:
         hold.close()
 
 
 class _Supervisor:
-    def __init__(self, config: ServerConfig, board: StatsBoard, serve_one: ServeOne) -> None:
+    def __init__(self, config: ServerConfig, board: StatsBoard, serve_one: ServeOne,
+                 with_service: bool) -> None:
         self.config = config
+        self.with_service = with_service
         self.board = board
         self.serve_one = serve_one
         self.ctx = multiprocessing.get_context("spawn")
@@ -115,7 +122,7 @@ class _Supervisor:
         ready = self.ctx.Event()
         process = self.ctx.Process(target=_child, name=f"libsrv-worker-{worker}",
                                    args=(self.serve_one, self.config, self.board, worker,
-                                         ready), daemon=True)
+                                         ready, self.with_service), daemon=True)
         process.start()
         self.processes[worker], self.ready[worker] = process, ready
 

@@ -1,0 +1,142 @@
+"""``python -m libsrv_bench transports``: the class's ZeroMQ-versus-gRPC question, measured.
+
+The kit's server over ZeroMQ (single REP, and the broker with workers), gRPC and HTTP, each
+beside its own stack's echo (the same processes and framework with a fixed reply instead of
+the library: what the stack costs before any catalog work), all against the transport's limit
+(libzmq's proxy in front of echo workers), in interleaved rounds (`compare`), at each client
+count: one client for latency, more for throughput. Every server row is verified (its
+history, the final states, the catalog file); every row says the CPU its server and the load
+generator spent per request, and whether a load process was saturated (then the generator,
+not the server, may have set that row's pace).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from libsrv.defaults import TRANSPORT_NAMES, TRANSPORT_TITLES
+from libsrv_bench.compare import REFERENCE, compare, medians, transport_reference
+from libsrv_bench.runner import RunOutcome
+from libsrv_bench.settings import RunConfig, same_load
+
+CLIENT_COUNTS = (1, 16, 64)  # latency at one client; throughput at 16 and 64
+LOAD_SATURATED = "load_saturated"
+
+
+def row_name(config: RunConfig) -> str:
+    """A row's name: the stack, server or echo, and its processes."""
+    stack = TRANSPORT_TITLES[config.transport]
+    n = config.workers
+    if config.echo:
+        if config.transport == "zmq":
+            return "ZeroMQ echo, one REP process" if n == 0 else \
+                f"ZeroMQ echo, libzmq proxy + {n} workers"
+        return f"{stack} echo, {n or 'one'} process{'es' if n > 1 else ''}"
+    if config.transport == "zmq":
+        return "ZeroMQ server, single REP" if n == 0 else f"ZeroMQ server, broker + {n} workers"
+    return f"{stack} server, {n or 'one'} process{'es' if n > 1 else ''}"
+
+
+def transport_rows(base: RunConfig) -> dict[str, RunConfig]:
+    """The rows beside the reference: for each transport its echo and the kit's server with
+    `base.workers` processes (ZeroMQ also as a single REP, its echo the bare REP echo; its
+    echo with workers is the reference itself)."""
+    rows: dict[str, RunConfig] = {}
+    for transport in TRANSPORT_NAMES:
+        server = replace(base, transport=transport, label="", echo="")
+        echo = replace(server, echo="proxy")
+        if transport == "zmq":
+            single = replace(server, workers=0)
+            rows[row_name(replace(echo, workers=0))] = replace(echo, workers=0)
+            rows[row_name(single)] = single
+        else:
+            rows[row_name(echo)] = echo
+        rows[row_name(server)] = server
+    return rows
+
+
+def own_echo(server_row: str, workers: int) -> str:
+    """The row of a server row's own stack's echo, with as many processes (for the ZeroMQ
+    broker that is the reference: libzmq's proxy in front of as many echo workers)."""
+    if server_row == "ZeroMQ server, single REP":
+        return row_name(RunConfig(echo="proxy", workers=0))
+    if server_row.startswith("ZeroMQ server"):
+        return REFERENCE
+    stack = next(t for t, title in TRANSPORT_TITLES.items()
+                 if server_row.startswith(f"{title} server"))
+    return row_name(RunConfig(echo="proxy", transport=stack, workers=workers))
+
+
+def compare_transports(base: RunConfig, *, clients: Sequence[int] = CLIENT_COUNTS,
+                       rounds: int = 3, out: Path | str = "report/transports",
+                       progress: bool = False,
+                       on_run: Callable[[int, int, RunOutcome], None] | None = None
+                       ) -> pd.DataFrame:
+    """Every row's medians over `rounds` interleaved rounds, at each count of `clients`, one
+    table (a `clients` column; ratios are to the reference of the same round and count)."""
+    tables = []
+    for count in clients:
+        at = same_load(replace(base, clients=count, processes=0))
+        raw = compare(transport_reference(at), transport_rows(at), rounds=rounds,
+                      out=Path(out) / f"c{count}", progress=progress, on_run=on_run)
+        table = medians(raw)
+        saturated = raw.groupby("name", sort=False)[LOAD_SATURATED].apply(
+            lambda values: bool(values.fillna(False).astype(bool).any()))
+        table[LOAD_SATURATED] = table["name"].map(saturated).fillna(False)
+        table.insert(0, "clients", count)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def verdicts(table: pd.DataFrame) -> dict[str, str]:
+    """Each server row's verdict over every round and client count: "clean", or how many
+    anomalies the verifier found."""
+    said: dict[str, str] = {}
+    servers = table[table["name"].str.contains(" server, ")]
+    for name, group in servers.groupby("name", sort=False):
+        found = int(group["violations"].fillna(0).sum())
+        said[str(name)] = "clean" if found == 0 else f"{found} anomalies"
+    return said
+
+
+def summary_lines(table: pd.DataFrame, workers: int) -> list[str]:
+    """What the table says, in sentences computed from it: each server's throughput against
+    its own echo (`own_echo`; the servers had `workers` processes) and the limit at the
+    largest client count, its latency at the smallest, its CPU per request, and any row whose
+    load generator was saturated."""
+    lines: list[str] = []
+    most, fewest = table["clients"].max(), table["clients"].min()
+    top = table[table["clients"] == most].set_index("name")
+    low = table[table["clients"] == fewest].set_index("name")
+    for name in top.index:
+        if " server, " not in name:
+            continue
+        row = top.loc[name]
+        echo_name = own_echo(name, workers)
+        echo = top.loc[echo_name] if echo_name in top.index else None
+        text = (f"{name}: {row['throughput']:,.0f} requests/s at {most} clients "
+                f"({row['throughput_ratio']:.2f}× the limit")
+        if echo is not None and echo["throughput"]:
+            text += f", {row['throughput'] / echo['throughput']:.2f}× its own echo"
+        text += f"), {row['server_cpu_us']:,.0f} µs of server CPU per request"
+        if name in low.index:
+            text += f"; p99 {low.loc[name]['p99_ms']:.2f} ms at {fewest} client(s)"
+        lines.append(text + ".")
+    loaded = table[table[LOAD_SATURATED].astype(bool)]
+    for _, row in loaded.iterrows():
+        lines.append(f"warning: a load process was saturated for {row['name']} at "
+                     f"{row['clients']} clients: the generator may have set that row's pace")
+    return lines
+
+
+def table_for_print(table: pd.DataFrame) -> pd.DataFrame:
+    """The columns a reader needs, in order."""
+    columns: list[Any] = ["clients", "name", "throughput", "throughput_ratio", "ratio_spread",
+                          "p99_ms", "server_cpu_us", "load_cpu_us", "machine_busy",
+                          "violations", LOAD_SATURATED]
+    return table[[c for c in columns if c in table.columns]]

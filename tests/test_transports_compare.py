@@ -1,0 +1,59 @@
+"""`libsrv_bench.transports` without running anything: the rows it compares, and the sentences
+and verdicts it computes from a table (a changed number changes the sentence)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from libsrv_bench.compare import REFERENCE
+from libsrv_bench.settings import RunConfig
+from libsrv_bench.transports import own_echo, summary_lines, transport_rows, verdicts
+
+pytestmark = pytest.mark.fast
+
+
+def test_every_transport_has_its_server_and_its_echo() -> None:
+    rows = transport_rows(RunConfig(workers=2, clients=16))
+    assert list(rows) == ["ZeroMQ echo, one REP process", "ZeroMQ server, single REP",
+                          "ZeroMQ server, broker + 2 workers", "gRPC echo, 2 processes",
+                          "gRPC server, 2 processes", "HTTP echo, 2 processes",
+                          "HTTP server, 2 processes"]
+    assert rows["gRPC echo, 2 processes"].echo == "proxy"
+    assert rows["HTTP server, 2 processes"].transport == "http"
+    assert {config.clients for config in rows.values()} == {16}
+    for name in rows:
+        if " server, " in name:
+            mate = own_echo(name, 2)
+            assert mate == REFERENCE or mate in rows, (name, mate)
+
+
+def table(grpc_throughput: float, violations: int = 0) -> pd.DataFrame:
+    rows = []
+    for clients in (1, 16):
+        for name, throughput, cpu in ((REFERENCE, 10_000.0, 60.0),
+                                      ("gRPC echo, 2 processes", 2_000.0, 300.0),
+                                      ("gRPC server, 2 processes", grpc_throughput, 600.0),
+                                      ("HTTP server, 2 processes", 1_500.0, 350.0)):
+            rows.append({"clients": clients, "name": name, "throughput": throughput,
+                         "throughput_ratio": throughput / 10_000, "p99_ms": 2.5 * clients,
+                         "server_cpu_us": cpu, "load_cpu_us": 50.0,
+                         "violations": violations if "server" in name else 0,
+                         "load_saturated": name == "gRPC echo, 2 processes" and clients == 16})
+    return pd.DataFrame(rows)
+
+
+def test_the_sentences_are_computed_from_the_table() -> None:
+    said = summary_lines(table(1_000.0), 2)
+    assert said[0] == ("gRPC server, 2 processes: 1,000 requests/s at 16 clients (0.10× the "
+                       "limit, 0.50× its own echo), 600 µs of server CPU per request; p99 "
+                       "2.50 ms at 1 client(s).")
+    assert "1,600 requests/s" in summary_lines(table(1_600.0), 2)[0]
+    assert any(line.startswith("warning: a load process was saturated for gRPC echo")
+               for line in said)
+
+
+def test_a_server_with_anomalies_is_not_clean() -> None:
+    assert verdicts(table(1_000.0)) == {"gRPC server, 2 processes": "clean",
+                                        "HTTP server, 2 processes": "clean"}
+    assert verdicts(table(1_000.0, violations=3))["gRPC server, 2 processes"] == "6 anomalies"
