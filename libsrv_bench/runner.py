@@ -129,6 +129,21 @@ def target(config: RunConfig, scratch: Path) -> Iterator[tuple[str, Path | None,
 
 
 @contextmanager
+def class_gateway(endpoint: str, wanted: bool) -> Iterator[ServerProcess | None]:
+    """The class's Flask gateway in front of `endpoint` when `wanted` (stopped on exit), else
+    None; its `endpoint` is where the clients go."""
+    if not wanted:
+        yield None
+        return
+    gateway = ServerProcess("", command=[sys.executable, "-m", "libsrv.transports.gateway",
+                                         "--to", endpoint])
+    try:
+        yield gateway.start()
+    finally:
+        gateway.stop()
+
+
+@contextmanager
 def fault_proxy(endpoint: str, wanted: bool, seed: int) -> Iterator[FaultProxy | None]:
     """The fault-injecting proxy in front of `endpoint` when `wanted` (stopped on exit; its
     counts are then in `stats`), else None."""
@@ -321,10 +336,12 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
     ops: list = []
     served: dict[str, Any] = {}
     proxy_cost: float | None = None
+    gateway_cost: float | None = None
     their_file = Path(config.catalog) if config.catalog else None
     with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch:
         with target(config, Path(scratch)) as (endpoint, db, server), \
-                fault_proxy(endpoint, via_proxy, config.seed) as proxy:
+                fault_proxy(endpoint, via_proxy, config.seed) as proxy, \
+                class_gateway(endpoint, config.gateway) as gateway:
             if their_file is not None and db is None:
                 listed = books_in_file(their_file)
             elif (needs_titles(workload) or db is None) and not config.echo:
@@ -335,13 +352,15 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             keys = KeySpace(config.books, True, books) if db is not None else \
                 KeySpace(books=books)
             initial = {b["ISBN"]: b["estado"] == LENT for b in listed}
-            spec = _load_spec(config, proxy.endpoint if proxy else endpoint, workload, keys)
+            front = gateway.endpoint if gateway else proxy.endpoint if proxy else endpoint
+            spec = _load_spec(config, front, workload, keys)
             measured = server if server is not None and not config.echo else None
             memory = {"start_mb": rss_mb(server_pids(endpoint, measured))} if measured else {}
             update, close = _progress_bar(config) if progress else (None, lambda: None)
             observer = FeedObserver(endpoint).start() if config.observe else None
             meter = CostMeter(server.pid if server is not None else None).start()
             proxy_cpu = cpu_seconds([proxy.pid]) if proxy else {}
+            gateway_cpu = cpu_seconds([gateway.pid]) if gateway else {}
             injector = FaultRunner(
                 schedule, lambda: server_pids(endpoint, server)[1:] if server else [],
                 feed=lambda: feed_pid(server) if server else None,
@@ -367,6 +386,10 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
                 spent = cpu_seconds([proxy.pid]).get(proxy.pid, 0.0) - \
                     proxy_cpu.get(proxy.pid, 0.0)
                 proxy_cost = round(spent / len(result.records) * 1e6, 1)
+            if gateway is not None and result.records:
+                spent = cpu_seconds([gateway.pid]).get(gateway.pid, 0.0) - \
+                    gateway_cpu.get(gateway.pid, 0.0)
+                gateway_cost = round(spent / len(result.records) * 1e6, 1)
             if measured is not None:
                 memory["end_mb"] = rss_mb(server_pids(endpoint, measured))
             frame = records_frame(result)
@@ -430,6 +453,8 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
     table = timeline_frame(frame)
     if proxy is not None:
         summary["proxy"] = {**proxy.stats, "cpu_us_per_request": proxy_cost}
+    if config.gateway:
+        summary["gateway"] = {"cpu_us_per_request": gateway_cost}
     if schedule:
         summary["faults"] = fault_summary(injector.happened, table, frame, result.t0 / 1e6)
         events += [(f["at_s"], f["fault"], f["duration"]) for f in summary["faults"]]

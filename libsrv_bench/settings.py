@@ -74,6 +74,8 @@ class RunConfig:
     label: str = ""
     # what the server bench starts speaks (an --endpoint's scheme says it for that one)
     transport: str = DEFAULT_TRANSPORT
+    # the class's Flask gateway between the clients (HTTP) and the ZeroMQ target
+    gateway: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.echo, bool):  # echo=True: the transport's limit
@@ -120,6 +122,10 @@ class RunConfig:
                                  for f in self.faults):
                 raise ValueError("the fault proxy relays ZeroMQ: network faults and --proxy "
                                  "cannot go with gRPC or HTTP (faults on processes can)")
+        if self.gateway and (spoken != DEFAULT_TRANSPORT or self.dialect != DEFAULT_DIALECT
+                             or self.proxy or self.faults):
+            raise ValueError("--gateway stands in front of a ZeroMQ server in the kit's "
+                             "protocol, without the fault proxy")
         if self.no_ids and self.retries:
             raise ValueError("a retry needs the request's id: --retries cannot go with "
                              "--no-ids")
@@ -211,6 +217,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_errors", float, "the share of requests that may fail (errors and timeouts) "
             "before the run is not clean", "maxerr"),
     Setting("label", str, "name the run's folder", "", "named by its settings"),
+    Setting("gateway", bool, "put the class's Flask gateway (browser -> Flask -> ZeroMQ) "
+            "between the clients and the target: what that hop costs", "gw"),
     Setting("transport", str, f"what the server bench starts speaks: "
             f"{', '.join(TRANSPORT_NAMES)} (docs/transports.md; an --endpoint's scheme says "
             "it for that one)", "tr"),

@@ -32,6 +32,8 @@ def row_name(config: RunConfig) -> str:
     """A row's name: the stack, server or echo, and its processes."""
     stack = TRANSPORT_TITLES[config.transport]
     n = config.workers
+    if config.gateway:
+        return f"Flask gateway -> {row_name(replace(config, gateway=False))}"
     if config.echo:
         if config.transport == "zmq":
             return "ZeroMQ echo, one REP process" if n == 0 else \
@@ -57,12 +59,17 @@ def transport_rows(base: RunConfig) -> dict[str, RunConfig]:
         else:
             rows[row_name(echo)] = echo
         rows[row_name(server)] = server
+        if transport == "zmq":  # the class's own path: browser -> Flask -> ZeroMQ
+            rows[row_name(replace(server, gateway=True))] = replace(server, gateway=True)
     return rows
 
 
 def own_echo(server_row: str, workers: int) -> str:
-    """The row of a server row's own stack's echo, with as many processes (for the ZeroMQ
-    broker that is the reference: libzmq's proxy in front of as many echo workers)."""
+    """The row a server row is measured against: its own stack's echo, with as many processes
+    (for the ZeroMQ broker that is the reference: libzmq's proxy in front of as many echo
+    workers); for the Flask gateway, the same server without it."""
+    if server_row.startswith("Flask gateway -> "):
+        return server_row.removeprefix("Flask gateway -> ")  # the same server, directly
     if server_row == "ZeroMQ server, single REP":
         return row_name(RunConfig(echo="proxy", workers=0))
     if server_row.startswith("ZeroMQ server"):
@@ -122,7 +129,8 @@ def summary_lines(table: pd.DataFrame, workers: int) -> list[str]:
         text = (f"{name}: {row['throughput']:,.0f} requests/s at {most} clients "
                 f"({row['throughput_ratio']:.2f}× the limit")
         if echo is not None and echo["throughput"]:
-            text += f", {row['throughput'] / echo['throughput']:.2f}× its own echo"
+            mate = "the server without it" if name.startswith("Flask") else "its own echo"
+            text += f", {row['throughput'] / echo['throughput']:.2f}× {mate}"
         text += f"), {row['server_cpu_us']:,.0f} µs of server CPU per request"
         if name in low.index:
             text += f"; p99 {low.loc[name]['p99_ms']:.2f} ms at {fewest} client(s)"

@@ -164,6 +164,8 @@ class HttpWire:
         if not done:
             return []
         self.responses[i].done = []
+        if not self.parsers[i].should_keep_alive():
+            self._drop(i)  # "Connection: close" (Werkzeug's server): the next request reconnects
         return [(i, body) for body in done]
 
     @staticmethod

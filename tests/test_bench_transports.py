@@ -53,11 +53,21 @@ def test_a_server_given_by_its_http_endpoint_is_loaded_and_verified(
     assert outcome.summary["violations"] == 0
 
 
+def test_the_class_gateway_in_front_of_the_server_is_loaded_and_verified(
+        tmp_path: Path) -> None:
+    outcome = run_experiment(RunConfig(gateway=True, **COMMON), tmp_path, progress=False)
+    summary = outcome.summary
+    assert summary["requests"] == 600 and summary["timeouts"] == 0 and summary["errors"] == 0
+    assert summary["violations"] == 0 and summary["endpoint"].startswith("tcp://")
+    assert summary["gateway"]["cpu_us_per_request"] > 0
+
+
 def test_what_cannot_go_over_grpc_or_http_is_refused_up_front() -> None:
-    for bad in (dict(transport="grpc", echo="proxy"), dict(transport="http", dialect="class"),
+    for bad in (dict(transport="grpc", echo="broker"), dict(transport="http", dialect="class"),
                 dict(transport="http", faults=("partition@1+1",)),
                 dict(endpoint="grpc://127.0.0.1:1", proxy=True),
                 dict(endpoint="http://127.0.0.1:1", transport="grpc"),
+                dict(gateway=True, transport="grpc"), dict(gateway=True, dialect="class"),
                 dict(transport="rmi")):
         with pytest.raises(ValueError):
             RunConfig(**bad)

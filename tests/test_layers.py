@@ -34,9 +34,10 @@ ORDER = [
     "libsrv.server", "libsrv.broker",
     # the other transports (imported by serving only when asked for), generated stubs first
     "libsrv.transports", "libsrv.transports.library_pb2", "libsrv.transports.library_pb2_grpc",
-    "libsrv.transports.grpc_messages", "libsrv.transports.pool",
+    "libsrv.transports.grpc_messages", "libsrv.transports.http_messages",
+    "libsrv.transports.pool",
     "libsrv.transports.http_server", "libsrv.transports.grpc_server",
-    "libsrv.transports.callers",
+    "libsrv.transports.callers", "libsrv.transports.gateway",
     "libsrv.serving", "libsrv",
     "libsrv.program", "libsrv.process", "libsrv.demo",
     "libsrv.ui",  # widgets: nothing below may import them

@@ -27,7 +27,7 @@ from libsrv.transports.grpc_messages import (
     request_fields,
     request_message,
 )
-from libsrv.transports.http_server import STATUS, request_frame
+from libsrv.transports.http_messages import STATUS, request_frame
 from tests.helpers import ROOT, SHIPPED_CATALOG, client_for
 
 pytestmark = pytest.mark.fast
@@ -231,3 +231,23 @@ def test_a_grpc_or_http_server_needs_no_curve(tmp_path: Path) -> None:
         ServerConfig(transport="grpc", curve=str(tmp_path))
     with pytest.raises(ConfigError, match="transport"):
         ServerConfig(transport="rmi")
+
+
+def test_the_class_gateway_forwards_and_says_when_the_server_is_gone(
+        servers: dict[str, ServerProcess], catalog_file: Path) -> None:
+    with ServerProcess(catalog_file, workers=0) as direct:
+        gateway = ServerProcess("", command=[sys.executable, "-m", "libsrv.transports.gateway",
+                                             "--to", direct.endpoint, "--timeout", "1"])
+        with gateway:
+            caller = HttpCaller(gateway.endpoint)
+            try:
+                found = caller.call(Action.QUERY_ISBN, isbn=QUIJOTE)
+                status, bad = caller.post("/loan_isbn", b"not json")
+                direct.stop()
+                status_gone, gone = caller.post("/ping", b"")
+            finally:
+                caller.close()
+    assert found == zmq_call(servers["zmq"], Action.QUERY_ISBN, isbn=QUIJOTE)
+    assert status == 400 and json.loads(bad)["code"] == "BAD_REQUEST"
+    assert status_gone == 500 and json.loads(gone)["code"] == "INTERNAL"
+    assert "no reply from the server" in json.loads(gone)["message"]

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.fast
 def test_every_transport_has_its_server_and_its_echo() -> None:
     rows = transport_rows(RunConfig(workers=2, clients=16))
     assert list(rows) == ["ZeroMQ echo, one REP process", "ZeroMQ server, single REP",
-                          "ZeroMQ server, broker + 2 workers", "gRPC echo, 2 processes",
+                          "ZeroMQ server, broker + 2 workers",
+                          "Flask gateway -> ZeroMQ server, broker + 2 workers",
+                          "gRPC echo, 2 processes",
                           "gRPC server, 2 processes", "HTTP echo, 2 processes",
                           "HTTP server, 2 processes"]
     assert rows["gRPC echo, 2 processes"].echo == "proxy"

@@ -17,7 +17,6 @@ by two requests of one process at once.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -31,18 +30,9 @@ from libsrv.config import ServerConfig
 from libsrv.protocol import MAX_FRAME_BYTES, Code, encode_reply, make_reply
 from libsrv.server import StopFlag
 from libsrv.service import Service, refusal_frame
+from libsrv.transports.http_messages import JSON, STATUS, request_frame
 from libsrv.transports.pool import reuseport_socket
 
-# the HTTP status of each reply code: the body says the same, for clients that read only one
-STATUS: dict[str, int] = {
-    Code.OK: 200,
-    Code.NOT_FOUND: 404,
-    Code.UNAVAILABLE: 409,
-    Code.NOT_LOANED: 409,
-    Code.BAD_REQUEST: 400,
-    Code.INTERNAL: 500,
-}
-JSON = "application/json"
 WATCH_SECONDS = 0.05  # how often the loop looks at the stop flag
 
 
@@ -55,24 +45,6 @@ async def _body(request: Request) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def request_frame(action: str, body: bytes) -> bytes:
-    """The ZeroMQ request frame an HTTP request stands for: its body's fields and the path's
-    action. A body that is not a JSON object goes through as it is, for `Service` to refuse."""
-    if not body.strip():
-        return json.dumps({"action": action}).encode()
-    try:
-        fields = json.loads(body)
-    except (ValueError, RecursionError):
-        return body
-    if not isinstance(fields, dict):
-        return body
-    fields["action"] = action
-    try:
-        return json.dumps(fields, ensure_ascii=False).encode("utf-8")
-    except (ValueError, UnicodeEncodeError):
-        return body
 
 
 def build_app(service: Service) -> Starlette:
