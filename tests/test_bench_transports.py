@@ -1,6 +1,7 @@
-"""The bench over gRPC and HTTP: the same load generator, records and verifier as over ZeroMQ
+"""The bench over HTTP, quickly: the same load generator, records and verifier as over ZeroMQ
 (`libsrv_bench.wires`), against a server bench starts (`transport=`) or one it is pointed at
-(`grpc://`, `http://`); lost updates are caught whatever carried them."""
+(`http://`); what cannot go over gRPC or HTTP is refused. gRPC, lost updates over both and the
+class's gateway: tests/test_bench_transports_more.py."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ COMMON = dict(workers=2, books=50, clients=6, requests=600, warmup=0.2, workload
               hot=2)
 
 
-@pytest.mark.parametrize("transport", ["grpc", "http"])
-def test_a_run_over_the_transport_is_answered_and_clean(tmp_path: Path, transport: str) -> None:
+def assert_a_clean_run(tmp_path: Path, transport: str) -> None:
+    """A run over `transport` of a server bench starts: every request answered, verified."""
     outcome = run_experiment(RunConfig(transport=transport, **COMMON), tmp_path,
                              progress=False)
     summary = outcome.summary
@@ -30,16 +31,8 @@ def test_a_run_over_the_transport_is_answered_and_clean(tmp_path: Path, transpor
     assert set(writes["code"]) <= {"OK", "UNAVAILABLE", "NOT_LOANED"} and len(writes) > 100
 
 
-@pytest.mark.parametrize("transport", ["grpc", "http"])
-def test_the_verifier_catches_lost_updates_over_the_transport(tmp_path: Path,
-                                                              transport: str) -> None:
-    for _ in range(3):  # races need the two workers to overlap: a starved machine may not
-        unsafe = run_experiment(RunConfig(transport=transport, unsafe_no_lock=True,
-                                          **{**COMMON, "requests": 1500, "hot": 1}),
-                                tmp_path, progress=False)
-        if unsafe.violations:
-            break
-    assert unsafe.violations > 0, unsafe.summary["codes"]
+def test_a_run_over_http_is_answered_and_clean(tmp_path: Path) -> None:
+    assert_a_clean_run(tmp_path, "http")  # gRPC's: tests/test_bench_transports_more.py
 
 
 def test_a_server_given_by_its_http_endpoint_is_loaded_and_verified(
@@ -51,15 +44,6 @@ def test_a_server_given_by_its_http_endpoint_is_loaded_and_verified(
                                  tmp_path, progress=False)
     assert outcome.summary["requests"] == 300 and outcome.summary["timeouts"] == 0
     assert outcome.summary["violations"] == 0
-
-
-def test_the_class_gateway_in_front_of_the_server_is_loaded_and_verified(
-        tmp_path: Path) -> None:
-    outcome = run_experiment(RunConfig(gateway=True, **COMMON), tmp_path, progress=False)
-    summary = outcome.summary
-    assert summary["requests"] == 600 and summary["timeouts"] == 0 and summary["errors"] == 0
-    assert summary["violations"] == 0 and summary["endpoint"].startswith("tcp://")
-    assert summary["gateway"]["cpu_us_per_request"] > 0
 
 
 def test_what_cannot_go_over_grpc_or_http_is_refused_up_front() -> None:
