@@ -27,7 +27,7 @@ from typing import Any
 from libsrv.config import DEFAULT_HOST, DEFAULT_WORKERS, ServerConfig
 from libsrv.defaults import DEFAULT_ENGINE
 
-READY_PATTERN = re.compile(r"serving on ((?:tcp|grpc|http)://\S+)")
+READY_PATTERN = re.compile(r"serving on ((?:tcp|grpc|http|raw)://\S+)")
 FEED_PATTERN = re.compile(r"changes published on (tcp://\S+)")
 
 

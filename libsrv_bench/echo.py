@@ -38,7 +38,7 @@ def _echo(frames: list[bytes], key: bytes | None = None, *,
           wait: float | None = None) -> Handled:
     return ECHOED
 POLL_MS = 100
-VIA = ("proxy", "broker")
+VIA = ("proxy", "broker", "raw")
 
 
 def echo_worker_main(config: ServerConfig, board: StatsBoard, row: int, identity: bytes,
@@ -138,6 +138,39 @@ def run_echo_proxy(endpoint: str, workers: int, stop: StopFlag) -> None:
         shutil.rmtree(sockdir, ignore_errors=True)
 
 
+def run_raw_echo(host: str, port: int, stop: StopFlag) -> None:
+    """Plain TCP, one asyncio process: each frame (a 4-byte big-endian length, then that many
+    bytes) answered with ECHO_REPLY framed the same way; the floor under every stack (no
+    ZeroMQ, HTTP or gRPC framing, no library)."""
+    import asyncio
+
+    reply = len(ECHO_REPLY).to_bytes(4, "big") + ECHO_REPLY
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                size = int.from_bytes(await reader.readexactly(4), "big")
+                if size > HARD_FRAME_LIMIT:
+                    break
+                await reader.readexactly(size)
+                writer.write(reply)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(answer, host, port)
+        bound = server.sockets[0].getsockname()
+        print(f"echo serving on raw://{bound[0]}:{bound[1]} (raw TCP echo, one process)",
+              flush=True)
+        while not stop:
+            await asyncio.sleep(0.05)
+        server.close()
+
+    asyncio.run(main())
+
+
 def run_echo_transport(config: ServerConfig, transport: str, stop: StopFlag) -> None:
     """The gRPC or HTTP echo: the kit's server's processes and stack, with a fixed reply
     instead of the library (libsrv.transports)."""
@@ -162,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="echo worker processes; 0 = one REP socket (default 2)")
     parser.add_argument("--via", choices=VIA, default="proxy",
                         help="what stands in front of the workers: libzmq's C proxy (the "
-                        "transport's limit) or the kit's broker (default proxy)")
+                        "transport's limit) or the kit's broker (default proxy); raw: no "
+                        "ZeroMQ, length-prefixed frames on plain TCP (the machine's floor)")
     parser.add_argument("--transport", choices=TRANSPORT_NAMES, default=DEFAULT_TRANSPORT,
                         help="the echo's stack: zmq (default), or grpc or http (N processes "
                         "on one port, as `serve --transport` runs them; --via does not apply)")
@@ -173,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = ServerConfig(host=args.host, port=args.port, workers=args.workers, quiet=True)
     stop = StopFlag().install()
-    if args.transport != DEFAULT_TRANSPORT:
+    if args.via == "raw":
+        run_raw_echo(args.host, args.port, stop)
+    elif args.transport != DEFAULT_TRANSPORT:
         run_echo_transport(config, args.transport, stop)
     elif args.workers == 0:
         run_echo_single(config.bind_endpoint, stop)

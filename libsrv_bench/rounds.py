@@ -77,6 +77,8 @@ def describe(config: RunConfig) -> str:
             f"libzmq proxy + {config.workers} echo workers"
     if config.echo == "broker":
         return f"kit broker + {config.workers} echo workers"
+    if config.echo == "raw":
+        return "raw TCP echo, one process"
     clients = f"{config.clients} client{'s' if config.clients != 1 else ''}"
     if config.endpoint:
         return f"{config.target or config.endpoint} ({config.dialect} protocol), {clients}, " \

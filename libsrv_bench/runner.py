@@ -527,6 +527,8 @@ def target_name(config: dict[str, Any]) -> str:
         return "echo"
     if echo == "broker":
         return "broker echo"
+    if echo == "raw":
+        return "raw TCP echo"
     return str(config["storage"])
 
 

@@ -24,7 +24,7 @@ from libsrv_bench.workloads import WORKLOADS
 DEFAULT_DURATION = 10.0
 DEMO_SECONDS = 2.0  # the demo's runs: short, and repeated in rounds to show their spread
 DEMO_ROUNDS = 3
-ECHO_VIA = ("proxy", "broker")  # the first is what --echo alone means
+ECHO_VIA = ("proxy", "broker", "raw")  # the first is what --echo alone means
 DEFAULT_MAX_ERRORS = 0.05
 
 
@@ -111,9 +111,9 @@ class RunConfig:
                              "one")
         spoken = transport_of(self.endpoint) if self.endpoint else self.transport
         if spoken != DEFAULT_TRANSPORT:
-            if self.echo == "broker":
-                raise ValueError("the kit's broker speaks ZeroMQ: --echo broker cannot go "
-                                 "with gRPC or HTTP (--echo alone is their own stack's echo)")
+            if self.echo in ("broker", "raw"):
+                raise ValueError(f"--echo {self.echo} is its own stack: it cannot go with gRPC "
+                                 "or HTTP (--echo alone is their own stack's echo)")
             if self.dialect != DEFAULT_DIALECT:
                 raise ValueError("over gRPC and HTTP the bench speaks the kit's protocol: "
                                  "--dialect cannot go with them")
@@ -195,7 +195,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("echo", "choice", "load an echo instead of the server: proxy (libzmq's C proxy "
             "in front of --workers REP echo workers, or a bare REP echo with --workers 0: the "
             "transport's limit; --echo alone; with --transport grpc or http, that stack's "
-            "echo) or broker (the kit's broker in front of echo workers: the broker's cost)",
+            "echo), broker (the kit's broker in front of echo workers: the broker's cost) or "
+            "raw (length-prefixed frames on plain TCP, one asyncio process: the machine's "
+            "floor under every stack)",
             "echo", "the server"),
     Setting("observe", bool, "subscribe to the server's live feed during the run and check "
             "it against the clients' history and the catalog file", "obs"),

@@ -34,6 +34,8 @@ def row_name(config: RunConfig) -> str:
     n = config.workers
     if config.gateway:
         return f"Flask gateway -> {row_name(replace(config, gateway=False))}"
+    if config.echo == "raw":
+        return "raw TCP echo, one process"
     if config.echo:
         if config.transport == "zmq":
             return "ZeroMQ echo, one REP process" if n == 0 else \
@@ -45,10 +47,12 @@ def row_name(config: RunConfig) -> str:
 
 
 def transport_rows(base: RunConfig) -> dict[str, RunConfig]:
-    """The rows beside the reference: for each transport its echo and the kit's server with
-    `base.workers` processes (ZeroMQ also as a single REP, its echo the bare REP echo; its
-    echo with workers is the reference itself)."""
-    rows: dict[str, RunConfig] = {}
+    """The rows beside the reference: the raw TCP echo (the machine's floor), then for each
+    transport its echo and the kit's server with `base.workers` processes (ZeroMQ also as a
+    single REP, its echo the bare REP echo; its echo with workers is the reference itself;
+    and the class's Flask gateway in front of it)."""
+    raw = replace(base, echo="raw", label="", workers=0)
+    rows: dict[str, RunConfig] = {row_name(raw): raw}  # the machine's floor
     for transport in TRANSPORT_NAMES:
         server = replace(base, transport=transport, label="", echo="")
         echo = replace(server, echo="proxy")

@@ -1,6 +1,7 @@
 """How the load generator's clients reach a server: one connection per client, over ZeroMQ
-REQ (``tcp://``: the kit's protocol and the students'), HTTP/1.1 keep-alive (``http://``) or
-gRPC (``grpc://``), all driven from the one poller of a load process.
+REQ (``tcp://``: the kit's protocol and the students'), HTTP/1.1 keep-alive (``http://``),
+gRPC (``grpc://``) or length-prefixed frames on plain TCP (``raw://``, the raw echo), all driven
+from the one poller of a load process.
 
 A wire opens client i's connection (`open`, again after a timeout: a fresh connection, as the
 Lazy Pirate does), sends it a request frame from the dialect (`send`), and turns what the
@@ -26,7 +27,7 @@ import zmq
 from libsrv.protocol import Action
 from libsrv.wire import recv_frame, send_frame
 
-SCHEMES = ("tcp", "http", "grpc")
+SCHEMES = ("tcp", "http", "grpc", "raw")
 
 
 class ZmqWire:
@@ -272,7 +273,85 @@ class GrpcWire:
         os.close(self.write_end)
 
 
-def wire_for(endpoint: str, poller: zmq.Poller, count: int) -> ZmqWire | HttpWire | GrpcWire:
+class RawWire:
+    """A plain TCP connection per client, frames of a 4-byte big-endian length and the bytes
+    (the raw echo's framing: `libsrv_bench.echo.run_raw_echo`)."""
+
+    def __init__(self, endpoint: str, poller: zmq.Poller, count: int) -> None:
+        parts = urlsplit(endpoint)
+        if not parts.hostname or not parts.port:
+            raise ValueError(f"not a raw://host:port endpoint: {endpoint!r}")
+        self.address = (parts.hostname, parts.port)
+        self.poller = poller
+        self.socks: list[socket.socket | None] = [None] * count
+        self.buffers = [b""] * count
+        self.owner: dict[int, int] = {}
+
+    def _drop(self, i: int) -> None:
+        sock = self.socks[i]
+        if sock is not None:
+            self.poller.unregister(sock)
+            del self.owner[sock.fileno()]
+            sock.close()
+            self.socks[i] = None
+
+    def open(self, i: int) -> None:
+        self._drop(i)
+        try:
+            sock = socket.create_connection(self.address, timeout=5)
+        except OSError:
+            return
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        self.socks[i], self.buffers[i] = sock, b""
+        self.owner[sock.fileno()] = i
+        self.poller.register(sock, zmq.POLLIN)
+
+    def send(self, i: int, action: Action, frame: bytes) -> None:
+        if self.socks[i] is None:
+            self.open(i)
+        sock = self.socks[i]
+        if sock is not None:
+            try:
+                sock.sendall(len(frame).to_bytes(4, "big") + frame)
+            except OSError:
+                self._drop(i)
+
+    def replies(self, polled: Any) -> list[tuple[int, Any]]:
+        i = self.owner[polled]
+        sock = self.socks[i]
+        try:
+            data = sock.recv(65536) if sock is not None else b""
+        except BlockingIOError:
+            return []
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(i)
+            return []
+        buffer, out = self.buffers[i] + data, []
+        while len(buffer) >= 4:
+            size = int.from_bytes(buffer[:4], "big")
+            if len(buffer) < 4 + size:
+                break
+            out.append((i, buffer[4:4 + size]))
+            buffer = buffer[4 + size:]
+        self.buffers[i] = buffer
+        return out
+
+    @staticmethod
+    def as_frame(reply: Any) -> bytes:
+        return reply
+
+    def close(self) -> None:
+        for sock in self.socks:
+            if sock is not None:
+                sock.close()
+        self.owner.clear()
+
+
+def wire_for(endpoint: str, poller: zmq.Poller,
+             count: int) -> ZmqWire | HttpWire | GrpcWire | RawWire:
     """The wire an endpoint's scheme names (``tcp://`` is ZeroMQ). Raises ValueError for
     another scheme."""
     scheme = endpoint.split("://", 1)[0]
@@ -282,5 +361,7 @@ def wire_for(endpoint: str, poller: zmq.Poller, count: int) -> ZmqWire | HttpWir
         return HttpWire(endpoint, poller, count)
     if scheme == "grpc":
         return GrpcWire(endpoint, poller, count)
-    raise ValueError(f"the bench speaks ZeroMQ (tcp://), HTTP (http://) and gRPC (grpc://), "
-                     f"not {scheme}://")
+    if scheme == "raw":
+        return RawWire(endpoint, poller, count)
+    raise ValueError(f"the bench speaks ZeroMQ (tcp://), HTTP (http://), gRPC (grpc://) and "
+                     f"the raw echo's framing (raw://), not {scheme}://")

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.fast
 
 def test_every_transport_has_its_server_and_its_echo() -> None:
     rows = transport_rows(RunConfig(workers=2, clients=16))
-    assert list(rows) == ["ZeroMQ echo, one REP process", "ZeroMQ server, single REP",
+    assert list(rows) == ["raw TCP echo, one process", "ZeroMQ echo, one REP process",
+                          "ZeroMQ server, single REP",
                           "ZeroMQ server, broker + 2 workers",
                           "Flask gateway -> ZeroMQ server, broker + 2 workers",
                           "gRPC echo, 2 processes",
