@@ -404,19 +404,81 @@ def limit_section(table: pd.DataFrame) -> list[Section]:
         _commands(pd.concat([servers.iloc[:1], limits.iloc[:1]])))]
 
 
+def transports_section(paths: Sequence[Path | str]) -> list[Section]:
+    """The class's ZeroMQ-versus-gRPC question, from the newest ``transports.csv`` that
+    `python -m libsrv_bench transports` wrote under `paths`: the rows at the largest client
+    count drawn, every count in the table, the sentences computed from it."""
+    from libsrv_bench.transports import verdicts
+
+    found = sorted((csv for path in map(Path, paths)
+                    for csv in ([path] if path.name == "transports.csv" else
+                                path.rglob("transports.csv") if path.is_dir() else [])),
+                   key=lambda csv: csv.stat().st_mtime)
+    if not found:
+        return []
+    from libsrv_bench.transports import summary_lines
+
+    table = pd.read_csv(found[-1])
+    rows = table[~table["name"].isin(["reference, lean generator"])]
+    most = int(rows["clients"].max())
+    said = verdicts(rows)
+    workers = _workers_of(rows)
+    shown = pd.DataFrame({
+        "clients": list(rows["clients"]),
+        "configuration": [n if n != "reference" else "libzmq proxy + echo workers (the limit)"
+                          for n in rows["name"]],
+        "req/s": [plots.number(v) for v in rows["throughput"]],
+        "x limit": ["1" if n == "reference" else plots.number(v)
+                    for n, v in zip(rows["name"], rows["throughput_ratio"], strict=True)],
+        "p99 ms": [_ms(v) for v in rows["p99_ms"]],
+        "server CPU us/req": [_n(v) for v in rows["server_cpu_us"]],
+        "load CPU us/req": [_n(v) for v in rows["load_cpu_us"]],
+        "verdict": [said.get(n, "echo") for n in rows["name"]],
+    })
+    top = rows[rows["clients"] == most]
+    rounds = int(rows["rounds"].max()) if "rounds" in rows else 1
+    return [Section(
+        "transports", "ZeroMQ, gRPC and HTTP",
+        "The class report chose ZeroMQ over gRPC in prose and put a Flask page in front of its "
+        "server: on this machine, with the same catalog, rules, load and verifier behind each, "
+        "what does each transport cost, and what does the class's Flask hop add?",
+        plots.transports_figure(top, f"at {most} clients; medians over {rounds} interleaved "
+                                "round(s); grey: each stack's echo (a fixed reply)"),
+        " ".join(summary_lines(rows, workers)) + f" ({rounds} round(s).)", shown,
+        [f"python -m libsrv_bench transports --rounds {rounds} --clients-list "
+         f"{','.join(str(c) for c in sorted(set(rows['clients'])))}"])]
+
+
+def _workers_of(rows: pd.DataFrame) -> int:
+    """The server processes of a transports table (from its row names)."""
+    for name in rows["name"]:
+        if name.startswith("gRPC server, "):
+            count = name.split(", ", 1)[1].split(" ", 1)[0]
+            return int(count) if count.isdigit() else 0
+    return 0
+
+
+def _zeromq_only(table: pd.DataFrame) -> pd.DataFrame:
+    """The runs the other sections read: the kit's ZeroMQ server and echoes (the transports
+    comparison's gRPC, HTTP, gateway and raw rows have their own section)."""
+    return table[table["config"].map(lambda config: config.transport == "zmq"
+                                     and not config.gateway and config.echo != "raw")]
+
+
 def sections(paths: Sequence[Path | str]) -> list[Section]:
     """The experiments that the run folders under `paths` answer, in the report's order."""
     runs = runs_frame(find_runs(paths))
     if runs.empty:
         raise ValueError("no run folders (with summary.json) among the given paths")
     # a run with faults is not a steady measurement: it has its own section, and only that
-    table = aggregate(runs)
+    table = _zeromq_only(aggregate(runs))
     table = table[table["config"].map(lambda config: not config.faults)]
     from libsrv_bench.faultcost import fault_sections  # it builds on this module's Section
 
     return (limit_section(table) + clients_section(table, runs) + workers_section(table) +
             real_work_section(table) +
-            storage_section(table) + lost_update_section(table) + fault_sections(paths))
+            storage_section(table) + lost_update_section(table) + fault_sections(paths) +
+            transports_section(paths))
 
 
 def show(found: Sequence[Section]) -> None:

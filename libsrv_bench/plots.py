@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 from hdrh.histogram import HdrHistogram
+from matplotlib.patches import Patch
 from matplotlib.ticker import (
     FixedLocator,
     FuncFormatter,
@@ -309,4 +310,42 @@ def grade_figure(groups: Sequence[str], p50_ms: Sequence[float | None],
         ax.invert_yaxis()
         ax.set_xlim(0, max(shown, default=0.0) * 1.25 or 1.0)
         ax.set_title(title, fontsize=10)
+    return fig
+
+
+def transports_figure(rows: pd.DataFrame, note: str = "") -> plt.Figure:
+    """The `transports` rows at one client count (medians over rounds): requests per second
+    on the left, CPU per request (the server's processes and the load generator's) on the
+    right, on linear axes with each value written at its bar; servers in colour, echoes grey,
+    the class's gateway orange."""
+    fig, (left, right) = _figure(2, note)
+    positions = list(range(len(rows)))
+    names = ["the limit: libzmq proxy + echo workers" if n == "reference" else n
+             for n in rows["name"]]
+    colours = [STYLES[1][0] if n.startswith("Flask") else
+               SAFE[0] if " server, " in n else "0.6" for n in names]
+    throughput = [float(v) for v in rows["throughput"]]
+    left.barh(positions, throughput, color=colours)
+    for y, value in zip(positions, throughput, strict=True):
+        left.annotate(number(value), (value, y), xytext=(3, 0), textcoords="offset points",
+                      va="center", fontsize=7)
+    left.set_xlim(0, max(throughput, default=0.0) * 1.3 or 1.0)
+    left.set_title("requests per second", fontsize=10)
+    server = [float(v) if v == v else 0.0 for v in rows["server_cpu_us"]]
+    load = [float(v) if v == v else 0.0 for v in rows["load_cpu_us"]]
+    right.barh(positions, server, color=colours)
+    right.barh(positions, load, left=server, color="white", edgecolor="0.4", hatch="///")
+    for y, (own, theirs) in enumerate(zip(server, load, strict=True)):
+        right.annotate(f"{number(own)} + {number(theirs)}", (own + theirs, y), xytext=(3, 0),
+                       textcoords="offset points", va="center", fontsize=7)
+    right.set_xlim(0, max((s + g for s, g in zip(server, load, strict=True)), default=0.0)
+                   * 1.45 or 1.0)
+    right.set_title("CPU per request (µs): server + load generator", fontsize=10)
+    right.legend(handles=[Patch(facecolor=SAFE[0], label="server's processes (solid)"),
+                          Patch(facecolor="white", edgecolor="0.4", hatch="///",
+                                label="load generator")], fontsize=7, loc="lower right")
+    for ax in (left, right):
+        ax.set_yticks(positions, names if ax is left else [""] * len(names), fontsize=7)
+        ax.invert_yaxis()
+        ax.grid(True, axis="x", alpha=0.3)
     return fig

@@ -51,6 +51,11 @@ def _all_runs(table: pd.DataFrame) -> str:
     return table_markdown(shown)
 
 
+def _anchor(title: str) -> str:
+    """The anchor GitHub gives a heading: lower case, spaces as hyphens, no punctuation."""
+    return "".join(c for c in title.lower().replace(" ", "-") if c.isalnum() or c in "-_")
+
+
 def write_report(paths: Sequence[Path | str], out: Path | str,
                  title: str = "libsrv experiment report") -> Path:
     """Write ``out/README.md`` (with ``figures/`` and ``runs.csv``) from the runs under
@@ -66,7 +71,7 @@ def write_report(paths: Sequence[Path | str], out: Path | str,
     frame = runs_frame(runs)
     table = aggregate(frame)
     machine = json.loads((runs[0] / "summary.json").read_text())["machine"]
-    found: list[Section] = sections(runs)
+    found: list[Section] = sections(paths)  # (the transports table sits beside its runs)
     parts = [f"# {title}\n",
              f"Written {time.strftime('%Y-%m-%d %H:%M')} from {len(runs)} runs of "
              f"{len(table)} configurations on {machine['processor']} ({machine['cpus']} CPUs), "
@@ -74,9 +79,8 @@ def write_report(paths: Sequence[Path | str], out: Path | str,
              f"libzmq {machine['libzmq']}. These numbers describe this machine at this time: "
              "compare ratios across machines, not requests per second.\n"]
     if found:
-        parts.append("Experiments: " + ", ".join(
-            f"[{s.title}](#{s.title.lower().replace(' ', '-').replace(chr(39), '')})"
-            for s in found) + ".\n")
+        parts.append("Experiments: " + ", ".join(f"[{s.title}](#{_anchor(s.title)})"
+                                                 for s in found) + ".\n")
     for section in found:
         path = figures / f"{section.key}.png"
         section.figure.savefig(path, dpi=110)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from libsrv_bench.report import write_report
 from libsrv_bench.settings import RunConfig
 from libsrv_bench.transports import transport_rows
 
@@ -30,3 +31,7 @@ def test_the_command_measures_and_verifies_every_row(tmp_path: Path) -> None:
         if " server, " in name:
             assert f"verdict, {name}: clean" in result.stdout
     assert "gRPC server, 2 processes: " in result.stdout and "µs of server CPU" in result.stdout
+    report = write_report([tmp_path], tmp_path / "report").read_text(encoding="utf-8")
+    assert "## ZeroMQ, gRPC and HTTP" in report and "(#zeromq-grpc-and-http)" in report
+    assert "| 2 | HTTP server, 2 processes |" in report and "| clean |" in report
+    assert (tmp_path / "report" / "figures" / "transports.png").stat().st_size > 10_000
