@@ -172,3 +172,15 @@ def test_concurrency_notebook_fights_a_group_server(tmp_path: Path, group_server
                  + aimed_at(server, db, "grupo-8", tmp_path), tmp_path)
     text = outputs(nb)
     assert "grupo-8: NO limpio" in text and "anomalía(s)" in text, text[:1500]
+
+
+def test_transports_notebook_measures_and_verifies_every_transport(tmp_path: Path) -> None:
+    nb = execute("08-transports.ipynb", f"CLIENTS = [2]\nSECONDS = 0.5\nROUNDS = 1\n"
+                 f"OUT = {str(tmp_path)!r}", tmp_path)
+    text = outputs(nb)
+    for server in ("ZeroMQ server, broker + 2 workers", "gRPC server, 2 processes",
+                   "HTTP server, 2 processes", "Flask gateway -> ZeroMQ server"):
+        assert re.search(rf"verdict, {re.escape(server)}[^:]*: clean", text), server
+    assert "ZeroMQ, gRPC and HTTP" in text and "image/png" in str(nb.cells)
+    assert "ejecución 10/10 terminada" in text
+    assert_no_error_or_warning(nb)

@@ -59,3 +59,12 @@ def test_faults_notebook_runs_in_english(tmp_path: Path) -> None:
     verdicts = re.findall(r"verdict: (clean|NOT CLEAN)", outputs(nb))
     assert len(verdicts) == 7 and verdicts[5] == "NOT CLEAN", verdicts
     assert_no_error_or_warning(nb)
+
+
+def test_transports_notebook_runs_in_english(tmp_path: Path) -> None:
+    nb = execute("08-transports.ipynb", f"CLIENTS = [1]\nSECONDS = 0.5\nROUNDS = 1\n"
+                 f"WORKERS = 1\nOUT = {str(tmp_path)!r}", tmp_path, "en")
+    text = outputs(nb)
+    assert "verdict, gRPC server, 1 process: clean" in text, text[-2000:]
+    assert "run 10/10 done" in text
+    assert_no_error_or_warning(nb)
