@@ -39,3 +39,25 @@ def test_the_class_gateway_in_front_of_the_server_is_loaded_and_verified(
     assert summary["gateway"]["cpu_us_per_request"] > 0
 
 
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+def test_a_killed_worker_costs_retries_not_updates_over_the_transport(
+        tmp_path: Path, transport: str) -> None:
+    outcome = run_experiment(RunConfig(transport=transport, workers=2, books=50, clients=8,
+                                       duration=3, warmup=0.2, workload="hot-spot", hot=3,
+                                       retries=5, timeout=0.5, faults=("kill-worker@1",)),
+                             tmp_path, progress=False)
+    summary = outcome.summary
+    (fault,) = summary["faults"]
+    assert fault["pid"] and not fault["error"], fault
+    assert summary["violations"] == 0 and summary["timeouts"] == 0, summary["codes"]
+
+
+def test_an_open_loop_over_http_keeps_its_schedule(tmp_path: Path) -> None:
+    outcome = run_experiment(RunConfig(transport="http", workers=2, books=50, clients=8,
+                                       rate=400, duration=2, warmup=0.2, workload="hot-spot",
+                                       hot=3), tmp_path, progress=False)
+    summary = outcome.summary
+    assert 0.8 * 400 * 2 <= summary["answered"] <= 1.2 * 400 * 2, summary["answered"]
+    assert summary["violations"] == 0 and summary["timeouts"] == 0
