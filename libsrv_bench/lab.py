@@ -416,7 +416,7 @@ def transports_section(paths: Sequence[Path | str]) -> list[Section]:
                    key=lambda csv: csv.stat().st_mtime)
     if not found:
         return []
-    from libsrv_bench.transports import summary_lines
+    from libsrv_bench.transports import client_sentence, summary_lines
 
     table = pd.read_csv(found[-1])
     rows = table[~table["name"].isin(["reference, lean generator"])]
@@ -444,7 +444,8 @@ def transports_section(paths: Sequence[Path | str]) -> list[Section]:
         "what does each transport cost, and what does the class's Flask hop add?",
         plots.transports_figure(top, f"at {most} clients; medians over {rounds} interleaved "
                                 "round(s); grey: each stack's echo (a fixed reply)"),
-        " ".join(summary_lines(rows, workers)) + f" ({rounds} round(s).)", shown,
+        " ".join([*summary_lines(rows, workers), client_sentence()]).strip()
+        + f" ({rounds} round(s).)", shown,
         [f"python -m libsrv_bench transports --rounds {rounds} --clients-list "
          f"{','.join(str(c) for c in sorted(set(rows['clients'])))}"])]
 

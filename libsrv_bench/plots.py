@@ -340,7 +340,7 @@ def transports_figure(rows: pd.DataFrame, note: str = "") -> plt.Figure:
                        textcoords="offset points", va="center", fontsize=7)
     right.set_xlim(0, max((s + g for s, g in zip(server, load, strict=True)), default=0.0)
                    * 1.45 or 1.0)
-    right.set_title("CPU per request (µs): server + load generator", fontsize=10)
+    right.set_title("CPU per request (µs)", fontsize=10)
     right.legend(handles=[Patch(facecolor=SAFE[0], label="server's processes (solid)"),
                           Patch(facecolor="white", edgecolor="0.4", hatch="///",
                                 label="load generator")], fontsize=7, loc="lower right")

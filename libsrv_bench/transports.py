@@ -12,6 +12,9 @@ not the server, may have set that row's pace).
 
 from __future__ import annotations
 
+import ast
+import io
+import tokenize
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -152,3 +155,39 @@ def table_for_print(table: pd.DataFrame) -> pd.DataFrame:
                           "p99_ms", "server_cpu_us", "load_cpu_us", "machine_busy",
                           "violations", LOAD_SATURATED]
     return table[[c for c in columns if c in table.columns]]
+
+
+def code_lines(path: Path | str) -> int:
+    """Lines of code in a Python or .proto file: not blank, not a comment, not the module's
+    docstring (what a student types, not what explains it)."""
+    source = Path(path).read_text(encoding="utf-8")
+    if Path(path).suffix != ".py":
+        return sum(1 for line in source.splitlines()
+                   if line.strip() and not line.strip().startswith("//"))
+    tree = ast.parse(source)
+    skipped: set[int] = set()
+    docstring = ast.get_docstring(tree, clean=False)
+    if docstring is not None and tree.body:
+        node = tree.body[0]
+        skipped.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    coded = {token.start[0] for token in tokenize.generate_tokens(io.StringIO(source).readline)
+             if token.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE,
+                                   tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)}
+    return len(coded - skipped)
+
+
+CLIENT_FILES = {"ZeroMQ": "zmq_client.py", "HTTP": "http_client.py", "gRPC": "grpc_client.py"}
+_CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def client_sentence() -> str:
+    """How many lines of code a client asking for one book takes in each transport (the
+    checkout's docs/clients; empty where they are not, as in an installed package)."""
+    folder, proto = _CHECKOUT / "docs" / "clients", _CHECKOUT / "libsrv" / "transports"
+    if not all((folder / name).exists() for name in CLIENT_FILES.values()):
+        return ""
+    counts = {title: code_lines(folder / name) for title, name in CLIENT_FILES.items()}
+    return (f"A client asking for one book takes {counts['ZeroMQ']} lines of code over "
+            f"ZeroMQ, {counts['HTTP']} over HTTP and {counts['gRPC']} over gRPC, plus the "
+            f"{code_lines(proto / 'library.proto')}-line contract gRPC compiles its stubs from "
+            "(docs/clients).")

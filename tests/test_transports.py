@@ -28,6 +28,7 @@ from libsrv.transports.grpc_messages import (
     request_message,
 )
 from libsrv.transports.http_messages import STATUS, request_frame
+from libsrv_bench.transports import code_lines
 from tests.helpers import ROOT, SHIPPED_CATALOG, client_for
 
 pytestmark = pytest.mark.fast
@@ -251,3 +252,28 @@ def test_the_class_gateway_forwards_and_says_when_the_server_is_gone(
     assert status == 400 and json.loads(bad)["code"] == "BAD_REQUEST"
     assert status_gone == 500 and json.loads(gone)["code"] == "INTERNAL"
     assert "no reply from the server" in json.loads(gone)["message"]
+
+
+CLIENTS = {"zmq": "zmq_client.py", "http": "http_client.py", "grpc": "grpc_client.py"}
+
+
+@pytest.mark.parametrize("transport", list(CLIENTS))
+def test_the_documented_client_gets_its_book(servers: dict[str, ServerProcess],
+                                             transport: str) -> None:
+    endpoint = servers[transport].endpoint
+    if transport == "grpc":
+        endpoint = endpoint.removeprefix("grpc://")
+    result = subprocess.run([sys.executable, str(ROOT / "docs" / "clients" / CLIENTS[transport]),
+                             endpoint, QUIJOTE], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    reply = json.loads(result.stdout)
+    assert reply["code"] == "OK" and reply["book"]["ISBN"] == QUIJOTE
+
+
+def test_the_docs_give_each_clients_lines_of_code() -> None:
+    docs = (ROOT / "docs" / "transports.md").read_text(encoding="utf-8")
+    lines = {t: code_lines(ROOT / "docs" / "clients" / f) for t, f in CLIENTS.items()}
+    proto = code_lines(ROOT / "libsrv" / "transports" / "library.proto")
+    assert f"zmq_client.py) | {lines['zmq']} |" in docs
+    assert f"http_client.py) | {lines['http']} |" in docs
+    assert f"| {lines['grpc']} + {proto} |" in docs
