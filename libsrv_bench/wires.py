@@ -86,26 +86,23 @@ class _Response:
         self.body = []
 
 
-class HttpWire:
-    """A keep-alive HTTP/1.1 connection per client: POST /<action>, the dialect's frame as the
-    body (the kit's server reads the action from the path); responses parsed by httptools."""
+class _TcpWire:
+    """A plain TCP connection per client, non-blocking, in the poller by its descriptor (the
+    poller reports a plain socket by its descriptor): what the HTTP and raw wires share.
+    `_opened(i)` starts a new connection's own state; `_read(i)` gives what arrived (b"":
+    the connection is gone, and dropped)."""
 
-    def __init__(self, endpoint: str, poller: zmq.Poller, count: int) -> None:
-        import httptools
-
+    def __init__(self, endpoint: str, poller: zmq.Poller, count: int, scheme: str) -> None:
         parts = urlsplit(endpoint)
         if not parts.hostname or not parts.port:
-            raise ValueError(f"not an http://host:port endpoint: {endpoint!r}")
+            raise ValueError(f"not a {scheme}://host:port endpoint: {endpoint!r}")
         self.address = (parts.hostname, parts.port)
-        self.host = f"{parts.hostname}:{parts.port}".encode()
         self.poller = poller
-        self.parser_type = httptools.HttpResponseParser
-        self.parser_error = httptools.HttpParserError
         self.socks: list[socket.socket | None] = [None] * count
-        self.parsers: list[Any] = [None] * count
-        self.responses: list[_Response] = [_Response() for _ in range(count)]
-        self.owner: dict[int, int] = {}  # the poller reports a plain socket by its descriptor
-        self.paths: dict[Action, bytes] = {}
+        self.owner: dict[int, int] = {}
+
+    def _opened(self, i: int) -> None:
+        pass
 
     def _drop(self, i: int) -> None:
         sock = self.socks[i]
@@ -125,36 +122,73 @@ class HttpWire:
         sock.setblocking(False)
         self.socks[i] = sock
         self.owner[sock.fileno()] = i
-        self.responses[i] = _Response()
-        self.parsers[i] = self.parser_type(self.responses[i])
+        self._opened(i)
         self.poller.register(sock, zmq.POLLIN)
 
-    def send(self, i: int, action: Action, frame: bytes) -> None:
+    def _send(self, i: int, data: bytes) -> None:
         if self.socks[i] is None:
             self.open(i)
         sock = self.socks[i]
-        if sock is None:
-            return
-        path = self.paths.get(action)
-        if path is None:
-            path = self.paths[action] = quote(str(action)).encode()
-        try:
-            sock.sendall(b"POST /%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n%s" % (path, self.host, len(frame), frame))
-        except OSError:
-            self._drop(i)
+        if sock is not None:
+            try:
+                sock.sendall(data)
+            except OSError:
+                self._drop(i)
 
-    def replies(self, polled: Any) -> list[tuple[int, Any]]:
-        i = self.owner[polled]
+    def _read(self, i: int) -> bytes | None:
+        """What arrived for client i: bytes, None when nothing yet, b"" when it is gone."""
         sock = self.socks[i]
         try:
             data = sock.recv(65536) if sock is not None else b""
         except BlockingIOError:
-            return []
+            return None
         except OSError:
             data = b""
-        if not data:  # the server closed the connection
+        if not data:
             self._drop(i)
+        return data
+
+    @staticmethod
+    def as_frame(reply: Any) -> bytes:
+        return reply
+
+    def close(self) -> None:
+        for sock in self.socks:
+            if sock is not None:
+                sock.close()
+        self.owner.clear()
+
+
+class HttpWire(_TcpWire):
+    """A keep-alive HTTP/1.1 connection per client: POST /<action>, the dialect's frame as the
+    body (the kit's server reads the action from the path); responses parsed by httptools."""
+
+    def __init__(self, endpoint: str, poller: zmq.Poller, count: int) -> None:
+        import httptools
+
+        super().__init__(endpoint, poller, count, "http")
+        self.host = f"{self.address[0]}:{self.address[1]}".encode()
+        self.parser_type = httptools.HttpResponseParser
+        self.parser_error = httptools.HttpParserError
+        self.parsers: list[Any] = [None] * count
+        self.responses: list[_Response] = [_Response() for _ in range(count)]
+        self.paths: dict[Action, bytes] = {}
+
+    def _opened(self, i: int) -> None:
+        self.responses[i] = _Response()
+        self.parsers[i] = self.parser_type(self.responses[i])
+
+    def send(self, i: int, action: Action, frame: bytes) -> None:
+        path = self.paths.get(action)
+        if path is None:
+            path = self.paths[action] = quote(str(action)).encode()
+        self._send(i, b"POST /%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" % (path, self.host, len(frame), frame))
+
+    def replies(self, polled: Any) -> list[tuple[int, Any]]:
+        i = self.owner[polled]
+        data = self._read(i)
+        if not data:
             return []
         try:
             self.parsers[i].feed_data(data)
@@ -168,16 +202,6 @@ class HttpWire:
         if not self.parsers[i].should_keep_alive():
             self._drop(i)  # "Connection: close" (Werkzeug's server): the next request reconnects
         return [(i, body) for body in done]
-
-    @staticmethod
-    def as_frame(reply: Any) -> bytes:
-        return reply
-
-    def close(self) -> None:
-        for sock in self.socks:
-            if sock is not None:
-                sock.close()
-        self.owner.clear()
 
 
 class GrpcWire:
@@ -273,61 +297,24 @@ class GrpcWire:
         os.close(self.write_end)
 
 
-class RawWire:
+class RawWire(_TcpWire):
     """A plain TCP connection per client, frames of a 4-byte big-endian length and the bytes
     (the raw echo's framing: `libsrv_bench.echo.run_raw_echo`)."""
 
     def __init__(self, endpoint: str, poller: zmq.Poller, count: int) -> None:
-        parts = urlsplit(endpoint)
-        if not parts.hostname or not parts.port:
-            raise ValueError(f"not a raw://host:port endpoint: {endpoint!r}")
-        self.address = (parts.hostname, parts.port)
-        self.poller = poller
-        self.socks: list[socket.socket | None] = [None] * count
+        super().__init__(endpoint, poller, count, "raw")
         self.buffers = [b""] * count
-        self.owner: dict[int, int] = {}
 
-    def _drop(self, i: int) -> None:
-        sock = self.socks[i]
-        if sock is not None:
-            self.poller.unregister(sock)
-            del self.owner[sock.fileno()]
-            sock.close()
-            self.socks[i] = None
-
-    def open(self, i: int) -> None:
-        self._drop(i)
-        try:
-            sock = socket.create_connection(self.address, timeout=5)
-        except OSError:
-            return
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setblocking(False)
-        self.socks[i], self.buffers[i] = sock, b""
-        self.owner[sock.fileno()] = i
-        self.poller.register(sock, zmq.POLLIN)
+    def _opened(self, i: int) -> None:
+        self.buffers[i] = b""
 
     def send(self, i: int, action: Action, frame: bytes) -> None:
-        if self.socks[i] is None:
-            self.open(i)
-        sock = self.socks[i]
-        if sock is not None:
-            try:
-                sock.sendall(len(frame).to_bytes(4, "big") + frame)
-            except OSError:
-                self._drop(i)
+        self._send(i, len(frame).to_bytes(4, "big") + frame)
 
     def replies(self, polled: Any) -> list[tuple[int, Any]]:
         i = self.owner[polled]
-        sock = self.socks[i]
-        try:
-            data = sock.recv(65536) if sock is not None else b""
-        except BlockingIOError:
-            return []
-        except OSError:
-            data = b""
+        data = self._read(i)
         if not data:
-            self._drop(i)
             return []
         buffer, out = self.buffers[i] + data, []
         while len(buffer) >= 4:
@@ -338,16 +325,6 @@ class RawWire:
             buffer = buffer[4 + size:]
         self.buffers[i] = buffer
         return out
-
-    @staticmethod
-    def as_frame(reply: Any) -> bytes:
-        return reply
-
-    def close(self) -> None:
-        for sock in self.socks:
-            if sock is not None:
-                sock.close()
-        self.owner.clear()
 
 
 def wire_for(endpoint: str, poller: zmq.Poller,
