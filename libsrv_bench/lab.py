@@ -404,11 +404,44 @@ def limit_section(table: pd.DataFrame) -> list[Section]:
         _commands(pd.concat([servers.iloc[:1], limits.iloc[:1]])))]
 
 
-def transports_section(paths: Sequence[Path | str]) -> list[Section]:
+_TRANSPORT_WORDS = {
+    "en": {"title": "ZeroMQ, gRPC and HTTP",
+           "question": "The class report chose ZeroMQ over gRPC in prose and put a Flask page in "
+                       "front of its server: on this machine, with the same catalog, rules, load "
+                       "and verifier behind each, what does each transport cost, and what does "
+                       "the class's Flask hop add?",
+           "note": "at {most} clients; medians over {rounds} interleaved round(s); grey: each "
+                   "stack's echo (a fixed reply)",
+           "rounds": " ({rounds} round(s).)",
+           "columns": ("clients", "configuration", "req/s", "x limit", "p99 ms",
+                       "server CPU us/req", "load CPU us/req", "verdict"),
+           "echo": "echo",
+           "titles": ("requests per second", "CPU per request (µs)"),
+           "legend": ("server's processes (solid)", "load generator")},
+    "es": {"title": "ZeroMQ, gRPC y HTTP",
+           "question": "El informe de la clase eligió ZeroMQ frente a gRPC con argumentos y puso "
+                       "una página Flask delante de su servidor: en esta máquina, con el mismo "
+                       "catálogo, las mismas reglas, la misma carga y el mismo verificador detrás "
+                       "de cada uno, ¿cuánto cuesta cada transporte, y cuánto añade el salto "
+                       "Flask de la clase?",
+           "note": "con {most} clientes; medianas de {rounds} ronda(s) alternas; gris: el eco "
+                   "de cada pila (una respuesta fija)",
+           "rounds": " ({rounds} ronda(s).)",
+           "columns": ("clientes", "configuración", "peticiones/s", "× el límite", "p99 (ms)",
+                       "CPU del servidor (µs/petición)", "CPU del generador (µs/petición)",
+                       "veredicto"),
+           "echo": "eco",
+           "titles": ("peticiones por segundo", "CPU por petición (µs)"),
+           "legend": ("procesos del servidor (sólido)", "generador de carga")},
+}
+
+
+def transports_section(paths: Sequence[Path | str], lang: str = "en") -> list[Section]:
     """The class's ZeroMQ-versus-gRPC question, from the newest ``transports.csv`` that
-    `python -m libsrv_bench transports` wrote under `paths`: the rows at the largest client
-    count drawn, every count in the table, the sentences computed from it."""
-    from libsrv_bench.transports import verdicts
+    `python -m libsrv_bench transports` wrote under `paths`, in `lang` ("en" or "es"): the
+    rows at the largest client count drawn, every count in the table, the sentences computed
+    from it."""
+    from libsrv_bench.transports import client_sentence, spoken_name, summary_lines, verdicts
 
     found = sorted((csv for path in map(Path, paths)
                     for csv in ([path] if path.name == "transports.csv" else
@@ -416,36 +449,35 @@ def transports_section(paths: Sequence[Path | str]) -> list[Section]:
                    key=lambda csv: csv.stat().st_mtime)
     if not found:
         return []
-    from libsrv_bench.transports import client_sentence, summary_lines
-
+    words = _TRANSPORT_WORDS["es" if lang == "es" else "en"]
     table = pd.read_csv(found[-1])
     rows = table[~table["name"].isin(["reference, lean generator"])]
     most = int(rows["clients"].max())
-    said = verdicts(rows)
+    said = verdicts(rows, lang)
     workers = _workers_of(rows)
+    columns = words["columns"]
     shown = pd.DataFrame({
-        "clients": list(rows["clients"]),
-        "configuration": [n if n != "reference" else "libzmq proxy + echo workers (the limit)"
-                          for n in rows["name"]],
-        "req/s": [plots.number(v) for v in rows["throughput"]],
-        "x limit": ["1" if n == "reference" else plots.number(v)
-                    for n, v in zip(rows["name"], rows["throughput_ratio"], strict=True)],
-        "p99 ms": [_ms(v) for v in rows["p99_ms"]],
-        "server CPU us/req": [_n(v) for v in rows["server_cpu_us"]],
-        "load CPU us/req": [_n(v) for v in rows["load_cpu_us"]],
-        "verdict": [said.get(n, "echo") for n in rows["name"]],
+        columns[0]: list(rows["clients"]),
+        columns[1]: [spoken_name(n, "es") if lang == "es" else
+                     "libzmq proxy + echo workers (the limit)" if n == "reference" else n
+                     for n in rows["name"]],
+        columns[2]: [plots.number(v) for v in rows["throughput"]],
+        columns[3]: ["1" if n == "reference" else plots.number(v)
+                     for n, v in zip(rows["name"], rows["throughput_ratio"], strict=True)],
+        columns[4]: [_ms(v) for v in rows["p99_ms"]],
+        columns[5]: [_n(v) for v in rows["server_cpu_us"]],
+        columns[6]: [_n(v) for v in rows["load_cpu_us"]],
+        columns[7]: [said.get(n, words["echo"]) for n in rows["name"]],
     })
     top = rows[rows["clients"] == most]
     rounds = int(rows["rounds"].max()) if "rounds" in rows else 1
+    names = [spoken_name(n, "es") for n in top["name"]] if lang == "es" else []
+    figure = plots.transports_figure(top, words["note"].format(most=most, rounds=rounds),
+                                     names, words["titles"], words["legend"])
     return [Section(
-        "transports", "ZeroMQ, gRPC and HTTP",
-        "The class report chose ZeroMQ over gRPC in prose and put a Flask page in front of its "
-        "server: on this machine, with the same catalog, rules, load and verifier behind each, "
-        "what does each transport cost, and what does the class's Flask hop add?",
-        plots.transports_figure(top, f"at {most} clients; medians over {rounds} interleaved "
-                                "round(s); grey: each stack's echo (a fixed reply)"),
-        " ".join([*summary_lines(rows, workers), client_sentence()]).strip()
-        + f" ({rounds} round(s).)", shown,
+        "transports", words["title"], words["question"], figure,
+        " ".join([*summary_lines(rows, workers, lang), client_sentence(lang)]).strip()
+        + words["rounds"].format(rounds=rounds), shown,
         [f"python -m libsrv_bench transports --rounds {rounds} --clients-list "
          f"{','.join(str(c) for c in sorted(set(rows['clients'])))}"])]
 
@@ -482,19 +514,26 @@ def sections(paths: Sequence[Path | str]) -> list[Section]:
             transports_section(paths))
 
 
-def show(found: Sequence[Section]) -> None:
-    """Display sections in a notebook: the same words, figure and table as the report."""
+_SHOW_WORDS = {"en": ("Question.", "What the runs show.", "What the verifier found (the "
+                                                                "first few):"),
+               "es": ("Pregunta.", "Lo que muestran las ejecuciones.", "Lo que encontró el "
+                                                                     "verificador (los primeros):")}
+
+
+def show(found: Sequence[Section], lang: str = "en") -> None:
+    """Display sections in a notebook: the same words, figure and table as the report (the
+    labels around them in `lang`; a section's own words are in the language it was made in)."""
     from IPython.display import Markdown, display
 
+    question, shown, verifier = _SHOW_WORDS["es" if lang == "es" else "en"]
     for section in found:
-        display(Markdown(f"### {section.title}\n\n**Question.** {section.question}"))
+        display(Markdown(f"### {section.title}\n\n**{question}** {section.question}"))
         display(section.figure)
         plt.close(section.figure)
-        display(Markdown(f"**What the runs show.** {section.conclusion}"))
+        display(Markdown(f"**{shown}** {section.conclusion}"))
         display(Markdown(table_markdown(section.table)))
         if section.findings:
-            display(Markdown("What the verifier found (the first few):\n\n" +
-                             "\n".join(f"- {f}" for f in section.findings)))
+            display(Markdown(f"{verifier}\n\n" + "\n".join(f"- {f}" for f in section.findings)))
         for caption, picture in section.pictures:
             display(picture)
             plt.close(picture)

@@ -313,24 +313,32 @@ def grade_figure(groups: Sequence[str], p50_ms: Sequence[float | None],
     return fig
 
 
-def transports_figure(rows: pd.DataFrame, note: str = "") -> plt.Figure:
+def transports_figure(rows: pd.DataFrame, note: str = "", names: Sequence[str] = (),
+                      titles: Sequence[str] = ("requests per second", "CPU per request (µs)"),
+                      legend: Sequence[str] = ("server's processes (solid)",
+                                               "load generator")) -> plt.Figure:
     """The `transports` rows at one client count (medians over rounds): requests per second
     on the left, CPU per request (the server's processes and the load generator's) on the
     right, on linear axes with each value written at its bar; servers in colour, echoes grey,
-    the class's gateway orange."""
+    the class's gateway orange. `names`, `titles` and `legend` are the words shown (default:
+    the rows' English names)."""
     fig, (left, right) = _figure(2, note)
     positions = list(range(len(rows)))
-    names = ["the limit: libzmq proxy + echo workers" if n == "reference" else n
-             for n in rows["name"]]
+    kinds = list(rows["name"])
+    names = list(names) or ["the limit: libzmq proxy + echo workers" if n == "reference" else n
+                            for n in kinds]
     colours = [STYLES[1][0] if n.startswith("Flask") else
-               SAFE[0] if " server, " in n else "0.6" for n in names]
+               SAFE[0] if " server, " in n else "0.6" for n in kinds]
     throughput = [float(v) for v in rows["throughput"]]
     left.barh(positions, throughput, color=colours)
     for y, value in zip(positions, throughput, strict=True):
         left.annotate(number(value), (value, y), xytext=(3, 0), textcoords="offset points",
                       va="center", fontsize=7)
     left.set_xlim(0, max(throughput, default=0.0) * 1.3 or 1.0)
-    left.set_title("requests per second", fontsize=10)
+    left.xaxis.set_major_locator(MaxNLocator(4))  # long names leave this panel narrow
+    left.xaxis.set_major_formatter(FuncFormatter(
+        lambda v, _: f"{v / 1000:g}k" if v >= 1000 else f"{v:g}"))
+    left.set_title(titles[0], fontsize=10)
     server = [float(v) if v == v else 0.0 for v in rows["server_cpu_us"]]
     load = [float(v) if v == v else 0.0 for v in rows["load_cpu_us"]]
     right.barh(positions, server, color=colours)
@@ -340,10 +348,11 @@ def transports_figure(rows: pd.DataFrame, note: str = "") -> plt.Figure:
                        textcoords="offset points", va="center", fontsize=7)
     right.set_xlim(0, max((s + g for s, g in zip(server, load, strict=True)), default=0.0)
                    * 1.45 or 1.0)
-    right.set_title("CPU per request (µs)", fontsize=10)
-    right.legend(handles=[Patch(facecolor=SAFE[0], label="server's processes (solid)"),
-                          Patch(facecolor="white", edgecolor="0.4", hatch="///",
-                                label="load generator")], fontsize=7, loc="lower right")
+    right.set_title(titles[1], fontsize=10)
+    fig.legend(handles=[Patch(facecolor=SAFE[0], label=legend[0]),
+                        Patch(facecolor="white", edgecolor="0.4", hatch="///",
+                              label=legend[1])], fontsize=7, ncol=2,
+               loc="outside upper right")  # above the panels: no bar or label under it
     for ax in (left, right):
         ax.set_yticks(positions, names if ax is left else [""] * len(names), fontsize=7)
         ax.invert_yaxis()

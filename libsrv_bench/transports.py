@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import io
+import re
 import tokenize
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -107,22 +108,81 @@ def compare_transports(base: RunConfig, *, clients: Sequence[int] = CLIENT_COUNT
     return pd.concat(tables, ignore_index=True)
 
 
-def verdicts(table: pd.DataFrame) -> dict[str, str]:
-    """Each server row's verdict over every round and client count: "clean", or how many
-    anomalies the verifier found."""
+def verdicts(table: pd.DataFrame, lang: str = "en") -> dict[str, str]:
+    """Each server row's verdict over every round and client count, by its (English) name:
+    "clean", or how many anomalies the verifier found (in `lang`)."""
+    words = _WORDS["es" if lang == "es" else "en"]
     said: dict[str, str] = {}
     servers = table[table["name"].str.contains(" server, ")]
     for name, group in servers.groupby("name", sort=False):
         found = int(group["violations"].fillna(0).sum())
-        said[str(name)] = "clean" if found == 0 else f"{found} anomalies"
+        said[str(name)] = words["clean"] if found == 0 else words["anomalies"].format(n=found)
     return said
 
 
-def summary_lines(table: pd.DataFrame, workers: int) -> list[str]:
-    """What the table says, in sentences computed from it: each server's throughput against
-    its own echo (`own_echo`; the servers had `workers` processes) and the limit at the
-    largest client count, its latency at the smallest, its CPU per request, and any row whose
-    load generator was saturated."""
+_WORDS = {
+    "en": {"row": "{name}: {rate:,.0f} requests/s at {most} clients ({ratio:.2f}× the limit",
+           "mate": ", {times:.2f}× {mate}", "echo": "its own echo",
+           "without": "the server without it",
+           "cpu": "), {cpu:,.0f} µs of server CPU per request",
+           "p99": "; p99 {p99:.2f} ms at {fewest} client(s)",
+           "saturated": "warning: a load process was saturated for {name} at {clients} "
+                        "clients: the generator may have set that row's pace",
+           "clean": "clean", "anomalies": "{n} anomalies",
+           "clients": "A client asking for one book takes {zmq} lines of code over ZeroMQ, "
+                      "{http} over HTTP and {grpc} over gRPC, plus the {proto}-line contract "
+                      "gRPC compiles its stubs from (docs/clients)."},
+    "es": {"row": "{name}: {rate:,.0f} peticiones/s con {most} clientes ({ratio:.2f}× el "
+                  "límite",
+           "mate": ", {times:.2f}× {mate}", "echo": "su propio eco",
+           "without": "el servidor sin ella",
+           "cpu": "), {cpu:,.0f} µs de CPU del servidor por petición",
+           "p99": "; p99 de {p99:.2f} ms con {fewest} cliente(s)",
+           "saturated": "aviso: un proceso de carga llegó a su límite en {name} con {clients} "
+                        "clientes: el generador pudo marcar el ritmo de esa fila",
+           "clean": "limpio", "anomalies": "{n} anomalías",
+           "clients": "Un cliente que pide un libro ocupa {zmq} líneas de código con ZeroMQ, "
+                      "{http} con HTTP y {grpc} con gRPC, más el contrato de {proto} líneas "
+                      "del que gRPC genera sus stubs (docs/clients)."},
+}
+# a row's name, word by word, in Spanish (the table and the CSV keep the English names)
+_SPANISH_NAMES = [
+    (r"^reference$", "el límite: proxy de libzmq + trabajadores eco"),
+    (r"^raw TCP echo, one process$", "eco TCP crudo, un proceso"),
+    (r"^ZeroMQ echo, one REP process$", "eco ZeroMQ, un proceso REP"),
+    (r"^ZeroMQ echo, libzmq proxy \+ (\d+) workers$",
+     r"eco ZeroMQ, proxy de libzmq + \1 trabajadores"),
+    (r"^ZeroMQ server, single REP$", "servidor ZeroMQ, REP único"),
+    (r"^ZeroMQ server, broker \+ (\d+) workers$", r"servidor ZeroMQ, broker + \1 trabajadores"),
+    (r"^(gRPC|HTTP) (server|echo), (\d+|one) process(es)?$", None),
+]
+
+
+def spoken_name(name: str, lang: str = "en") -> str:
+    """A row's name in `lang` (the CSV keeps the English one)."""
+    if lang != "es":
+        return name
+    if name.startswith("Flask gateway -> "):
+        return "pasarela Flask -> " + spoken_name(name.removeprefix("Flask gateway -> "), lang)
+    for pattern, words in _SPANISH_NAMES:
+        match = re.match(pattern, name)
+        if match is None:
+            continue
+        if words is not None:
+            return match.expand(words)
+        stack, kind, count, _ = match.groups()
+        count = "un" if count in ("one", "1") else count
+        return (f"{'servidor' if kind == 'server' else 'eco'} {stack}, {count} "
+                f"proceso{'' if count == 'un' else 's'}")
+    return name
+
+
+def summary_lines(table: pd.DataFrame, workers: int, lang: str = "en") -> list[str]:
+    """What the table says, in sentences computed from it (in `lang`): each server's
+    throughput against its own echo (`own_echo`; the servers had `workers` processes) and the
+    limit at the largest client count, its latency at the smallest, its CPU per request, and
+    any row whose load generator was saturated."""
+    words = _WORDS["es" if lang == "es" else "en"]
     lines: list[str] = []
     most, fewest = table["clients"].max(), table["clients"].min()
     top = table[table["clients"] == most].set_index("name")
@@ -133,19 +193,22 @@ def summary_lines(table: pd.DataFrame, workers: int) -> list[str]:
         row = top.loc[name]
         echo_name = own_echo(name, workers)
         echo = top.loc[echo_name] if echo_name in top.index else None
-        text = (f"{name}: {row['throughput']:,.0f} requests/s at {most} clients "
-                f"({row['throughput_ratio']:.2f}× the limit")
+        text = words["row"].format(name=spoken_name(name, lang), rate=row["throughput"],
+                                   most=most, ratio=row["throughput_ratio"])
         if echo is not None and echo["throughput"]:
-            mate = "the server without it" if name.startswith("Flask") else "its own echo"
-            text += f", {row['throughput'] / echo['throughput']:.2f}× {mate}"
-        text += f"), {row['server_cpu_us']:,.0f} µs of server CPU per request"
+            mate = words["without"] if name.startswith("Flask") else words["echo"]
+            text += words["mate"].format(times=row["throughput"] / echo["throughput"],
+                                         mate=mate)
+        text += words["cpu"].format(cpu=row["server_cpu_us"])
         if name in low.index:
-            text += f"; p99 {low.loc[name]['p99_ms']:.2f} ms at {fewest} client(s)"
+            text += words["p99"].format(p99=low.loc[name]["p99_ms"], fewest=fewest)
+        if lang == "es":  # its names start in lower case ("servidor gRPC"); gRPC's must not
+            text = text[:1].upper() + text[1:]
         lines.append(text + ".")
     loaded = table[table[LOAD_SATURATED].astype(bool)]
     for _, row in loaded.iterrows():
-        lines.append(f"warning: a load process was saturated for {row['name']} at "
-                     f"{row['clients']} clients: the generator may have set that row's pace")
+        lines.append(words["saturated"].format(name=spoken_name(row["name"], lang),
+                                               clients=row["clients"]))
     return lines
 
 
@@ -180,14 +243,13 @@ CLIENT_FILES = {"ZeroMQ": "zmq_client.py", "HTTP": "http_client.py", "gRPC": "gr
 _CHECKOUT = Path(__file__).resolve().parent.parent
 
 
-def client_sentence() -> str:
+def client_sentence(lang: str = "en") -> str:
     """How many lines of code a client asking for one book takes in each transport (the
     checkout's docs/clients; empty where they are not, as in an installed package)."""
     folder, proto = _CHECKOUT / "docs" / "clients", _CHECKOUT / "libsrv" / "transports"
     if not all((folder / name).exists() for name in CLIENT_FILES.values()):
         return ""
     counts = {title: code_lines(folder / name) for title, name in CLIENT_FILES.items()}
-    return (f"A client asking for one book takes {counts['ZeroMQ']} lines of code over "
-            f"ZeroMQ, {counts['HTTP']} over HTTP and {counts['gRPC']} over gRPC, plus the "
-            f"{code_lines(proto / 'library.proto')}-line contract gRPC compiles its stubs from "
-            "(docs/clients).")
+    return _WORDS["es" if lang == "es" else "en"]["clients"].format(
+        zmq=counts["ZeroMQ"], http=counts["HTTP"], grpc=counts["gRPC"],
+        proto=code_lines(proto / "library.proto"))

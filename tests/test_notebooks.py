@@ -178,9 +178,10 @@ def test_transports_notebook_measures_and_verifies_every_transport(tmp_path: Pat
     nb = execute("08-transports.ipynb", f"CLIENTS = [2]\nSECONDS = 0.5\nROUNDS = 1\n"
                  f"OUT = {str(tmp_path)!r}", tmp_path)
     text = outputs(nb)
-    for server in ("ZeroMQ server, broker + 2 workers", "gRPC server, 2 processes",
-                   "HTTP server, 2 processes", "Flask gateway -> ZeroMQ server"):
-        assert re.search(rf"verdict, {re.escape(server)}[^:]*: clean", text), server
-    assert "ZeroMQ, gRPC and HTTP" in text and "image/png" in str(nb.cells)
+    for server in ("servidor ZeroMQ, broker + 2 trabajadores", "servidor gRPC, 2 procesos",
+                   "servidor HTTP, 2 procesos", "pasarela Flask -> servidor ZeroMQ"):
+        assert re.search(rf"veredicto, {re.escape(server)}[^:]*: limpio", text), server
+    assert "ZeroMQ, gRPC y HTTP" in text and "image/png" in str(nb.cells)
+    assert "peticiones/s con 2 clientes" in text and "su propio eco" in text
     assert "ejecución 10/10 terminada" in text
     assert_no_error_or_warning(nb)

@@ -8,7 +8,7 @@ import pytest
 
 from libsrv_bench.compare import REFERENCE
 from libsrv_bench.settings import RunConfig
-from libsrv_bench.transports import own_echo, summary_lines, transport_rows, verdicts
+from libsrv_bench.transports import own_echo, spoken_name, summary_lines, transport_rows, verdicts
 
 pytestmark = pytest.mark.fast
 
@@ -60,3 +60,14 @@ def test_a_server_with_anomalies_is_not_clean() -> None:
     assert verdicts(table(1_000.0)) == {"gRPC server, 2 processes": "clean",
                                         "HTTP server, 2 processes": "clean"}
     assert verdicts(table(1_000.0, violations=3))["gRPC server, 2 processes"] == "6 anomalies"
+
+
+def test_the_sentences_and_names_speak_spanish_too() -> None:
+    said = summary_lines(table(1_000.0), 2, "es")
+    assert said[0].startswith("Servidor gRPC, 2 procesos: 1,000 peticiones/s con 16 clientes "
+                              "(0.10× el límite, 0.50× su propio eco)")
+    assert verdicts(table(1_000.0, violations=1), "es")["HTTP server, 2 processes"] == \
+        "2 anomalías"
+    assert spoken_name("Flask gateway -> ZeroMQ server, broker + 2 workers", "es") == \
+        "pasarela Flask -> servidor ZeroMQ, broker + 2 trabajadores"
+    assert spoken_name("gRPC echo, 1 process", "es") == "eco gRPC, un proceso"
