@@ -256,7 +256,9 @@ def cmd_transports(args: argparse.Namespace) -> int:
     for name, verdict in said.items():
         print(f"verdict, {name}: {verdict}")
     print(f"table in {Path(args.out) / 'transports.csv'}")
-    return EXIT_OK if all(v == "clean" for v in said.values()) else EXIT_VIOLATIONS
+    if table["violations"].fillna(0).sum():
+        return EXIT_VIOLATIONS
+    return EXIT_OK if all(v == "clean" for v in said.values()) else EXIT_THRESHOLD
 
 
 def cmd_grade(args: argparse.Namespace) -> int:

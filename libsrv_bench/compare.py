@@ -73,6 +73,8 @@ def _row(number: int, name: str, summary: dict[str, Any]) -> dict[str, Any]:
             "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"],
             "violations": summary["violations"],
             "server_cpu_us": server, "gateway_cpu_us": gateway,
+            # why the run was not clean (the judgement's words; empty: clean, or an echo)
+            "not_clean": "; ".join(summary.get("not_clean") or []),
             "load_cpu_us": load.get("cpu_us_per_request"),
             "proxy_cpu_us": summary.get("proxy", {}).get("cpu_us_per_request"),
             "machine_busy": cost.get("machine_busy"),
@@ -144,6 +146,8 @@ def medians(table: pd.DataFrame) -> pd.DataFrame:
                                "server_cpu_us": _median(group["server_cpu_us"]),
                                "load_cpu_us": _median(group["load_cpu_us"]),
                                "gateway_cpu_us": _median(group["gateway_cpu_us"]),
+                               "not_clean": "; ".join(sorted(
+                                   {r for r in group["not_clean"].fillna("") if r})),
                                "proxy_cpu_us": _median(group["proxy_cpu_us"]),
                                "machine_busy": _median(group["machine_busy"])}
         if name == CALIBRATION:

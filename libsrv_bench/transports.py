@@ -110,13 +110,22 @@ def compare_transports(base: RunConfig, *, clients: Sequence[int] = CLIENT_COUNT
 
 def verdicts(table: pd.DataFrame, lang: str = "en") -> dict[str, str]:
     """Each server row's verdict over every round and client count, by its (English) name:
-    "clean", or how many anomalies the verifier found (in `lang`)."""
+    "clean" only when the verifier found no anomaly and every run was judged clean (enough
+    requests answered, writes acknowledged, errors under the limit); else how many anomalies,
+    or why a run was not clean (the judgement's words, in English)."""
     words = _WORDS["es" if lang == "es" else "en"]
     said: dict[str, str] = {}
     servers = table[table["name"].str.contains(" server, ")]
     for name, group in servers.groupby("name", sort=False):
         found = int(group["violations"].fillna(0).sum())
-        said[str(name)] = words["clean"] if found == 0 else words["anomalies"].format(n=found)
+        reasons = sorted({r for r in group.get("not_clean", pd.Series(dtype=str)).fillna("")
+                          if r})
+        if found:
+            said[str(name)] = words["anomalies"].format(n=found)
+        elif reasons:
+            said[str(name)] = words["not_clean"].format(why="; ".join(reasons))
+        else:
+            said[str(name)] = words["clean"]
     return said
 
 
@@ -128,7 +137,7 @@ _WORDS = {
            "p99": "; p99 {p99:.2f} ms at {fewest} client(s)",
            "saturated": "warning: a load process was saturated for {name} at {clients} "
                         "clients: the generator may have set that row's pace",
-           "clean": "clean", "anomalies": "{n} anomalies",
+           "clean": "clean", "anomalies": "{n} anomalies", "not_clean": "NOT CLEAN: {why}",
            "clients": "A client asking for one book takes {zmq} lines of code over ZeroMQ, "
                       "{http} over HTTP and {grpc} over gRPC, plus the {proto}-line contract "
                       "gRPC compiles its stubs from (docs/clients)."},
@@ -140,7 +149,7 @@ _WORDS = {
            "p99": "; p99 de {p99:.2f} ms con {fewest} cliente(s)",
            "saturated": "aviso: un proceso de carga llegó a su límite en {name} con {clients} "
                         "clientes: el generador pudo marcar el ritmo de esa fila",
-           "clean": "limpio", "anomalies": "{n} anomalías",
+           "clean": "limpio", "anomalies": "{n} anomalías", "not_clean": "NO LIMPIO: {why}",
            "clients": "Un cliente que pide un libro ocupa {zmq} líneas de código con ZeroMQ, "
                       "{http} con HTTP y {grpc} con gRPC, más el contrato de {proto} líneas "
                       "del que gRPC genera sus stubs (docs/clients)."},

@@ -71,3 +71,14 @@ def test_the_sentences_and_names_speak_spanish_too() -> None:
     assert spoken_name("Flask gateway -> ZeroMQ server, broker + 2 workers", "es") == \
         "pasarela Flask -> servidor ZeroMQ, broker + 2 trabajadores"
     assert spoken_name("gRPC echo, 1 process", "es") == "eco gRPC, un proceso"
+
+
+def test_a_server_that_answers_badly_is_not_clean_without_any_anomaly() -> None:
+    bad = table(1_000.0)
+    bad["not_clean"] = ""
+    bad.loc[bad["name"] == "gRPC server, 2 processes", "not_clean"] = \
+        "errors and timeouts are 100% of the requests"
+    said = verdicts(bad)
+    assert said["gRPC server, 2 processes"] == \
+        "NOT CLEAN: errors and timeouts are 100% of the requests"
+    assert said["HTTP server, 2 processes"] == "clean"
