@@ -147,7 +147,7 @@ def medians(table: pd.DataFrame) -> pd.DataFrame:
                                "load_cpu_us": _median(group["load_cpu_us"]),
                                "gateway_cpu_us": _median(group["gateway_cpu_us"]),
                                "not_clean": "; ".join(sorted(
-                                   {r for r in group["not_clean"].fillna("") if r})),
+                                   {r for r in group["not_clean"] if isinstance(r, str) and r})),
                                "proxy_cpu_us": _median(group["proxy_cpu_us"]),
                                "machine_busy": _median(group["machine_busy"])}
         if name == CALIBRATION:

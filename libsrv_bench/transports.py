@@ -118,8 +118,7 @@ def verdicts(table: pd.DataFrame, lang: str = "en") -> dict[str, str]:
     servers = table[table["name"].str.contains(" server, ")]
     for name, group in servers.groupby("name", sort=False):
         found = int(group["violations"].fillna(0).sum())
-        reasons = sorted({r for r in group.get("not_clean", pd.Series(dtype=str)).fillna("")
-                          if r})
+        reasons = sorted({r for r in group.get("not_clean", ()) if isinstance(r, str) and r})
         if found:
             said[str(name)] = words["anomalies"].format(n=found)
         elif reasons:
