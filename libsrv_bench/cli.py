@@ -234,6 +234,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_transports(args: argparse.Namespace) -> int:
     from libsrv_bench.lessons import round_progress
     from libsrv_bench.transports import (
+        DAGGER_NOTE,
         compare_transports,
         summary_lines,
         table_for_print,
@@ -249,7 +250,10 @@ def cmd_transports(args: argparse.Namespace) -> int:
                                on_run=None if args.no_progress else round_progress("en"))
     Path(args.out).mkdir(parents=True, exist_ok=True)
     table.to_csv(Path(args.out) / "transports.csv", index=False)
-    print(table_for_print(table).to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    shown = table_for_print(table)
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    if shown["p99_ms"].str.endswith("†").any():
+        print(DAGGER_NOTE["en"])
     for line in summary_lines(table, base.workers):
         print(line)
     said = verdicts(table)

@@ -27,6 +27,7 @@ import pandas as pd
 from libsrv_bench.dialects import DEFAULT_DIALECT
 from libsrv_bench.lean import LeanResult, lean_throughput
 from libsrv_bench.rounds import describe as describe_config
+from libsrv_bench.rounds import enough
 from libsrv_bench.runner import RunConfig, RunOutcome, catalog_copy, run_experiment, server_command
 from libsrv_bench.settings import DEFAULT_DURATION
 
@@ -71,6 +72,7 @@ def _row(number: int, name: str, summary: dict[str, Any]) -> dict[str, Any]:
         server += gateway  # the class's gateway is part of the server side it measures
     return {"round": number, "name": name, "throughput": summary["throughput"],
             "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"],
+            "requests": summary.get("requests"),
             "violations": summary["violations"],
             "server_cpu_us": server, "gateway_cpu_us": gateway,
             # why the run was not clean (the judgement's words; empty: clean, or an echo)
@@ -136,6 +138,13 @@ def _median(values: pd.Series) -> float:
     return statistics.median(clean) if clean else float("nan")
 
 
+def p99_enough(group: pd.DataFrame) -> bool:
+    """Whether every round of a configuration had the requests to measure its p99 (rounds
+    that do not say how many they had are taken at their word)."""
+    counts = group.get("requests", [])
+    return all(enough(int(n), 99) for n in counts if n is not None and n == n)
+
+
 def medians(table: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration: medians over the rounds, and the ratios' spread (min-max)."""
     out = []
@@ -143,6 +152,7 @@ def medians(table: pd.DataFrame) -> pd.DataFrame:
         row: dict[str, Any] = {"name": name, "rounds": len(group),
                                "throughput": _median(group["throughput"]),
                                "p99_ms": _median(group["p99_ms"]),
+                               "p99_enough": p99_enough(group),
                                "server_cpu_us": _median(group["server_cpu_us"]),
                                "load_cpu_us": _median(group["load_cpu_us"]),
                                "gateway_cpu_us": _median(group["gateway_cpu_us"]),

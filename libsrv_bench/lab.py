@@ -22,6 +22,7 @@ from libsrv_bench import plots
 from libsrv_bench.historyplot import finding_figure
 from libsrv_bench.results import read_histogram
 from libsrv_bench.rounds import aggregate, find_runs, runs_frame, varied, varied_groups
+from libsrv_bench.settings import ACTIVATE
 
 
 @dataclass
@@ -55,8 +56,8 @@ class Section:
         for (caption, _), path in zip(self.pictures, picture_paths, strict=False):
             parts.append(f"![the verifier's picture]({path})\n\n{caption}\n")
         if self.commands:
-            parts.append("Each run repeats with:\n\n```\n" + "\n".join(self.commands) +
-                         "\n```\n")
+            parts.append("Each run repeats with (in the kit's folder):\n\n```\n" +
+                         "\n".join([ACTIVATE, *self.commands]) + "\n```\n")
         return "\n".join(parts)
 
 
@@ -97,15 +98,23 @@ def _rounds(rows: pd.DataFrame) -> str:
     return f"medians of {number} interleaved rounds, with the lowest and highest round"
 
 
-def _note(rows: pd.DataFrame, hollow: bool = False) -> str:
-    """The line under a figure: what its points are, and on how many CPUs."""
-    marks = " · a hollow mark: one round, or too few requests for that percentile" \
-        if hollow else ""
+def _note(rows: pd.DataFrame, percentiles: Sequence[str] = (), *, marks: bool = True) -> str:
+    """The line under a figure: what its points are, and on how many CPUs. Hollow marks are
+    explained only when the figure has some: a configuration of one round, or (for the
+    `percentiles` the figure draws) one measured on too few requests; `marks=False` for a
+    figure that draws no marks."""
+    one_round = marks and bool((rows["rounds"] == 1).any())
+    weak = any(not all(rows[f"{metric}_enough"]) for metric in percentiles)
+    why = [*(["one round only"] if one_round else []),
+           *(["too few requests for that percentile"] if weak else [])]
+    marks = f" · a hollow mark: {', or '.join(why)}" if why else ""
     return f"{_rounds(rows)}{marks} · {rows['cpus'].iloc[0]} CPUs"
 
 
 def _commands(rows: pd.DataFrame) -> list[str]:
-    return sorted({c for commands in rows["commands"] for c in commands})
+    """The commands of these rows' runs, once each, in the rows' order (1, 4, 16, 64 clients,
+    not the text's order 1, 16, 4, 64)."""
+    return list(dict.fromkeys(c for commands in rows["commands"] for c in commands))
 
 
 def _figures_table(rows: pd.DataFrame, first: str, first_values: list[str]) -> pd.DataFrame:
@@ -139,7 +148,7 @@ def clients_section(table: pd.DataFrame, runs: pd.DataFrame) -> list[Section]:
     else:
         text += (f"Throughput was still rising at {hi['clients']} clients: the server was not "
                  "yet saturated.")
-    note = _note(rows)
+    note = _note(rows, marks=False)  # curves, not marks
     first = rows.iloc[0]["config"]
     curves = {_clients(r["clients"]): [read_histogram(f) for f in r["folders"]]
               for _, r in rows.iterrows()}
@@ -150,7 +159,7 @@ def clients_section(table: pd.DataFrame, runs: pd.DataFrame) -> list[Section]:
         "clients", "Latency against clients",
         f"How do latency and throughput change as more clients share one server "
         f"({server}, {first.workload} workload)?",
-        plots.latency_vs_clients(rows, _note(rows, hollow=True)),
+        plots.latency_vs_clients(rows, _note(rows, ("p50_ms", "p99_ms"))),
         text + f" ({_rounds(rows)}.)",
         _figures_table(rows, "clients", [str(c) for c in rows["clients"]]),
         _commands(rows)),
@@ -365,6 +374,11 @@ def _books(count: int) -> str:
     return "the same book" if count == 1 else f"the same {count} books"
 
 
+# a server at this share of the limit or more is hardly bounded by it: the limit's own hop
+# (libzmq's proxy) is then what sets it apart, and the report says so
+BARELY_ABOVE = 0.85
+
+
 def limit_section(table: pd.DataFrame) -> list[Section]:
     servers = table[(table["echo"] == "") & table["throughput_vs_echo"].notna()]
     if servers.empty:
@@ -375,9 +389,13 @@ def limit_section(table: pd.DataFrame) -> list[Section]:
     limit = limits[(limits["workers"] == main["workers"]) &
                    (limits["clients"] == main["clients"])].iloc[0]
     ratio = _spread(main, "throughput_vs_echo", plots.number)
+
+    def p99_mark(row: pd.Series) -> str:  # a ratio of two p99s is as weak as the weaker
+        return "" if row["p99_ms_enough"] and limit["p99_ms_enough"] else " †"
+
     text = (f"The server ({main['label']}) answered {ratio} "
             f"of the requests per second of the {limit['label']} with the same clients, and "
-            f"its p99 was {main['p99_vs_echo']:.2f}x the echo's. It spent "
+            f"its p99 was {main['p99_vs_echo']:.2f}x the echo's{p99_mark(main)}. It spent "
             f"{_n(main['server_cpu_us'])} µs of server CPU per request, the echo "
             f"{_n(limit['server_cpu_us'])} µs: the difference is what parsing, looking up, "
             "locking and recording a request cost.")
@@ -386,12 +404,22 @@ def limit_section(table: pd.DataFrame) -> list[Section]:
         text += " Others: " + "; ".join(
             f"{r['label']} {plots.number(r['throughput_vs_echo'])}"
             for _, r in others.iterrows()) + "."
+    close = servers[servers["throughput_vs_echo"] >= BARELY_ABOVE]
+    for _, row in close.iterrows():
+        hop = ("a hop that server does not make" if row["workers"] == 0 else
+               "a hop of the same kind as the broker's")
+        text += (f" The limit is barely above the server ({row['label']}, "
+                 f"{plots.number(row['throughput_vs_echo'])}x of it): the limit passes every "
+                 f"request through libzmq's proxy to a worker, {hop}, so at this load it "
+                 "hardly bounds that server; `python -m libsrv_bench compare` puts a bare REP "
+                 "echo beside it, the floor of a server without a hop.")
     shown = pd.DataFrame({
         "configuration": list(servers["label"]),
         "rounds": list(servers["rounds"]),
         "throughput / limit": [_spread(r, "throughput_vs_echo", plots.number)
                                for _, r in servers.iterrows()],
-        "p99 / limit": [plots.number(v) for v in servers["p99_vs_echo"]],
+        "p99 / limit": [plots.number(r["p99_vs_echo"]) + p99_mark(r)
+                        for _, r in servers.iterrows()],
         "server CPU µs/req": [_n(v) for v in servers["server_cpu_us"]],
     })
     return [Section(
@@ -441,7 +469,14 @@ def transports_section(paths: Sequence[Path | str], lang: str = "en") -> list[Se
     `python -m libsrv_bench transports` wrote under `paths`, in `lang` ("en" or "es"): the
     rows at the largest client count drawn, every count in the table, the sentences computed
     from it."""
-    from libsrv_bench.transports import client_sentence, spoken_name, summary_lines, verdicts
+    from libsrv_bench.transports import (
+        DAGGER_NOTE,
+        client_sentence,
+        measured_p99,
+        spoken_name,
+        summary_lines,
+        verdicts,
+    )
 
     found = sorted((csv for path in map(Path, paths)
                     for csv in ([path] if path.name == "transports.csv" else
@@ -464,7 +499,8 @@ def transports_section(paths: Sequence[Path | str], lang: str = "en") -> list[Se
         columns[2]: [plots.number(v) for v in rows["throughput"]],
         columns[3]: ["1" if n == "reference" else plots.number(v)
                      for n, v in zip(rows["name"], rows["throughput_ratio"], strict=True)],
-        columns[4]: [_ms(v) for v in rows["p99_ms"]],
+        columns[4]: [_ms(r["p99_ms"]) + ("" if measured_p99(r) else " †")
+                     for _, r in rows.iterrows()],
         columns[5]: [_n(v) for v in rows["server_cpu_us"]],
         columns[6]: [_n(v) for v in rows["load_cpu_us"]],
         columns[7]: [said.get(n, words["echo"]) for n in rows["name"]],
@@ -477,7 +513,9 @@ def transports_section(paths: Sequence[Path | str], lang: str = "en") -> list[Se
     return [Section(
         "transports", words["title"], words["question"], figure,
         " ".join([*summary_lines(rows, workers, lang), client_sentence(lang)]).strip()
-        + words["rounds"].format(rounds=rounds), shown,
+        + words["rounds"].format(rounds=rounds)
+        + ("" if all(measured_p99(r) for _, r in rows.iterrows())
+           else f" ({DAGGER_NOTE['es' if lang == 'es' else 'en']}.)"), shown,
         [f"python -m libsrv_bench transports --rounds {rounds} --clients-list "
          f"{','.join(str(c) for c in sorted(set(rows['clients'])))}"])]
 

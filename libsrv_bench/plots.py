@@ -262,14 +262,15 @@ def versus_limit(rows: pd.DataFrame, limit: str, note: str = "") -> plt.Figure:
     colours = [style(i, u)[0] for i, u in enumerate(rows["unsafe"])]
     spread_decades = rows["throughput_vs_echo"].max() / max(rows["throughput_vs_echo"].min(),
                                                             1e-9) >= 10
+    hollow = [r == 1 for r in rows["rounds"]] if "rounds" in rows else [False] * len(rows)
     if spread_decades:  # dots: a bar on a log axis makes a 37x gap look like 4x
-        hollow = [r == 1 for r in rows["rounds"]] if "rounds" in rows else [False] * len(rows)
         _dots(ax, positions, list(rows["throughput_vs_echo"]),
               _spread(rows, "throughput_vs_echo"), colours, hollow, horizontal=True)
     else:
-        ax.barh(positions, rows["throughput_vs_echo"], color=colours,
-                xerr=_spread(rows, "throughput_vs_echo"), capsize=4,
-                error_kw={"elinewidth": 1, "ecolor": "0.2"})
+        ax.barh(positions, rows["throughput_vs_echo"],
+                color=[("white" if h else c) for h, c in zip(hollow, colours, strict=True)],
+                edgecolor=colours, linewidth=1.5, xerr=_spread(rows, "throughput_vs_echo"),
+                capsize=4, error_kw={"elinewidth": 1, "ecolor": "0.2"})
     ax.set_yticks(positions, list(rows["label"]), fontsize=8)
     ax.invert_yaxis()
     if spread_decades:

@@ -309,7 +309,13 @@ def run_flags(config: RunConfig) -> list[str]:
     return flags
 
 
+# The line before the commands a report prints, so that they run as printed in a terminal
+# opened in the kit's folder (kit.py made .venv there; conda users activate their env).
+ACTIVATE = "source .venv/bin/activate  # once per terminal; with conda: conda activate libsrv"
+
+
 def run_command(config: RunConfig) -> str:
+    """The command that repeats a run of `config` (after ACTIVATE)."""
     return shlex.join(["python", "-m", "libsrv_bench", "run", *run_flags(config)])
 
 

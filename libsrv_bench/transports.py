@@ -210,6 +210,7 @@ def summary_lines(table: pd.DataFrame, workers: int, lang: str = "en") -> list[s
         text += words["cpu"].format(cpu=row["server_cpu_us"])
         if name in low.index:
             text += words["p99"].format(p99=low.loc[name]["p99_ms"], fewest=fewest)
+            text += "" if measured_p99(low.loc[name]) else " †"
         if lang == "es":  # its names start in lower case ("servidor gRPC"); gRPC's must not
             text = text[:1].upper() + text[1:]
         lines.append(text + ".")
@@ -220,12 +221,27 @@ def summary_lines(table: pd.DataFrame, workers: int, lang: str = "en") -> list[s
     return lines
 
 
+def measured_p99(row: pd.Series) -> bool:
+    """Whether a row's p99 was measured on enough requests in every round (a table written
+    before rows said so: yes)."""
+    value = row.get("p99_enough", True)
+    return bool(value) if value == value else True
+
+
+DAGGER_NOTE = {"en": "† too few requests in a round to measure p99 (fewer than 10 beyond it)",
+               "es": "† demasiado pocas peticiones en una ronda para medir el p99 (menos de 10 "
+                     "por encima)"}
+
+
 def table_for_print(table: pd.DataFrame) -> pd.DataFrame:
-    """The columns a reader needs, in order."""
+    """The columns a reader needs, in order; a p99 measured on too few requests marked †."""
     columns: list[Any] = ["clients", "name", "throughput", "throughput_ratio", "ratio_spread",
                           "p99_ms", "server_cpu_us", "load_cpu_us", "machine_busy",
                           "violations", LOAD_SATURATED]
-    return table[[c for c in columns if c in table.columns]]
+    shown = table[[c for c in columns if c in table.columns]].copy()
+    shown["p99_ms"] = [f"{v:.2f}" + ("" if measured_p99(row) else " †")
+                       for v, (_, row) in zip(table["p99_ms"], table.iterrows(), strict=True)]
+    return shown
 
 
 def code_lines(path: Path | str) -> int:

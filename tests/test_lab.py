@@ -7,6 +7,7 @@ reads them exactly as it reads a real run; the real runs are in test_bench and t
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,13 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from libsrv_bench.cli import build_parser
 from libsrv_bench.lab import sections
 from libsrv_bench.load import new_histogram
 from libsrv_bench.report import write_report
 from libsrv_bench.results import machine_info
 from libsrv_bench.rounds import aggregate, enough, find_runs, runs_frame
-from libsrv_bench.settings import RunConfig, run_command, run_name
+from libsrv_bench.settings import RunConfig, config_from_args, run_command, run_name
 
 pytestmark = pytest.mark.fast
 
@@ -110,6 +112,67 @@ def test_one_round_is_not_presented_as_settled(tmp_path: Path) -> None:
     clients = next(s for s in sections([tmp_path]) if s.key == "clients")
     assert "one round only" in clients.conclusion
     assert "(" not in clients.table["req/s"].iloc[0]  # no spread to show
+
+
+def test_the_repeat_commands_run_as_printed_in_the_rows_order(tmp_path: Path) -> None:
+    configs = [replace(BASE, clients=c) for c in (64, 1, 16, 4)]  # written out of order
+    for config in configs:
+        fake_run(tmp_path, config, throughput=1000.0)
+    clients = next(s for s in sections([tmp_path]) if s.key == "clients")
+    activate, *commands = clients.markdown().split("```\n")[1].splitlines()
+    assert activate.startswith("source .venv/bin/activate")
+    parser = build_parser()
+    repeated = []
+    for command in commands:
+        python, dash_m, module, *argv = shlex.split(command)
+        assert (python, dash_m, module) == ("python", "-m", "libsrv_bench")
+        repeated.append(config_from_args(parser.parse_args(argv)))
+    assert [c.clients for c in repeated] == [1, 4, 16, 64]
+    assert sorted(repeated, key=lambda c: c.clients) == \
+        sorted(configs, key=lambda c: c.clients)
+
+
+def figure_words(section) -> str:
+    return " ".join(text.get_text() for text in section.figure.texts)
+
+
+@pytest.mark.parametrize(("rounds", "requests", "hollow"), [
+    (3, 5000, None), (1, 5000, "one round only"),
+    (3, 500, "too few requests for that percentile")])
+def test_hollow_marks_are_explained_only_where_a_figure_has_them(
+        tmp_path: Path, rounds: int, requests: int, hollow: str | None) -> None:
+    for _ in range(rounds):
+        for clients in (1, 16):
+            fake_run(tmp_path, replace(BASE, clients=clients), throughput=1000.0,
+                     requests=requests)
+    clients = next(s for s in sections([tmp_path]) if s.key == "clients")
+    words = figure_words(clients)
+    assert ("hollow mark" in words) == (hollow is not None), words
+    if hollow:
+        assert hollow in words
+    curves = next(s for s in sections([tmp_path]) if s.key == "percentiles")
+    assert "hollow" not in figure_words(curves)  # curves have no marks
+
+
+@pytest.mark.parametrize(("single", "barely"), [(900.0, True), (500.0, False)])
+def test_the_limit_section_says_when_the_limit_is_barely_above_a_server(
+        tmp_path: Path, single: float, barely: bool) -> None:
+    for _ in range(2):
+        fake_run(tmp_path, replace(BASE, workers=0, echo="proxy"), throughput=1000.0)
+        fake_run(tmp_path, replace(BASE, workers=0), throughput=single)
+    (limit,) = [s for s in sections([tmp_path]) if s.key == "limit"]
+    assert ("barely above the server" in limit.conclusion) == barely, limit.conclusion
+    if barely:
+        assert "0.90x of it" in limit.conclusion and "does not make" in limit.conclusion
+
+
+def test_a_p99_ratio_from_too_few_requests_is_marked_in_the_limit_section(
+        tmp_path: Path) -> None:
+    fake_run(tmp_path, replace(BASE, echo="proxy"), throughput=1000.0, requests=5000)
+    fake_run(tmp_path, BASE, throughput=300.0, requests=400)
+    (limit,) = [s for s in sections([tmp_path]) if s.key == "limit"]
+    assert limit.table["p99 / limit"].iloc[0].endswith(" †")
+    assert "the echo's †" in limit.conclusion
 
 
 def test_a_percentile_measured_on_too_few_requests_is_marked(tmp_path: Path) -> None:

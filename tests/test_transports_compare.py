@@ -8,7 +8,14 @@ import pytest
 
 from libsrv_bench.compare import REFERENCE
 from libsrv_bench.settings import RunConfig
-from libsrv_bench.transports import own_echo, spoken_name, summary_lines, transport_rows, verdicts
+from libsrv_bench.transports import (
+    own_echo,
+    spoken_name,
+    summary_lines,
+    table_for_print,
+    transport_rows,
+    verdicts,
+)
 
 pytestmark = pytest.mark.fast
 
@@ -82,3 +89,14 @@ def test_a_server_that_answers_badly_is_not_clean_without_any_anomaly() -> None:
     assert said["gRPC server, 2 processes"] == \
         "NOT CLEAN: errors and timeouts are 100% of the requests"
     assert said["HTTP server, 2 processes"] == "clean"
+
+
+def test_a_p99_measured_on_too_few_requests_carries_the_dagger() -> None:
+    rows = table(1_000.0)
+    assert "†" not in " ".join(summary_lines(rows, 2))
+    assert not table_for_print(rows)["p99_ms"].str.contains("†").any()
+    rows["p99_enough"] = rows["name"] != "gRPC server, 2 processes"
+    assert summary_lines(rows, 2)[0].endswith("p99 2.50 ms at 1 client(s) †.")
+    marked = table_for_print(rows).set_index("name")["p99_ms"]
+    assert marked.loc["gRPC server, 2 processes"].tolist() == ["2.50 †", "40.00 †"]
+    assert not marked.loc["HTTP server, 2 processes"].str.contains("†").any()
