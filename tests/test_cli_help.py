@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from libsrv.catalog import Catalog
 from libsrv.cli import build_parser as libsrv_parser
+from libsrv.cli import main as cli_main
 from libsrv_bench.cli import build_parser as bench_parser
 
 pytestmark = pytest.mark.fast
@@ -69,3 +72,14 @@ def test_an_unknown_action_is_named_with_what_would_work(capsys: pytest.CaptureF
         libsrv_parser().parse_args(["call", "fly"])
     err = capsys.readouterr().err
     assert "unknown action 'fly'" in err and "return-isbn" in err
+
+
+def test_generate_writes_a_catalog_the_server_can_read_and_the_same_seed_repeats_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    assert cli_main(["generate", "--books", "50", "--out", str(first), "--seed", "3"]) == 0
+    assert "wrote 50 books" in capsys.readouterr().out
+    assert cli_main(["generate", "--books", "50", "--out", str(second), "--seed", "3"]) == 0
+    catalog = Catalog.from_bytes(first.read_bytes())
+    assert len(catalog) == 50 and len({book["ISBN"] for book in catalog}) == 50
+    assert first.read_bytes() == second.read_bytes()

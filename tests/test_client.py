@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import zmq
 
+from libsrv.cli import main as cli_main
 from libsrv.client import LibraryClient, ServerUnreachable
 from libsrv.process import ServerProcess
 from libsrv.protocol import Code, encode_reply, make_reply
@@ -66,15 +67,19 @@ def test_config_file_points_the_client_at_the_server(tmp_path: Path, catalog_fil
             assert lib.ping().success
 
 
-def test_cli_call_prints_the_reply_and_sets_the_exit_status(catalog_file: Path) -> None:
-    import subprocess
-    import sys
+def test_cli_call_prints_the_reply_and_sets_the_exit_status(
+        catalog_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with ServerProcess(catalog_file, workers=0) as server:
-        def call(*words: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([sys.executable, "-m", "libsrv", "call", *words,
-                                   "--endpoint", server.endpoint], capture_output=True,
-                                  text=True, timeout=60)
-        ok = call("loan-isbn", "9788437604947", "Ana López")
-        assert ok.returncode == 0 and json.loads(ok.stdout)["book"]["prestatario"] == "Ana López"
-        refused = call("loan-isbn", "9788437604947", "Eva")
-        assert refused.returncode == 1 and json.loads(refused.stdout)["code"] == "UNAVAILABLE"
+        def call(*words: str) -> tuple[int, str, str]:  # the CLI in this process
+            code = cli_main(["call", *words, "--endpoint", server.endpoint, "--timeout", "5"])
+            out, err = capsys.readouterr()
+            return code, out, err
+        code, out, _ = call("loan-isbn", "9788437604947", "Ana López")
+        assert code == 0 and json.loads(out)["book"]["prestatario"] == "Ana López"
+        code, out, _ = call("loan-isbn", "9788437604947", "Eva")
+        assert code == 1 and json.loads(out)["code"] == "UNAVAILABLE"
+        code, out, err = call("loan-isbn", "9788437604947")
+        assert (code, out) == (2, "") and "takes 2 value(s): isbn borrower" in err
+    code = cli_main(["call", "ping", "--endpoint", server.endpoint, "--timeout", "0.3"])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.startswith("error: ")  # the server is gone: a message, no trace

@@ -28,7 +28,8 @@ ORDER = [
     "libsrv.wire",
     "libsrv.storage.linelog", "libsrv.storage.base",
     "libsrv.library",  # the loan rules: storage must not need them
-    "libsrv.storage.journal", "libsrv.storage.jsonfile", "libsrv.storage",
+    "libsrv.storage.journal", "libsrv.storage.jsonfile", "libsrv.storage.memory",
+    "libsrv.storage",
     "libsrv.config", "libsrv.shipped", "libsrv.cards", "libsrv.client",
     "libsrv.service", "libsrv.broker_core", "libsrv.feed", "libsrv.live", "libsrv.watch",
     "libsrv.server", "libsrv.broker",
