@@ -29,6 +29,13 @@ from libsrv_bench.settings import RunConfig, config_from_args, run_command, run_
 pytestmark = pytest.mark.fast
 
 BASE = RunConfig(duration=2, warmup=0.5, processes=2)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Every section draws its figures: close them after each test."""
+    yield
+    plt.close("all")
 STEP = iter(range(10**6))
 
 
