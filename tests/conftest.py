@@ -57,6 +57,28 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def shared_servers(tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[Callable[[int], tuple[ServerProcess, Path]]]:
+    """Servers shared by a test process's read-only tests, by shape (`--workers`), each on its
+    own copy of the shipped catalog (the server and that file), started on first use and
+    stopped at the end. A test that
+    takes one must not change its catalog, and must count what it checks from a `stats` taken
+    before and after (other tests use the same server)."""
+    servers: dict[int, tuple[ServerProcess, Path]] = {}
+
+    def shared(workers: int) -> tuple[ServerProcess, Path]:
+        if workers not in servers:
+            db = tmp_path_factory.mktemp(f"shared-w{workers}") / "catalog.json"
+            shutil.copy(SHIPPED_CATALOG, db)
+            servers[workers] = ServerProcess(db, workers=workers).start(), db
+        return servers[workers]
+
+    yield shared
+    for server, _ in servers.values():
+        server.stop()
+
+
 @pytest.fixture
 def ctx() -> Iterator[zmq.Context]:
     context = zmq.Context()

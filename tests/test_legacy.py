@@ -63,9 +63,9 @@ def test_class_client_and_db_work_unchanged(start_server, tmp_path: Path,
                               "fecha_prestamo", "fecha_devolucion"]
 
 
-def test_replies_follow_the_language_of_the_action_name(start_server, catalog_file: Path,
+def test_replies_follow_the_language_of_the_action_name(shared_servers,
                                                         ctx: zmq.Context) -> None:
-    server = start_server(catalog_file, workers=0)
+    server, _ = shared_servers(0)  # read-only: queries and refused requests
     isbn = "9788437604947"
     spanish = send(ctx, server.endpoint, {"action": "Consulta por ISBN", "isbn": isbn})
     english = send(ctx, server.endpoint, {"action": "query_isbn", "isbn": isbn})
