@@ -107,8 +107,8 @@ def _note(rows: pd.DataFrame, percentiles: Sequence[str] = (), *, marks: bool = 
     weak = any(not all(rows[f"{metric}_enough"]) for metric in percentiles)
     why = [*(["one round only"] if one_round else []),
            *(["too few requests for that percentile"] if weak else [])]
-    marks = f" · a hollow mark: {', or '.join(why)}" if why else ""
-    return f"{_rounds(rows)}{marks} · {rows['cpus'].iloc[0]} CPUs"
+    hollow = f" · a hollow mark: {', or '.join(why)}" if why else ""
+    return f"{_rounds(rows)}{hollow} · {rows['cpus'].iloc[0]} CPUs"
 
 
 def _commands(rows: pd.DataFrame) -> list[str]:
