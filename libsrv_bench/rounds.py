@@ -136,9 +136,11 @@ def _shape(row: pd.Series) -> tuple[Any, ...]:
 
 
 def _ratios(frame: pd.DataFrame) -> tuple[list[float], list[float]]:
-    """Each server run against the transport's limit with the same shape, round by round."""
+    """Each server run against the transport's limit with the same shape, round by round:
+    ZeroMQ's (libzmq's proxy in front of echo workers), never another stack's echo."""
     limits = {(_shape(row), row["round"]): row for _, row in frame.iterrows()
-              if row["echo"] == "proxy"}
+              if row["echo"] == "proxy" and row["config"].transport == "zmq"
+              and not row["config"].gateway}
     throughput, p99 = [], []
     for _, row in frame.iterrows():
         limit = limits.get((_shape(row), row["round"])) if not row["echo"] else None

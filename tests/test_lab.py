@@ -98,6 +98,17 @@ def test_each_round_is_compared_with_the_transports_limit_of_the_same_round(
     assert "0.65 (0.50–0.80)" in limit.conclusion
 
 
+def test_another_stacks_echo_is_never_taken_for_the_transports_limit(tmp_path: Path) -> None:
+    for _ in range(2):  # in each round: the limit, then the server, then HTTP's own echo
+        fake_run(tmp_path, replace(BASE, echo="proxy"), throughput=1000.0)
+        fake_run(tmp_path, BASE, throughput=400.0)
+        fake_run(tmp_path, replace(BASE, echo="proxy", transport="http"), throughput=500.0)
+    table = table_of(tmp_path)
+    server = table[(table["echo"] == "") & table["config"].map(
+        lambda c: c.transport == "zmq")].iloc[0]
+    assert server["throughput_vs_echo"] == pytest.approx(0.4)
+
+
 def test_the_workers_conclusion_is_computed_from_the_runs(tmp_path: Path) -> None:
     for _ in range(3):
         fake_run(tmp_path, replace(BASE, workers=1), throughput=1000.0, busy=0.6, cpu_us=400)
