@@ -239,8 +239,8 @@ def table_for_print(table: pd.DataFrame) -> pd.DataFrame:
                           "p99_ms", "server_cpu_us", "load_cpu_us", "machine_busy",
                           "violations", LOAD_SATURATED]
     shown = table[[c for c in columns if c in table.columns]].copy()
-    shown["p99_ms"] = [f"{v:.2f}" + ("" if measured_p99(row) else " †")
-                       for v, (_, row) in zip(table["p99_ms"], table.iterrows(), strict=True)]
+    shown["p99_ms"] = [f"{row['p99_ms']:.2f}" + ("" if measured_p99(row) else " †")
+                       for _, row in table.iterrows()]
     return shown
 
 
