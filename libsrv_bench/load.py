@@ -42,6 +42,12 @@ START_DELAY_NS = 300_000_000  # all processes start together, this long after th
 READY_SECONDS = 120.0  # spawning many load processes on a busy 2-core machine takes a while
 TIMEOUT_SCAN_NS = 20_000_000  # timeouts are looked for every 20 ms
 CLIENTS_PER_PROCESS = 250
+# Requests are drawn and encoded this many at a time per client. Drawn one at a time between
+# two replies, a draw ran with cold caches and cost 40-50 µs of a load process's CPU at 2
+# clients per process (8 load processes on 2 cores): more than the lean generator's whole
+# request, so bench throttled the reference it measured (docs/bench.md, "Is the load generator
+# setting the pace?"). In batches the same work costs a few µs a request.
+DRAW_BATCH = 64
 
 
 def new_histogram() -> HdrHistogram:
@@ -96,8 +102,8 @@ class ProcessResult:
 
 
 class _Client:
-    __slots__ = ("attempts", "first_sent", "index", "intended", "next_at", "payload", "quota",
-                 "request", "rid", "rng", "sent", "sent_at", "step")
+    __slots__ = ("attempts", "drawn", "first_sent", "index", "intended", "next_at", "payload",
+                 "quota", "request", "rid", "rng", "sent", "sent_at", "step")
 
     def __init__(self, index: int, seed: int) -> None:
         self.index = index
@@ -115,13 +121,15 @@ class _Client:
         self.attempts = 0
         self.payload = b""
         self.rid: str | None = None
+        # requests drawn ahead, the next one last: (request, id, frame)
+        self.drawn: list[tuple[tuple[Action, dict[str, Any]], str | None, bytes]] = []
 
 
 class _ClientPool:
     """The clients of one load process, their connections (`libsrv_bench.wires`: ZeroMQ,
     HTTP or gRPC, by the endpoint's scheme) and schedule, and what they recorded."""
 
-    def __init__(self, spec: LoadSpec, first: int, count: int, t0: int, counters: Any,
+    def __init__(self, spec: LoadSpec, first: int, count: int, counters: Any,
                  slot: int) -> None:
         self.spec = spec
         self.dialect = dialect_named(spec.dialect)
@@ -131,8 +139,9 @@ class _ClientPool:
         self.poller = zmq.Poller()
         self.wire = wire_for(spec.endpoint, self.poller, count)
         self.answers: list[tuple[Any, ...]] = []  # what `_finish` noted, read by `_records`
+        self.given_up = 0  # requests that timed out after every retry
         self.records: list[Record] = []
-        self.measure_from, self.end = spec.window(t0)
+        self.measure_from, self.end = 0, None
         self.timeout_ns = int(spec.timeout * 1e9)
         self.interval = int(spec.clients / spec.rate * 1e9) if spec.rate else 0
         self.think = int(spec.think * 1e9)
@@ -140,23 +149,31 @@ class _ClientPool:
         share, extra = divmod(spec.requests or 0, spec.clients)
         for n, client in enumerate(self.clients):
             self.wire.open(n)
+            self._draw(client)  # the first batch before the run starts
             if spec.requests is not None:
                 client.quota = share + (1 if client.index < extra else 0)
-            # spread first sends over one interval so open-loop clients do not fire in lockstep
-            client.next_at = client.intended = t0 + self.interval * n // max(1, count)
 
     def _has_work(self, client: _Client) -> bool:
         return client.quota != 0 and (self.end is None or client.next_at < self.end)
 
+    def _draw(self, client: _Client) -> None:
+        """Draw and encode `client`'s next DRAW_BATCH requests (the sequence is the seed's
+        alone, however many are drawn ahead)."""
+        spec, request = self.spec, self.dialect.request
+        drawn = []
+        for _ in range(DRAW_BATCH):
+            action, fields = spec.workload.next(client.rng, client.index, client.step, spec.keys)
+            client.step += 1
+            rid = f"{spec.run_id}-{client.index}-{client.step}" if spec.ids else None
+            drawn.append(((action, fields), rid, request(action, fields, rid)))
+        drawn.reverse()
+        client.drawn = drawn
+
     def _send(self, client: _Client, now: int) -> None:
-        action, fields = self.spec.workload.next(client.rng, client.index, client.step,
-                                                 self.spec.keys)
-        client.step += 1
-        client.request = (action, fields)
-        rid = f"{self.spec.run_id}-{client.index}-{client.step}" if self.spec.ids else None
-        client.rid = rid
-        client.payload = self.dialect.request(action, fields, rid)
-        self.wire.send(client.index - self.first, action, client.payload)
+        if not client.drawn:
+            self._draw(client)
+        client.request, client.rid, client.payload = client.drawn.pop()
+        self.wire.send(client.index - self.first, client.request[0], client.payload)
         client.sent, client.sent_at, client.first_sent, client.attempts = True, now, now, 1
         if client.quota > 0:
             client.quota -= 1
@@ -168,15 +185,21 @@ class _ClientPool:
         action, fields = client.request or (Action.PING, {})
         self.answers.append((client.index, action, fields, client.intended, client.first_sent,
                              now, frame, client.attempts, client.rid))
-        self.counters[self.slot * 2] += 1
         if frame is None:
-            self.counters[self.slot * 2 + 1] += 1
+            self.given_up += 1
         client.sent = False
         if self.interval:
             client.intended += self.interval
             client.next_at = client.intended
         else:
             client.next_at = client.intended = now + self.think
+
+    def _publish(self) -> None:
+        """Tell the parent's progress bar how many requests ended and how many timed out
+        (every timeout scan, not every request: shared memory costs a load process more than
+        it seems)."""
+        self.counters[self.slot * 2] = len(self.answers)
+        self.counters[self.slot * 2 + 1] = self.given_up
 
     def _records(self) -> list[Record]:
         """Every request of the run as a `Record`, its reply read by the dialect; the error
@@ -218,6 +241,11 @@ class _ClientPool:
         return given_up
 
     def run(self, t0: int) -> ProcessResult:
+        """Drive the clients from `t0` (perf_counter_ns) until the run ends."""
+        self.measure_from, self.end = self.spec.window(t0)
+        for n, client in enumerate(self.clients):
+            # spread first sends over one interval so open-loop clients do not fire in lockstep
+            client.next_at = client.intended = t0 + self.interval * n // max(1, len(self.clients))
         scheduled = [(c.next_at, c.index - self.first) for c in self.clients
                      if self._has_work(c)]
         heapq.heapify(scheduled)
@@ -237,6 +265,7 @@ class _ClientPool:
             if now >= next_check:
                 next_check = now + TIMEOUT_SCAN_NS
                 outstanding -= self._expire(now, scheduled)
+                self._publish()
             if not outstanding and not scheduled:
                 break
             now = time.perf_counter_ns()
@@ -264,6 +293,7 @@ class _ClientPool:
                         heapq.heappush(scheduled, (client.next_at, position))
         cpu = time.process_time() - cpu_start
         wall = time.perf_counter() - wall_start
+        self._publish()
         self.wire.close()
         self.records = self._records()
         corrected, uncorrected = self._histograms()
@@ -286,15 +316,16 @@ class _ClientPool:
 def run_clients(spec: LoadSpec, first: int, count: int, t0: int, counters: Any,
                 slot: int) -> ProcessResult:
     """Drive clients first..first+count-1 from t0 (perf_counter_ns) until the run ends."""
-    return _ClientPool(spec, first, count, t0, counters, slot).run(t0)
+    return _ClientPool(spec, first, count, counters, slot).run(t0)
 
 
 def _child(spec: LoadSpec, first: int, count: int, ready: Any, start: Any, counters: Any,
            slot: int, results: Any) -> None:
+    pool = _ClientPool(spec, first, count, counters, slot)  # connected, first requests drawn
     ready.put(slot)  # up: the parent picks t0 once every process has said so
     start.wait()
     t0 = counters[-1]  # the parent's start time, published before `start` is set
-    results.put((slot, run_clients(spec, first, count, t0, counters, slot)))
+    results.put((slot, pool.run(t0)))
 
 
 @dataclass
