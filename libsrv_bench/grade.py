@@ -20,16 +20,11 @@ are read from the folder of GROUPS.toml.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shlex
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,17 +33,16 @@ from typing import Any
 
 from libsrv.catalog import AVAILABLE, LENT
 from libsrv.protocol import Action, Code
+from libsrv_bench.commanded import UNKNOWN_ISBN, CommandServer
 from libsrv_bench.dialects import DEFAULT_DIALECT, Outcome, dialect_named
 from libsrv_bench.foreign import Asker, books_in_file, file_state
-from libsrv_bench.history import BAD_REPLY, TIMEOUT
+from libsrv_bench.history import TIMEOUT
 from libsrv_bench.runner import RunOutcome, run_experiment
 from libsrv_bench.settings import RunConfig
 
 ASK_SECONDS = 3.0
-START_SECONDS = 30.0
 FIGHT = {"workload": "hot-spot", "hot": 2, "clients": 16, "duration": 3.0, "warmup": 0.5}
 SPEED = {"workload": "read-mostly", "duration": 2.0, "warmup": 0.5}
-UNKNOWN_ISBN = "9780000000002"
 
 
 class GradeError(ValueError):
@@ -165,34 +159,7 @@ def protocol_checks(ask: Asker, books: list[dict[str, Any]]) -> list[Check]:
 # ---------------------------------------------------------------- one group
 
 
-class Started:
-    """The group's own server, started by the grader (in its own process group)."""
-
-    def __init__(self, group: Group) -> None:
-        self.group = group
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, ask: Asker, probe: str) -> None:
-        assert self.group.command is not None  # only built for groups with a command
-        self.process = subprocess.Popen(self.group.command, cwd=self.group.cwd,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"exited with code {self.process.returncode} at start")
-            if ask.ask(Action.QUERY_ISBN, isbn=probe).code not in (TIMEOUT, BAD_REPLY):
-                return
-        raise RuntimeError(f"did not answer within {START_SECONDS:g} s of starting")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-
-
-def crash_check(group: Group, started: Started, ask: Asker,
+def crash_check(group: Group, started: CommandServer, ask: Asker,
                 books: list[dict[str, Any]]) -> Check:
     """Loans acknowledged, then SIGKILL and restart: each must still be in the file and in
     the server's answers."""
@@ -202,7 +169,7 @@ def crash_check(group: Group, started: Started, ask: Asker,
     started.kill()
     on_disk, error = file_state(group.catalog) if group.catalog else ({}, None)
     try:
-        started.start(ask, free[0] if free else UNKNOWN_ISBN)
+        started.start()
     except RuntimeError as failure:
         return Check("SIGKILL and restart", False, f"the server {failure}")
     if error is not None:
@@ -227,7 +194,9 @@ def grade_group(group: Group, out: Path, log: Callable[[str], None]) -> GroupRes
         shutil.copy(group.catalog, pristine)
     books = books_in_file(group.catalog) if group.catalog else []
     ask = Asker(group.endpoint, dialect, timeout=ASK_SECONDS)
-    started = Started(group) if group.command else None
+    started = CommandServer(group.command, group.endpoint, dialect, cwd=group.cwd,
+                            probe=books[0]["ISBN"] if books else UNKNOWN_ISBN) \
+        if group.command else None
 
     def restore() -> None:
         if pristine is not None and group.catalog is not None:
@@ -236,7 +205,7 @@ def grade_group(group: Group, out: Path, log: Callable[[str], None]) -> GroupRes
     try:
         if started is not None:
             log(f"{group.name}: starting {shlex.join(group.command or [])}")
-            started.start(ask, books[0]["ISBN"] if books else UNKNOWN_ISBN)
+            started.start()
         log(f"{group.name}: protocol check")
         result.checks += protocol_checks(ask, books)
         restore()

@@ -3,8 +3,9 @@
 A finding in words ("client 9 was told its return succeeded, but nobody had the book then")
 is easier to believe with the history in front of you, the way Porcupine draws one: one row per
 client, each operation a bar from when it was sent to when it was answered, the operation that
-no order explains in red, and under them the state the book had if the acknowledged writes
-happened in the order of their replies. `finding_figure(detail)` takes one entry of a run's
+no order explains in red, and under them the states the verifier allowed the book to be in at
+each moment (one, or either while a write in flight may or may not have happened), with the
+reply that contradicts them marked. `finding_figure(detail)` takes one entry of a run's
 ``violations.json`` ``details``.
 """
 
@@ -55,6 +56,26 @@ def replayed_states(ops: list[dict[str, Any]], start: int | None
     return states
 
 
+def _implied(op: dict[str, Any]) -> int:
+    """The state (1 lent) a reply says the book was in: a loan done or a return refused says
+    available, a loan refused or a return done says lent, a query what it saw."""
+    if op["op"] == "query":
+        return int(op.get("saw") == "lent")
+    return int((op["op"] == "loan") != (op["status"] == "ok"))
+
+
+def _draw_allowed(axes: plt.Axes, allowed: list[list[Any]], last: float) -> None:
+    """The verifier's allowed states as steps: a line at the one state, a shaded band where
+    both were possible."""
+    ends = [at for at, _ in allowed[1:]] + [last]
+    for (at, names), end in zip(allowed, ends, strict=True):
+        if len(names) > 1:
+            axes.fill_between([at, end], 0, 1, color="0.75", alpha=0.6, linewidth=0)
+        else:
+            level = 1 if names[0] == "lent" else 0
+            axes.plot([at, end], [level, level], color="0.2", linewidth=2)
+
+
 def finding_figure(detail: dict[str, Any], start: int | None = None) -> plt.Figure:
     """The finding `detail` (an entry of violations.json) as a history picture."""
     ops = [op for op in detail.get("ops", []) if op.get("invoke_ms") is not None]
@@ -86,20 +107,29 @@ def finding_figure(detail: dict[str, Any], start: int | None = None) -> plt.Figu
                          Patch(color=BROKEN, label="no order explains this reply")],
                 fontsize=7.5, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4,
                 frameon=False)
-    states = replayed_states(ops, start)
-    xs = [t for t, _ in states] + [last]
-    ys = [s for _, s in states] + [states[-1][1]]
-    state.step(xs, ys, where="post", color="0.2")
-    if broken is not None:  # where the reply contradicts the state
-        before = [value for at, value in states if at < broken["complete_ms"]]
-        state.plot([broken["complete_ms"]], [before[-1] if before else ys[0]], "X",
-                   color=BROKEN, markersize=9)
+    allowed = detail.get("states") or []
+    if allowed:
+        _draw_allowed(state, allowed, last)
+        title = ("what the verifier allowed the book to be: one state, or either (shaded) "
+                 "while a write in flight may or may not have happened")
+    else:  # a finding from before the verifier noted it: the replies' order instead
+        states = replayed_states(ops, start)
+        xs = [t for t, _ in states] + [last]
+        ys = [s for _, s in states] + [states[-1][1]]
+        state.step(xs, ys, where="post", color="0.2")
+        title = ("the book if the acknowledged loans and returns happened in the order of "
+                 "their replies")
+    if broken is not None:  # the state the reply implies, which no allowed state explains
+        state.plot([broken["complete_ms"]], [_implied(broken)], "X", color=BROKEN,
+                   markersize=9)
+        state.annotate("what the reply implies", (broken["complete_ms"], _implied(broken)),
+                       xytext=(-7, -3), textcoords="offset points", fontsize=7.5,
+                       color=BROKEN, ha="right")
     state.set_yticks([0, 1], ["available", "lent"])
     state.set_ylim(-0.3, 1.3)
     state.set_ylabel("book", fontsize=8)
     state.set_xlabel("ms from the start of the run (bars: sent to answered)")
-    state.set_title("the book if the acknowledged loans and returns happened in the order of "
-                    "their replies", fontsize=8)
+    state.set_title(title, fontsize=8)
     state.grid(axis="x", alpha=0.3)
     fig.suptitle(f"{detail['kind']} on {detail['book']}", fontsize=10)
     fig.tight_layout()

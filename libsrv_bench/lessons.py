@@ -38,6 +38,10 @@ FINDING_NAMES = {
                        "en": "wrong borrower (the file names someone else)"},
     "file-mismatch": {"es": "archivo distinto de lo servido",
                       "en": "file differs from what was served"},
+    "wrong-book": {"es": "libro equivocado (la respuesta muestra otro libro que el pedido)",
+                   "en": "wrong book (the reply shows another book than the one asked for)"},
+    "file-unreadable": {"es": "archivo ilegible (las escrituras concurrentes lo rompieron)",
+                        "en": "unreadable file (concurrent writes broke it)"},
 }
 
 _COLUMNS = {  # the verifier's op fields -> table headers with units

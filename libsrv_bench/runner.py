@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import shlex
 import shutil
 import signal
 import sys
@@ -30,6 +31,7 @@ from libsrv.generate import write_catalog
 from libsrv.process import ServerProcess
 from libsrv.protocol import Action
 from libsrv.transports.callers import caller_for
+from libsrv_bench.commanded import UNKNOWN_ISBN, CommandServer
 from libsrv_bench.dialects import (
     DEFAULT_DIALECT,
     Dialect,
@@ -38,7 +40,13 @@ from libsrv_bench.dialects import (
     dialect_named,
 )
 from libsrv_bench.engines import WAIT_MARGIN_SECONDS, EngineRun, cluster_client, run_on_engines
-from libsrv_bench.faults import WORKER_KINDS, FaultRunner, fault_summary, parse_schedule
+from libsrv_bench.faults import (
+    SERVER_KINDS,
+    WORKER_KINDS,
+    FaultRunner,
+    fault_summary,
+    parse_schedule,
+)
 from libsrv_bench.foreign import ask_states, books_in_file, file_state
 from libsrv_bench.history import Record
 from libsrv_bench.judgement import not_clean
@@ -49,7 +57,13 @@ from libsrv_bench.proxy import FaultProxy, ProxyError
 from libsrv_bench.results import machine_info, new_run_folder, records_frame, summarize, write_run
 from libsrv_bench.settings import RunConfig, run_command, same_load, transport_of
 from libsrv_bench.timeline import timeline_frame, write_timeline
-from libsrv_bench.verifier import FILE_FIELDS, ops_from_records, unreadable_file, verify
+from libsrv_bench.verifier import (
+    FILE_FIELDS,
+    ops_from_records,
+    unreadable_file,
+    verify,
+    wrong_books,
+)
 from libsrv_bench.workloads import (
     KeySpace,
     Workload,
@@ -126,6 +140,29 @@ def target(config: RunConfig, scratch: Path) -> Iterator[tuple[str, Path | None,
         yield server.endpoint, db, server
     finally:
         server.stop()
+
+
+@contextmanager
+def commanded_server(config: RunConfig, dialect: Dialect) -> Iterator[CommandServer | None]:
+    """The target's own server started from `config.server_cmd` (stopped on exit, whatever
+    happens), else None."""
+    if not config.server_cmd or not config.endpoint:
+        yield None
+        return
+    probe = UNKNOWN_ISBN
+    if config.catalog:
+        listed = books_in_file(config.catalog)
+        probe = listed[0]["ISBN"] if listed else probe
+    theirs = CommandServer(shlex.split(config.server_cmd), config.endpoint, dialect,
+                           probe=probe)
+    try:
+        theirs.start()
+    except RuntimeError as error:
+        raise RunError(f"--server-cmd {config.server_cmd!r}: the server {error}") from None
+    try:
+        yield theirs
+    finally:
+        theirs.stop()
 
 
 @contextmanager
@@ -321,9 +358,14 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
     workload = workload_named(config.workload, config.hot)
     schedule = parse_schedule(config.faults)
     on_processes = [f for f in schedule if not f.network]
-    if on_processes and (config.endpoint or config.engines or config.cluster or config.echo):
+    if config.server_cmd:  # their server: bench knows its process group, not its insides
+        inside = [f for f in on_processes if f.kind not in SERVER_KINDS]
+        if inside:
+            raise RunError(f"--fault {inside[0]} acts on the kit's server's own processes: a "
+                           f"server started by --server-cmd can have {' and '.join(SERVER_KINDS)}")
+    elif on_processes and (config.endpoint or config.engines or config.cluster or config.echo):
         raise RunError(f"--fault {on_processes[0]} acts on a server bench starts: not with "
-                       "--endpoint, --engines, --cluster or --echo")
+                       "--endpoint (without --server-cmd), --engines, --cluster or --echo")
     on_workers = [f for f in schedule if f.kind in WORKER_KINDS]
     if on_workers and config.workers == 0:
         raise RunError(f"--fault {on_workers[0]} acts on workers: not with --workers 0")
@@ -340,6 +382,7 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
     their_file = Path(config.catalog) if config.catalog else None
     with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch:
         with target(config, Path(scratch)) as (endpoint, db, server), \
+                commanded_server(config, dialect) as theirs, \
                 fault_proxy(endpoint, via_proxy, config.seed) as proxy, \
                 class_gateway(endpoint, config.gateway) as gateway:
             if their_file is not None and db is None:
@@ -358,15 +401,16 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             memory = {"start_mb": rss_mb(server_pids(endpoint, measured))} if measured else {}
             update, close = _progress_bar(config) if progress else (None, lambda: None)
             observer = FeedObserver(endpoint).start() if config.observe else None
-            meter = CostMeter(server.pid if server is not None else None).start()
+            meter = CostMeter(server.pid if server is not None else
+                              theirs.pid if theirs is not None else None).start()
             proxy_cpu = cpu_seconds([proxy.pid]) if proxy else {}
             gateway_cpu = cpu_seconds([gateway.pid]) if gateway else {}
             injector = FaultRunner(
                 schedule, lambda: server_pids(endpoint, server)[1:] if server else [],
                 feed=lambda: feed_pid(server) if server else None,
                 network=proxy.set_links if proxy else None,
-                server=lambda: server.pid if server else None,
-                restart=server.restart if server else None)
+                server=lambda: server.pid if server else theirs.pid if theirs else None,
+                restart=server.restart if server else theirs.restart if theirs else None)
             try:
                 with worker_killer(endpoint, server, config.kill_worker_every) as kills, \
                         injector:
@@ -420,6 +464,7 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
         verdict["reason"] = skipped
     elif not config.echo:
         judged = verify(ops, initial, served, on_disk, origin=result.t0, fields=compared)
+        judged.violations.extend(wrong_books(history, result.t0))
         if file_error is not None:
             judged.violations.append(unreadable_file(file_error))
         verdict = judged.as_dict()

@@ -9,6 +9,7 @@ writes the ``python -m libsrv_bench run`` line whose parsing gives the same `Run
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import shlex
@@ -26,6 +27,7 @@ DEMO_SECONDS = 2.0  # the demo's runs: short, and repeated in rounds to show the
 DEMO_ROUNDS = 3
 ECHO_VIA = ("proxy", "broker", "raw")  # the first is what --echo alone means
 DEFAULT_MAX_ERRORS = 0.05
+NAME_LIMIT = 120  # a run folder's name, in characters (file systems allow 255 bytes)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class RunConfig:
     dialect: str = DEFAULT_DIALECT
     catalog: str | None = None
     target: str = ""
+    # the command that starts the target at --endpoint (a group's own server): bench starts
+    # it, stops it at the end, and can kill or pause it (faults kill-server, stop-server)
+    server_cmd: str = ""
     # a run whose errors and timeouts are more than this share of its requests is not clean:
     # a server that answers nothing properly must not pass for one that loses nothing
     max_errors: float = DEFAULT_MAX_ERRORS
@@ -126,6 +131,12 @@ class RunConfig:
                              or self.proxy or self.faults):
             raise ValueError("--gateway stands in front of a ZeroMQ server in the kit's "
                              "protocol, without the fault proxy")
+        if self.server_cmd and not self.endpoint:
+            raise ValueError("--server-cmd starts the server at --endpoint: give both (the "
+                             "kit's own server needs neither)")
+        if self.server_cmd and (self.engines or self.cluster):
+            raise ValueError("--server-cmd starts the server on this machine: not with "
+                             "--engines or --cluster")
         if self.no_ids and self.retries:
             raise ValueError("a retry needs the request's id: --retries cannot go with "
                              "--no-ids")
@@ -216,6 +227,10 @@ SETTINGS: tuple[Setting, ...] = (
             "ask the server"),
     Setting("target", str, "the target's name in summaries and reports", "tg",
             "the endpoint, or the kit's server", cli="--name"),
+    Setting("server_cmd", str, "the command that starts the server at --endpoint (quoted as "
+            "one argument): bench starts it, waits until it answers, stops it at the end, and "
+            "can kill-server or stop-server it", "cmd", "the server at --endpoint is already "
+            "running"),
     Setting("max_errors", float, "the share of requests that may fail (errors and timeouts) "
             "before the run is not clean", "maxerr"),
     Setting("label", str, "name the run's folder", "", "named by its settings"),
@@ -357,7 +372,11 @@ def run_name(config: RunConfig) -> str:
             parts += [f"{setting.tag}-{item}" for item in value]
         elif value is not None:  # (duration is None exactly when requests is set)
             parts.append(f"{setting.tag}{_format(value)}")
-    return _UNSAFE_CHARS.sub("_", "-".join(parts))
+    name = _UNSAFE_CHARS.sub("_", "-".join(parts))
+    if len(name) > NAME_LIMIT:  # long paths and commands: cut, and keep it unique by a hash
+        digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:10]
+        name = f"{name[:NAME_LIMIT - 11]}-{digest}"
+    return name
 
 
 def settings_fields() -> set[str]:

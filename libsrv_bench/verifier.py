@@ -79,10 +79,13 @@ class Op:
 class Violation:
     book: str
     kind: str  # double-loan / double-return / stale-read / wrong-refusal / final-state /
-    # wrong-borrower / file-mismatch
+    # wrong-borrower / file-mismatch / wrong-book / file-unreadable
     detail: str
     ops: list[dict[str, Any]] = field(default_factory=list)
     at_ms: float | None = None  # when it became certain, ms from the run's start
+    # what the verifier allowed the book to be over the operations' window: [ms, states]
+    # pairs, states a list of "available" / "lent" (both: a write in flight may have happened)
+    states: list[list[Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -256,6 +259,18 @@ class _Book:
             self._closure()
         return False
 
+    def allowed(self) -> frozenset[int]:
+        """The states the book may be in now, every open transition let take effect or not
+        (the configurations are left as they were: this is for the picture only)."""
+        configs, work = self.configs, self.work
+        try:
+            self._closure()
+            return frozenset(config[0] for config in self.configs)
+        except _Undecided:
+            return frozenset(config[0] for config in configs)
+        finally:
+            self.configs, self.work = configs, work
+
     def can_end_in(self, final: int) -> bool:
         return any(config[0] == final for config in self.configs)
 
@@ -278,12 +293,14 @@ _KIND_OF_FAILURE = {(LOAN, OK): "double-loan", (RETURN, OK): "double-return",
                     (RETURN, REFUSED): "wrong-refusal"}
 
 
-def check_book(ops: list[Op], initial: int, final: int | None) -> list[tuple[int, str]]:
+def check_book(ops: list[Op], initial: int, final: int | None,
+               trace: list[tuple[int, frozenset[int]]] | None = None) -> list[tuple[int, str]]:
     """The exact check of one book: empty when the history is linearizable, else each
     operation whose completion no order explains (index and kind; -1 for the final state).
     The first finding is certain; later ones are counted after re-syncing on the reply that
     could not be explained. Raises _Undecided past MAX_CONFIGURATIONS at one instant, or past
-    WORK_BUDGET configurations in all."""
+    WORK_BUDGET configurations in all. `trace`, when given, gets after each event its time
+    and the states (1 lent, 0 available) the book may be in then: what the verifier allows."""
     events = []
     for index, op in enumerate(ops):
         events.append((op.invoke, 0, index))
@@ -293,12 +310,16 @@ def check_book(ops: list[Op], initial: int, final: int | None) -> list[tuple[int
     events.sort()
     book = _Book(ops, initial)
     found: list[tuple[int, str]] = []
-    for _, is_completion, index in events:
+    if trace is not None:
+        trace.append((events[0][0] if events else 0, frozenset({initial})))
+    for at, is_completion, index in events:
         if not is_completion:
             book.invoke(index)
         elif not book.complete(index):
             op = ops[index]
             found.append((index, _KIND_OF_FAILURE[(op.kind, op.status)]))
+        if trace is not None:
+            trace.append((at, book.allowed()))
     if final is not None and not book.can_end_in(final):
         found.append((-1, "final-state"))
     return found
@@ -373,6 +394,31 @@ class _Describe:
 
 FILE_FIELDS = ("estado", "prestatario")  # what a foreign server's file must agree on
 
+# requests about one book by its ISBN: a reply that shows a book must show that one
+_BY_ISBN = frozenset({Action.QUERY_ISBN, Action.LOAN_ISBN, Action.RETURN_ISBN})
+
+
+def wrong_books(records: Iterable[Record], origin: int = 0) -> list[Violation]:
+    """One `wrong-book` finding per book asked about by its ISBN whose reply showed another
+    book. Such a reply gives the per-book check no evidence (it is about neither book), so
+    without this a server answering every query with the same record would pass a
+    query-only run."""
+    describe = _Describe(origin, {})
+    first: dict[str, Record] = {}
+    count: dict[str, int] = defaultdict(int)
+    for r in records:
+        if r.action in _BY_ISBN and r.isbn is not None and r.reply_isbn is not None and \
+                r.reply_isbn != r.isbn:
+            first.setdefault(r.isbn, r)
+            count[r.isbn] += 1
+    return [Violation(
+        isbn, "wrong-book",
+        f"client {r.client} asked for {isbn} ({r.action}) and the reply, received at "
+        f"{describe.ms(r.t_recv)} ms, showed the book {r.reply_isbn} instead"
+        + (f" ({count[isbn]} such replies about this book)" if count[isbn] > 1 else "")
+        + ": a reply must be about the book asked for", [], describe.ms(r.t_recv))
+        for isbn, r in sorted(first.items())]
+
 
 def unreadable_file(error: str) -> Violation:
     """The finding for a catalog file that can no longer be read after the run."""
@@ -409,16 +455,21 @@ def verify(ops: list[Op], initial: Mapping[str, bool], served: Mapping[str, dict
         except _Undecided:
             undecided.append(isbn)
             found = []
+        trace: list[tuple[int, frozenset[int]]] = []
+        if found:  # again, noting what it allowed at each step (for the findings' pictures)
+            check_book(history, start, final, trace)
         for index, kind in found:
             if index < 0:
                 violations.append(_final_state(isbn, history, start, final, describe))
                 continue
             op = history[index]
             upto = bisect_right(invokes, op.complete or op.invoke)  # ops begun by its reply
+            around = _around(history[:upto], index)
             violations.append(Violation(
                 isbn, kind, describe.sentence(kind, op, isbn, start),
-                [describe.op(o) for o in _around(history[:upto], index)],
-                describe.ms(op.complete)))
+                [describe.op(o) for o in around], describe.ms(op.complete),
+                _allowed(trace, min(o.invoke for o in around), op.complete or op.invoke,
+                         describe)))
         for op in book_ops:
             if op.kind == LOAN and op.status == OK and op.book_shown and \
                     op.reply_borrower != op.borrower:
@@ -438,12 +489,28 @@ def verify(ops: list[Op], initial: Mapping[str, bool], served: Mapping[str, dict
 
 
 AROUND = 12  # operations kept with a finding: enough to see it, few enough to read
+_STATE_NAMES = {0: "available", 1: "lent"}
+
+
+def _allowed(trace: list[tuple[int, frozenset[int]]], start: int, end: int,
+             describe: _Describe) -> list[list[Any]]:
+    """The states the verifier allowed from `start` to `end` (ns): the last step before the
+    window, then each step in it that changed them."""
+    steps: list[list[Any]] = []
+    for at, states in trace:
+        names = [_STATE_NAMES[s] for s in sorted(states)]
+        if at <= start:
+            steps = [[describe.ms(start), names]]
+        elif at < end and (not steps or steps[-1][1] != names):
+            steps.append([describe.ms(at), names])
+    return steps
 
 
 def _around(history: list[Op], index: int) -> list[Op]:
     """The operations that explain a finding about `history[index]`: the last acknowledged
     write answered before it was sent (the last state known), every operation that overlaps
-    it, and itself, in order of sending, at most AROUND of them (those sent closest to it)."""
+    it, and itself, in order of sending, at most AROUND of them (acknowledged writes first,
+    then those sent closest to it)."""
     op = history[index]
     end = op.complete if op.complete is not None else op.invoke
     known = [n for n, o in enumerate(history[:index]) if o.status == OK and
@@ -451,9 +518,12 @@ def _around(history: list[Op], index: int) -> list[Op]:
     overlapping = [n for n, o in enumerate(history) if o.invoke <= end and
                    (o.complete is None or o.complete >= op.invoke)]
     always = {index, *known[-1:]}
-    # the rest by how close they were sent to it, as many as fit
+    # the rest as many as fit: acknowledged loans and returns first (they are what no order
+    # can place), then by how close they were sent to it
     others = sorted((n for n in overlapping if n not in always),
-                    key=lambda n: abs(history[n].invoke - op.invoke))
+                    key=lambda n: (not (history[n].status == OK and
+                                        history[n].kind in (LOAN, RETURN)),
+                                   abs(history[n].invoke - op.invoke)))
     keep = sorted(always | set(others[:AROUND - len(always)]))
     return [history[n] for n in keep]
 

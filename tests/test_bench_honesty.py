@@ -28,7 +28,14 @@ from libsrv_bench.cli import summary_warnings
 from libsrv_bench.load import START_DELAY_NS, LoadSpec, run_load
 from libsrv_bench.results import load_figures
 from libsrv_bench.runner import RunError, run_experiment, server_pids
-from libsrv_bench.settings import SETTINGS, RunConfig, add_flags, config_from_args, run_flags
+from libsrv_bench.settings import (
+    NAME_LIMIT,
+    SETTINGS,
+    RunConfig,
+    add_flags,
+    config_from_args,
+    run_flags,
+)
 from libsrv_bench.workloads import KeySpace, workload_named
 from tests.fake_servers import fake_server
 
@@ -284,3 +291,11 @@ def test_an_error_reply_to_stats_is_a_clear_run_error(tmp_path: Path) -> None:
 
     with fake_server("no-stats") as endpoint, pytest.raises(RunError, match="no stats"):
         server_pids(endpoint, Ours())  # type: ignore[arg-type]
+
+
+def test_a_run_name_stays_short_and_unique_however_long_its_settings() -> None:
+    long_path = "/tmp/" + "carpeta-de-grupo/" * 20 + "DB.json"
+    first = RunConfig(endpoint="tcp://127.0.0.1:5601", catalog=long_path).name()
+    second = RunConfig(endpoint="tcp://127.0.0.1:5601", catalog=long_path + "x").name()
+    assert len(first) <= NAME_LIMIT and len(second) <= NAME_LIMIT
+    assert first != second

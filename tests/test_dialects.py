@@ -177,3 +177,36 @@ def test_a_server_that_finds_no_book_fails_even_a_query_only_run(ctx: zmq.Contex
         server.close()
     assert outcome.summary["clean"] is False
     assert "not found" in " ".join(outcome.summary["not_clean"])
+
+
+def one_record_for_all(request: dict, state: dict) -> object:
+    """Every query answered with the first book's record, whatever was asked."""
+    return {"code": "OK", "book": _book(BOOKS[0]["ISBN"], False)}
+
+
+def truthful(request: dict, state: dict) -> object:
+    if "isbn" not in request:  # the bench's ping before the run
+        return {"code": "OK", "message": "pong"}
+    return {"code": "OK", "book": _book(request["isbn"], False)}
+
+
+@pytest.mark.parametrize(("answer", "clean"), [(one_record_for_all, False), (truthful, True)])
+def test_a_server_that_answers_with_another_book_fails_a_query_only_run(
+        ctx: zmq.Context, tmp_path: Path, answer: Callable, clean: bool) -> None:
+    """A reply about another book is evidence about neither, and no error: only the
+    wrong-book finding tells this server from a correct one."""
+    server = FakeKitServer(ctx, answer)
+    catalog = tmp_path / "fake.json"
+    catalog.write_text(json.dumps({"libros": BOOKS}))
+    try:
+        outcome = run_experiment(RunConfig(endpoint=server.endpoint, catalog=str(catalog),
+                                           workload="mix:query_isbn=1", clients=4,
+                                           duration=1.0, warmup=0.1), tmp_path,
+                                 progress=False)
+    finally:
+        server.close()
+    assert outcome.summary["clean"] is clean, outcome.summary["not_clean"]
+    kinds = {v["kind"] for v in outcome.verdict["details"]}
+    assert kinds == (set() if clean else {"wrong-book"})
+    if not clean:  # one finding per book asked about other than the one every reply shows
+        assert outcome.summary["violations"] == len(BOOKS) - 1

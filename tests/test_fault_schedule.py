@@ -3,6 +3,7 @@ timeline, and a real run with faults against a real server that must stay clean.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,7 @@ from libsrv.generate import write_catalog
 from libsrv_bench.faults import Fault, FaultError, parse_fault, parse_schedule, recovery
 from libsrv_bench.runner import RunConfig, RunError, run_experiment
 from libsrv_bench.settings import run_flags
+from tests.helpers import CLASS_DB
 
 pytestmark = pytest.mark.fast
 
@@ -141,3 +143,19 @@ def test_the_whole_server_killed_restarted_and_paused_loses_no_acknowledged_writ
     after = outcome.samples[outcome.samples["send_ms"] > faults[0]["at_s"] * 1000]
     assert (after["code"] == "OK").any()  # first sent after the kill: the new server served it
     assert outcome.violations == 0 and outcome.summary["clean"], outcome.summary["not_clean"]
+
+
+def test_a_server_cmd_gets_only_the_faults_on_its_whole_process_group(tmp_path: Path) -> None:
+    with pytest.raises(RunError, match="kill-server and stop-server"):
+        run_experiment(RunConfig(endpoint="tcp://127.0.0.1:9", server_cmd="true",
+                                 faults=("kill-worker@1",)), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="--server-cmd starts the server at --endpoint"):
+        RunConfig(server_cmd="python servidor.py")
+
+
+def test_a_server_cmd_that_exits_says_so_and_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(RunError, match="exited with code 3 at start"):
+        run_experiment(RunConfig(endpoint="tcp://127.0.0.1:9", dialect="class",
+                                 catalog=str(CLASS_DB),
+                                 server_cmd=f"{sys.executable} -c 'raise SystemExit(3)'"),
+                       tmp_path, progress=False)

@@ -205,3 +205,32 @@ def test_the_race_is_found_directly_and_hidden_only_by_a_serialising_gateway(
     finally:
         gateway.close()
     assert hidden.violations == 0 and hidden.summary["clean"], hidden.summary["not_clean"]
+
+
+# ------------------------------------------------------ a group's server, started by bench
+
+
+def test_a_group_server_started_by_bench_is_killed_paused_and_stopped(
+        class_db: Path, tmp_path: Path) -> None:
+    """--server-cmd: bench starts the group's server, SIGKILLs and restarts it (kill-server)
+    and pauses it (stop-server) during the fight, and stops it at the end. A correct server
+    keeps every acknowledged loan through the kill, so the run is clean; nothing is left."""
+    port = free_port()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    cmd = " ".join(command("correct", class_db, 0, port))
+    outcome = run(fight(endpoint, class_db, server_cmd=cmd, duration=3.5, timeout=0.5,
+                        clients=6, faults=("kill-server@1", "stop-server@2.2+0.3")), tmp_path)
+    faults = outcome.summary["faults"]
+    assert [(f["kind"], bool(f["pid"]), f["error"] or None) for f in faults] == [
+        ("kill-server", True, None), ("stop-server", True, None)]
+    assert faults[0]["restart_s"] is not None and faults[0]["pid"] != faults[1]["pid"]
+    after = outcome.samples[outcome.samples["send_ms"] > (faults[0]["at_s"] +
+                                                          faults[0]["restart_s"]) * 1000]
+    assert (after["code"] == "OK").any()  # the restarted server answered
+    assert outcome.summary["clean"], outcome.summary["not_clean"]
+    assert outcome.summary["cost"].get("server_cpu_us_per_request") is None  # restarted
+    with zmq.Context() as ctx, ctx.socket(zmq.REQ) as probe:  # stopped at the end
+        probe.linger = 0
+        probe.connect(endpoint)
+        probe.send(b'{"action": "Consulta por ISBN", "isbn": "9788437604947"}')
+        assert not probe.poll(500)

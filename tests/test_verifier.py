@@ -377,3 +377,20 @@ def test_the_verifiers_picture_draws_each_client_and_the_broken_reply() -> None:
     # the last state known (lent, until the return at 4 ms), then a second return in a row
     assert replayed_states(detail["ops"], 1) == [(3.0, 1), (4.0, 0), (30.0, 0)]
     plt.close(figure)
+
+
+def test_a_finding_carries_the_states_the_verifier_allowed_and_the_picture_draws_them() -> None:
+    """A loan from 0 to 10 ms and a return from 20 to 30, both acknowledged: a second return
+    from 40 to 50 finds the book available. Over the finding's window (from the last write
+    acknowledged before it was sent) the book may be either while that return is in flight,
+    then only available: what the picture shows under the red reply, which says "was lent"."""
+    history = [op(LOAN, 0, 10), op(RETURN, 20, 30), op(RETURN, 40, 50, client=2)]
+    verdict = verify(history, {A: False}, lent(False))
+    detail = next(v for v in verdict.violations if v.kind == "double-return").as_dict()
+    assert detail["states"] == [[20.0, ["available", "lent"]], [30.0, ["available"]]]
+    figure = finding_figure(detail)
+    state = figure.axes[1]
+    assert len([c for c in state.collections if c.get_paths()]) == 1  # the write in flight
+    (mark,) = [line for line in state.lines if line.get_marker() == "X"]
+    assert list(mark.get_xdata()) == [50.0] and list(mark.get_ydata()) == [1]
+    plt.close(figure)
