@@ -21,6 +21,7 @@ are read from the folder of GROUPS.toml.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import socket
@@ -220,7 +221,10 @@ def grade_group(group: Group, out: Path, log: Callable[[str], None]) -> GroupRes
                         "requests": fight.summary["requests"]}
         result.checks.append(Check("concurrency fight clean", bool(fight.summary.get("clean")),
                                    _fight_words(fight)))
-        result.findings += [d["detail"] for d in fight.verdict.get("details", [])[:3]]
+        details = fight.verdict.get("details", [])
+        result.findings += [d["detail"] for d in details[:3]]
+        if details and details[0].get("ops"):  # drawn in the report: the verifier's picture
+            result.fight["first_finding"] = details[0]
         restore()
         for clients in (1, 16):
             log(f"{group.name}: latency and throughput at {clients} client(s)")
@@ -262,6 +266,9 @@ def _fight_words(fight: RunOutcome) -> str:
 
 def write_grade_report(results: list[GroupResult], out: Path) -> Path:
     """README.md and grade.png in `out`: groups x checks, a figure, findings in words."""
+    import matplotlib.pyplot as plt
+
+    from libsrv_bench.historyplot import finding_figure
     from libsrv_bench.plots import grade_figure
 
     names = [c.name for c in results[0].checks] if results else []
@@ -280,6 +287,7 @@ def write_grade_report(results: list[GroupResult], out: Path) -> Path:
                           [r.throughput_16 for r in results],
                           [r.passed for r in results])
     figure.savefig(out / "grade.png", dpi=120)
+    plt.close(figure)
     lines += ["", "![latency and throughput per group](grade.png)", ""]
     for result in results:
         lines += [f"## {result.group.name}", "",
@@ -288,6 +296,13 @@ def write_grade_report(results: list[GroupResult], out: Path) -> Path:
         if not result.findings:
             lines += ["Every check passed.", ""]
         lines += [f"- {finding}" for finding in result.findings] + [""]
+        finding = result.fight.get("first_finding")
+        if finding:
+            picture = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', result.group.name)}-finding.png"
+            drawn = finding_figure(finding)
+            drawn.savefig(out / picture, dpi=100)
+            plt.close(drawn)
+            lines += [f"![the fight's first finding, as the verifier saw it]({picture})", ""]
     path = out / "README.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     (out / "grades.json").write_text(json.dumps([{

@@ -157,6 +157,10 @@ def test_grade_three_groups_in_one_report(tmp_path: Path) -> None:
     report = (tmp_path / "report" / "README.md").read_text()
     assert all(f"## {name}" in report for name in results) and "✘" in report
     assert (tmp_path / "report" / "grade.png").stat().st_size > 10_000
+    # the verifier's picture of each failed fight's first finding, none for the correct group
+    assert (tmp_path / "report" / "nolock-finding.png").stat().st_size > 10_000
+    assert not (tmp_path / "report" / "correct-finding.png").exists()
+    assert "![the fight's first finding" in report
 
 
 class SerialisingGateway:
