@@ -31,12 +31,39 @@ def _broken(detail: dict[str, Any]) -> dict[str, Any] | None:
     return candidates[-1] if candidates else None
 
 
-def _label(op: dict[str, Any]) -> str:
-    what = op["op"] + (f" ({op['borrower']})" if op.get("borrower") else "")
+# every word the picture draws, in English and in the class's Spanish
+WORDS = {
+    "en": {"loan": "loan", "return": "return", "query": "query", "saw": "saw {state}",
+           "lent": "lent", "available": "available", "refused": "refused",
+           "unknown": "unknown", "broken": "no order explains this reply",
+           "client": "client {n}", "book": "book", "implied": "what the reply implies",
+           "x": "ms from the start of the run (bars: sent to answered)",
+           "allowed": "what the verifier allowed the book to be: one state, or either (shaded) "
+                      "while a write in flight may or may not have happened",
+           "replayed": "the book if the acknowledged loans and returns happened in the order "
+                       "of their replies",
+           "title": "{kind} on {book}"},
+    "es": {"loan": "préstamo", "return": "devolución", "query": "consulta",
+           "saw": "vio {state}", "lent": "prestado", "available": "disponible",
+           "refused": "rechazada", "unknown": "desconocida",
+           "broken": "ningún orden explica esta respuesta", "client": "cliente {n}",
+           "book": "libro", "implied": "lo que implica la respuesta",
+           "x": "ms desde el inicio de la ejecución (barras: de enviada a respondida)",
+           "allowed": "lo que el verificador admite para el libro: un estado, o cualquiera "
+                      "(sombreado) mientras una escritura en curso pudo haber ocurrido o no",
+           "replayed": "el libro si los préstamos y devoluciones confirmados ocurrieron en el "
+                       "orden de sus respuestas",
+           "title": "{kind} en {book}"},
+}
+
+
+def _label(op: dict[str, Any], words: dict[str, str]) -> str:
+    what = words.get(op["op"], op["op"]) + (f" ({op['borrower']})" if op.get("borrower") else "")
     if op["status"] == "ok":
-        told = "OK" if op["op"] != "query" else f"saw {op['saw']}"
+        told = "OK" if op["op"] != "query" else \
+            words["saw"].format(state=words.get(op["saw"], op["saw"]))
     else:
-        told = op["status"]
+        told = words.get(op["status"], op["status"])
     return f"{what}: {told}"
 
 
@@ -54,6 +81,16 @@ def replayed_states(ops: list[dict[str, Any]], start: int | None
     for op in writes:
         states.append((op["complete_ms"], 1 if op["op"] == "loan" else 0))
     return states
+
+
+def _kind_name(kind: str, lang: str) -> str:
+    """A finding's kind in a title: as the verifier names it, or the class's short Spanish
+    name (the part of `lessons.FINDING_NAMES` before its explanation)."""
+    if lang != "es":
+        return kind
+    from libsrv_bench.lessons import FINDING_NAMES
+
+    return FINDING_NAMES.get(kind, {}).get("es", kind).split(" (")[0]
 
 
 def _implied(op: dict[str, Any]) -> int:
@@ -76,8 +113,11 @@ def _draw_allowed(axes: plt.Axes, allowed: list[list[Any]], last: float) -> None
             axes.plot([at, end], [level, level], color="0.2", linewidth=2)
 
 
-def finding_figure(detail: dict[str, Any], start: int | None = None) -> plt.Figure:
-    """The finding `detail` (an entry of violations.json) as a history picture."""
+def finding_figure(detail: dict[str, Any], start: int | None = None,
+                   lang: str = "en") -> plt.Figure:
+    """The finding `detail` (an entry of violations.json) as a history picture, its words in
+    `lang` ("en" or "es"; the finding's kind as given, the caller may name it)."""
+    words = WORDS["es" if lang == "es" else "en"]
     ops = [op for op in detail.get("ops", []) if op.get("invoke_ms") is not None]
     clients = sorted({op["client"] for op in ops})
     rows = {client: n for n, client in enumerate(clients)}
@@ -94,43 +134,41 @@ def finding_figure(detail: dict[str, Any], start: int | None = None) -> plt.Figu
                   color=colour, alpha=0.9 if op["status"] == "ok" else 0.45,
                   hatch="//" if op["status"] == "unknown" else None,
                   edgecolor="black" if op is broken else "none")
-        bars.annotate(_label(op), (op["invoke_ms"], y - 0.32), fontsize=7.5,
+        bars.annotate(_label(op, words), (op["invoke_ms"], y - 0.32), fontsize=7.5,
                       color=BROKEN if op is broken else "0.15",
                       fontweight="bold" if op is broken else "normal")
-    bars.set_yticks(range(len(clients)), [f"client {c}" for c in clients])
+    bars.set_yticks(range(len(clients)), [words["client"].format(n=c) for c in clients])
     bars.set_ylim(-0.75, len(clients) - 0.4)
     bars.invert_yaxis()
     bars.grid(axis="x", alpha=0.3)
-    bars.legend(handles=[Patch(color=COLOURS["loan"], label="loan"),
-                         Patch(color=COLOURS["return"], label="return"),
-                         Patch(color=COLOURS["query"], label="query"),
-                         Patch(color=BROKEN, label="no order explains this reply")],
+    bars.legend(handles=[*(Patch(color=COLOURS[kind], label=words[kind])
+                           for kind in ("loan", "return", "query")),
+                         Patch(color=BROKEN, label=words["broken"])],
                 fontsize=7.5, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4,
                 frameon=False)
     allowed = detail.get("states") or []
     if allowed:
         _draw_allowed(state, allowed, last)
-        title = ("what the verifier allowed the book to be: one state, or either (shaded) "
-                 "while a write in flight may or may not have happened")
+        title = words["allowed"]
     else:  # a finding from before the verifier noted it: the replies' order instead
         states = replayed_states(ops, start)
         xs = [t for t, _ in states] + [last]
         ys = [s for _, s in states] + [states[-1][1]]
         state.step(xs, ys, where="post", color="0.2")
-        title = ("the book if the acknowledged loans and returns happened in the order of "
-                 "their replies")
+        title = words["replayed"]
     if broken is not None:  # the state the reply implies, which no allowed state explains
         state.plot([broken["complete_ms"]], [_implied(broken)], "X", color=BROKEN,
                    markersize=9)
-        state.annotate("what the reply implies", (broken["complete_ms"], _implied(broken)),
+        state.annotate(words["implied"], (broken["complete_ms"], _implied(broken)),
                        xytext=(-7, -3), textcoords="offset points", fontsize=7.5,
                        color=BROKEN, ha="right")
-    state.set_yticks([0, 1], ["available", "lent"])
+    state.set_yticks([0, 1], [words["available"], words["lent"]])
     state.set_ylim(-0.3, 1.3)
-    state.set_ylabel("book", fontsize=8)
-    state.set_xlabel("ms from the start of the run (bars: sent to answered)")
+    state.set_ylabel(words["book"], fontsize=8)
+    state.set_xlabel(words["x"])
     state.set_title(title, fontsize=8)
     state.grid(axis="x", alpha=0.3)
-    fig.suptitle(f"{detail['kind']} on {detail['book']}", fontsize=10)
+    fig.suptitle(words["title"].format(kind=_kind_name(detail["kind"], lang),
+                                       book=detail["book"]), fontsize=10)
     fig.tight_layout()
     return fig

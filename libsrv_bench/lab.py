@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -309,17 +310,29 @@ def _details(rows: pd.DataFrame) -> list[dict]:
     return details
 
 
-def _first_picture(rows: pd.DataFrame) -> list[tuple[str, plt.Figure]]:
+def _kind(kind: str, lang: str) -> str:
+    """A finding's kind as the class names it (`lessons.FINDING_NAMES`) in Spanish; as the
+    verifier names it in English."""
+    if lang != "es":
+        return kind
+    from libsrv_bench.lessons import FINDING_NAMES
+
+    return FINDING_NAMES.get(kind, {}).get("es", kind)
+
+
+def _first_picture(rows: pd.DataFrame,
+                   caption: str = "The first finding, drawn: {kind}: {detail}",
+                   lang: str = "en") -> list[tuple[str, plt.Figure]]:
     """The verifier's picture of the first finding of these rows' runs that has operations
     to draw (none when they found nothing)."""
     for detail in _details(rows):
         if detail.get("ops") and detail["kind"] != "final-state":
-            return [(f"The first finding, drawn: {detail['kind']}: {detail['detail']}",
-                     finding_figure(detail))]
+            return [(caption.format(kind=_kind(detail["kind"], lang), detail=detail["detail"]),
+                     finding_figure(detail, lang=lang))]
     return []
 
 
-def _findings(rows: pd.DataFrame, limit: int = 4) -> list[str]:
+def _findings(rows: pd.DataFrame, limit: int = 4, *, lang: str = "en") -> list[str]:
     """The verifier's first findings in these rows' runs, one of each kind before a second of
     any, so that a reader sees every way the runs went wrong."""
     details = _details(rows)
@@ -328,50 +341,92 @@ def _findings(rows: pd.DataFrame, limit: int = 4) -> list[str]:
     for detail in details:
         seen[detail["kind"]] = seen.get(detail["kind"], 0) + 1
         ranked.append((seen[detail["kind"]], len(ranked), detail))
-    return [f"{d['kind']}: {d['detail']}" for _, _, d in sorted(ranked)[:limit]]
+    return [f"{_kind(d['kind'], lang)}: {d['detail']}" for _, _, d in sorted(ranked)[:limit]]
 
 
-def lost_update_section(table: pd.DataFrame) -> list[Section]:
+_LOST_WORDS = {
+    "en": {"title": "The lost-update experiment",
+           "question": "{clients} clients loan and return {books} as fast as they can, through "
+                       "{workers} worker processes. Does the file lock keep every acknowledged "
+                       "loan and return exact?",
+           "without": "Without the lock, the verifier found anomalies in {hit} of {rounds} "
+                      "round(s) ({counts}): clients were told a loan or return succeeded that no "
+                      "order of the acknowledged operations explains, so an update was lost or "
+                      "doubled. ",
+           "none": "With the lock, it found none in {rounds} round(s) ({requests} requests "
+                   "checked against the final catalog file).",
+           "some": "With the lock it found {found}: that is a bug in the server, not a lesson; "
+                   "please report it with the run folder.",
+           "missed": " This time no round without the lock lost an update: races need clients "
+                     "that collide; raise the clients or the duration.",
+           "columns": ("lock", "rounds", "requests", "anomalies per round", "req/s"),
+           "lock": ("off", "on"),
+           "note": "anomalies found in each round · {cpus} CPUs",
+           "picture": "The first finding, drawn: {kind}: {detail}",
+           "one_book": "the same book", "books": "the same {count} books"},
+    "es": {"title": "El experimento de la actualización perdida",
+           "question": "{clients} clientes prestan y devuelven {books} tan deprisa como pueden, "
+                       "a través de {workers} procesos trabajadores. ¿Mantiene el cerrojo del "
+                       "archivo exacto cada préstamo y cada devolución confirmados?",
+           "without": "Sin el cerrojo, el verificador encontró anomalías en {hit} de {rounds} "
+                      "ronda(s) ({counts}): a algunos clientes se les dijo que un préstamo o una "
+                      "devolución salió bien sin que ningún orden de las operaciones confirmadas "
+                      "lo explique, así que una actualización se perdió o se duplicó. ",
+           "none": "Con el cerrojo no encontró ninguna en {rounds} ronda(s) ({requests} "
+                   "peticiones comprobadas contra el archivo final del catálogo).",
+           "some": "Con el cerrojo encontró {found}: es un fallo del servidor, no una lección; "
+                   "avisa con la carpeta de la ejecución.",
+           "missed": " Esta vez ninguna ronda sin cerrojo perdió una actualización: las "
+                     "carreras necesitan clientes que choquen; sube los clientes o la duración.",
+           "columns": ("cerrojo", "rondas", "peticiones", "anomalías por ronda",
+                       "peticiones/s"),
+           "lock": ("sin", "con"),
+           "note": "anomalías encontradas en cada ronda · {cpus} CPU",
+           "picture": "El primer hallazgo, dibujado: {kind}: {detail}",
+           "one_book": "el mismo libro", "books": "los mismos {count} libros"},
+}
+
+
+def _words(table: dict[str, dict[str, Any]], lang: str) -> dict[str, Any]:
+    return table["es" if lang == "es" else "en"]
+
+
+def lost_update_section(table: pd.DataFrame, lang: str = "en") -> list[Section]:
+    """The lost-update experiment in `lang` ("en" or "es"; the verifier's findings keep their
+    English sentences, named by kind in `lang`)."""
     rows = varied(table, "unsafe_no_lock")
     if rows.empty:
         return []
+    words = _words(_LOST_WORDS, lang)
     rows = rows.iloc[::-1]  # without the lock first
     unsafe = rows[rows["unsafe"]].iloc[0]
     safe = rows[~rows["unsafe"]].iloc[0]
     hit = sum(1 for v in unsafe["violations_per_round"] if v)
     counts = ", ".join(str(v) for v in unsafe["violations_per_round"])
-    text = (f"Without the lock, the verifier found anomalies in {hit} of {unsafe['rounds']} "
-            f"round(s) ({counts}): clients were told a loan or return succeeded that no order "
-            f"of the acknowledged operations explains, so an update was lost or doubled. ")
+    text = words["without"].format(hit=hit, rounds=unsafe["rounds"], counts=counts)
     if safe["violations"] == 0:
-        text += (f"With the lock, it found none in {safe['rounds']} round(s) "
-                 f"({safe['requests']:,} requests checked against the final catalog file).")
+        text += words["none"].format(rounds=safe["rounds"], requests=f"{safe['requests']:,}")
     else:
-        text += (f"With the lock it found {safe['violations']}: that is a bug in the server, "
-                 "not a lesson; please report it with the run folder.")
+        text += words["some"].format(found=safe["violations"])
     if not hit:
-        text += (" This time no round without the lock lost an update: races need clients "
-                 "that collide; raise the clients or the duration.")
-    shown = pd.DataFrame({
-        "lock": ["off" if r["unsafe"] else "on" for _, r in rows.iterrows()],
-        "rounds": list(rows["rounds"]),
-        "requests": [f"{r:,}" for r in rows["requests"]],
-        "anomalies per round": [", ".join(map(str, v)) for v in rows["violations_per_round"]],
-        "req/s": [_spread(r, "throughput") for _, r in rows.iterrows()],
-    })
+        text += words["missed"]
+    off, on = words["lock"]
+    shown = pd.DataFrame(dict(zip(words["columns"], [
+        [off if r["unsafe"] else on for _, r in rows.iterrows()],
+        list(rows["rounds"]),
+        [f"{r:,}" for r in rows["requests"]],
+        [", ".join(map(str, v)) for v in rows["violations_per_round"]],
+        [_spread(r, "throughput") for _, r in rows.iterrows()]], strict=True)))
+    hot = unsafe["config"].hot or 1
+    books = words["one_book"] if hot == 1 else words["books"].format(count=hot)
     return [Section(
-        "lost-update", "The lost-update experiment",
-        f"{unsafe['clients']} clients loan and return {_books(unsafe['config'].hot or 1)} as "
-        f"fast as they can, through {unsafe['workers']} worker processes. Does the file lock "
-        "keep every acknowledged loan and return exact?",
-        plots.lost_updates(rows, f"anomalies found in each round · {rows['cpus'].iloc[0]} CPUs"),
+        "lost-update", words["title"],
+        words["question"].format(clients=unsafe["clients"], books=books,
+                                 workers=unsafe["workers"]),
+        plots.lost_updates(rows, words["note"].format(cpus=rows["cpus"].iloc[0]), lang),
         text, shown, _commands(rows),
-        _findings(rows[rows["unsafe"]]) + _findings(rows[~rows["unsafe"]]),
-        _first_picture(rows[rows["unsafe"]]))]
-
-
-def _books(count: int) -> str:
-    return "the same book" if count == 1 else f"the same {count} books"
+        _findings(rows[rows["unsafe"]], lang=lang) + _findings(rows[~rows["unsafe"]], lang=lang),
+        _first_picture(rows[rows["unsafe"]], words["picture"], lang))]
 
 
 # a server at this share of the limit or more is hardly bounded by it: the limit's own hop
@@ -536,8 +591,10 @@ def _zeromq_only(table: pd.DataFrame) -> pd.DataFrame:
                                      and not config.gateway and config.echo != "raw")]
 
 
-def sections(paths: Sequence[Path | str]) -> list[Section]:
-    """The experiments that the run folders under `paths` answer, in the report's order."""
+def sections(paths: Sequence[Path | str], lang: str = "en") -> list[Section]:
+    """The experiments that the run folders under `paths` answer, in the report's order. In
+    Spanish (`lang` "es") so far: the lost-update experiment and the transports; the others
+    are in English."""
     runs = runs_frame(find_runs(paths))
     if runs.empty:
         raise ValueError("no run folders (with summary.json) among the given paths")
@@ -548,8 +605,8 @@ def sections(paths: Sequence[Path | str]) -> list[Section]:
 
     return (limit_section(table) + clients_section(table, runs) + workers_section(table) +
             real_work_section(table) +
-            storage_section(table) + lost_update_section(table) + fault_sections(paths) +
-            transports_section(paths))
+            storage_section(table) + lost_update_section(table, lang) + fault_sections(paths) +
+            transports_section(paths, lang))
 
 
 _SHOW_WORDS = {"en": ("Question.", "What the runs show.", "What the verifier found (the "

@@ -230,24 +230,32 @@ def storage_engines(rows: pd.DataFrame, note: str = "") -> plt.Figure:
     return fig
 
 
-def lost_updates(rows: pd.DataFrame, note: str = "") -> plt.Figure:
-    """Anomalies the verifier found in each round, with and without the lock."""
+_LOST_LABELS = {"en": ("without the lock", "with the lock", "round {n}",
+                       "anomalies found by the verifier"),
+                "es": ("sin el cerrojo", "con el cerrojo", "ronda {n}",
+                       "anomalías halladas por el verificador")}
+
+
+def lost_updates(rows: pd.DataFrame, note: str = "", lang: str = "en") -> plt.Figure:
+    """Anomalies the verifier found in each round, with and without the lock (labels in
+    `lang`, "en" or "es")."""
+    without, with_lock, round_label, ylabel = _LOST_LABELS["es" if lang == "es" else "en"]
     fig, (ax,) = _figure(1, note)
     rounds = max(len(v) for v in rows["violations_per_round"])
     width = 0.8 / len(rows)
     for index, (_, row) in enumerate(rows.iterrows()):
         colour = UNSAFE[0] if row["unsafe"] else SAFE[0]
-        name = "without the lock" if row["unsafe"] else "with the lock"
+        name = without if row["unsafe"] else with_lock
         counts = row["violations_per_round"]
         xs = [r + (index - (len(rows) - 1) / 2) * width for r in range(len(counts))]
         ax.bar(xs, counts, width=width * 0.95, color=colour, label=name)
         for x, count in zip(xs, counts, strict=True):
             ax.annotate(str(count), (x, count), ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(range(rounds), [f"round {r + 1}" for r in range(rounds)])
+    ax.set_xticks(range(rounds), [round_label.format(n=r + 1) for r in range(rounds)])
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     top = max(max(v) for v in rows["violations_per_round"])
     ax.set_ylim(0, max(top * 1.2, 1))
-    ax.set_ylabel("anomalies found by the verifier")
+    ax.set_ylabel(ylabel)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     return fig

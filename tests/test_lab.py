@@ -219,6 +219,15 @@ def test_the_lost_update_section_counts_every_round_and_words_the_findings(
     assert "With the lock, it found none in 3 round(s)" in lost.conclusion
     assert lost.findings[0].startswith("double-loan: client 4 was told its loan of «El silencio»")
     assert list(lost.table["lock"]) == ["off", "on"]
+    (perdida,) = [s for s in sections([tmp_path], "es") if s.key == "lost-update"]
+    assert "anomalías en 2 de 3 ronda(s) (2, 0, 3)" in perdida.conclusion
+    assert "Con el cerrojo no encontró ninguna en 3 ronda(s)" in perdida.conclusion
+    assert perdida.findings[0].startswith("préstamo doble (una actualización perdida")
+    assert list(perdida.table["cerrojo"]) == ["sin", "con"]
+    drawn = " ".join(t.get_text() for t in drawn_texts(perdida.figure))
+    assert "sin el cerrojo" in drawn and "ronda 1" in drawn and "round" not in drawn
+    for section in (lost, perdida):
+        plt.close(section.figure)
 
 
 def drawn_texts(fig: plt.Figure) -> list[Any]:

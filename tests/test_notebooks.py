@@ -56,7 +56,7 @@ def test_latency_notebook_runs_small(tmp_path: Path) -> None:
     for title in ("Against the transport's limit", "Latency against clients",
                   "Throughput against workers"):
         assert title in text
-    assert "What the runs show." in text and "image/png" in str(nb.cells)
+    assert "Lo que muestran las ejecuciones." in text and "image/png" in str(nb.cells)
     assert "CPU del servidor (µs/petición)" in text
     assert "broker del kit + 2 trabajadores eco" in text
     assert "ejecución 4/4 terminada" in text  # compare's progress: 4 rows, 1 round
@@ -73,7 +73,8 @@ def test_concurrency_notebook_runs_small(tmp_path: Path) -> None:
                  tmp_path)
     text = outputs(nb)
     assert "con cerrojo: 400 préstamos apuntados, el archivo cuenta 400 (0 perdidos)" in text
-    assert "The lost-update experiment" in text and "What the runs show." in text
+    assert "El experimento de la actualización perdida" in text
+    assert "Lo que muestran las ejecuciones." in text and "anomalías por ronda" in text
     assert "ejecución 2/2 terminada" in text
     assert re.search(r"sin el cerrojo: [1-9][\d]* anomalías en 1 rondas \[\d+\]; con el "
                      r"cerrojo: 0\.", text), text[-3000:]

@@ -394,3 +394,17 @@ def test_a_finding_carries_the_states_the_verifier_allowed_and_the_picture_draws
     (mark,) = [line for line in state.lines if line.get_marker() == "X"]
     assert list(mark.get_xdata()) == [50.0] and list(mark.get_ydata()) == [1]
     plt.close(figure)
+
+
+def test_the_verifiers_picture_speaks_spanish_when_asked() -> None:
+    history = [op(LOAN, 0, 10), op(RETURN, 20, 30), op(RETURN, 40, 50, client=2)]
+    verdict = verify(history, {A: False}, lent(False))
+    detail = next(v for v in verdict.violations if v.kind == "double-return").as_dict()
+    figure = finding_figure(detail, lang="es")
+    drawn = " ".join(t.get_text() for ax in figure.axes
+                     for t in [*ax.texts, ax.title, ax.xaxis.label, *ax.get_yticklabels(),
+                               *(ax.get_legend().get_texts() if ax.get_legend() else [])])
+    assert "cliente 2" in drawn and "devolución: OK" in drawn and "disponible" in drawn
+    assert figure._suptitle.get_text() == f"devolución doble en {A}"
+    assert "client " not in drawn and "available" not in drawn
+    plt.close(figure)
