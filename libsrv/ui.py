@@ -146,6 +146,7 @@ class _Form:
         else:
             self.result.value = unreachable_message(self._owner.endpoint.value, outcome, lang)
         self.button.disabled = False
+        self._owner.publish()
 
 
 class LibraryForms:
@@ -157,13 +158,21 @@ class LibraryForms:
     the server's feed: loans and returns made anywhere show up without a click. `lang` ("es",
     the class's language, or "en") is the language of the tabs, buttons, fields and labels;
     the reply messages are the server's (`serve --lang`).
+
+    With `exportable` (the default), the output a notebook keeps also holds a static copy of
+    the forms' last results (`static_html`), brought up to date after each one: a notebook
+    exported to HTML or printed without its widgets' state (JupyterLab does not save it unless
+    asked) still shows what the student did.
     """
 
     def __init__(self, endpoint: str, *, timeout: float = 2.0, retries: int = 1,
                  curve: CurveKeys | None = None, show_endpoint: bool = True,
-                 live: bool = True, lang: str = DEFAULT_PAGE_LANG) -> None:
+                 live: bool = True, lang: str = DEFAULT_PAGE_LANG,
+                 exportable: bool = True) -> None:
         """`show_endpoint=False` hides the server box (the forms page: students do not
         choose the server)."""
+        self.exportable = exportable
+        self._display: Any = None  # the DisplayHandle of the output that shows the forms
         self.timeout, self.retries, self.curve = timeout, retries, curve
         self.lang = lang if lang in LANGUAGES else DEFAULT_PAGE_LANG
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="libsrv-ui")
@@ -192,6 +201,7 @@ class LibraryForms:
         self.catalog_filter.observe(lambda _: self._draw_catalog(), names="value")
         forms = [self.query_isbn, self.query_title, self.loan_isbn, self.loan_title,
                  self.return_isbn]
+        self._forms = forms
         self.tabs = widgets.Tab(children=[
             *(f.box for f in forms),
             widgets.VBox([widgets.HBox([self.catalog_filter, self.catalog_button,
@@ -296,10 +306,42 @@ class LibraryForms:
     def _draw_catalog(self) -> None:
         self.catalog.value = catalog_table(self._books, self.catalog_filter.value, self.lang)
 
+    def static_html(self) -> str:
+        """The forms' last results as plain HTML (no widgets): each form that has one, under
+        its tab's title, after the server's endpoint. Every value shown is escaped."""
+        lang = self.lang
+        parts = [f"<p><b>{html.escape(word('server', lang))}</b> "
+                 f"{html.escape(self.endpoint.value)}</p>"]
+        titles = ("tab_query_isbn", "tab_query_title", "tab_loan_isbn", "tab_loan_title",
+                  "tab_return")
+        for form, title in zip(self._forms, titles, strict=True):
+            if form.result.value and not form.button.disabled:  # answered, not waiting
+                asked = ", ".join(f"{html.escape(word(f'field_{name}', lang))}: "
+                                  f"{html.escape(box.value)}"
+                                  for name, box in form.fields.items())
+                parts.append(f"<h4>{html.escape(word(title, lang))}</h4><p>{asked}</p>"
+                             f"{form.result.value}")
+        return "<div class='libsrv-forms'>" + "\n".join(parts) + "</div>"
+
+    def _bundle(self) -> dict[str, Any]:
+        """The widget's own output, plus `static_html` for whatever cannot show widgets."""
+        bundle = dict(self.widget._repr_mimebundle_() or {})
+        bundle["text/html"] = self.static_html()
+        return bundle
+
+    def publish(self) -> None:
+        """Bring the output that shows the forms up to date with their last results (the
+        widget is drawn again from its state; the static copy changes)."""
+        if self._display is not None:
+            self._display.update(self._bundle(), raw=True)
+
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        display(self.widget)
+        if self.exportable:
+            self._display = display(self._bundle(), raw=True, display_id=True)
+        else:
+            display(self.widget)
 
 
 
@@ -370,7 +412,7 @@ def forms_page() -> LibraryForms:
     from IPython.display import HTML, display
 
     lang = os.environ.get(LANG_VARIABLE) or DEFAULT_PAGE_LANG
-    forms = LibraryForms(endpoint, show_endpoint=False, lang=lang)
+    forms = LibraryForms(endpoint, show_endpoint=False, lang=lang, exportable=False)
     display(HTML(f"<h1>{html.escape(word('page_title', forms.lang))}</h1>"
                  f"<p>{html.escape(word('page_hint', forms.lang))}</p>"))
     forms.refresh()

@@ -186,3 +186,23 @@ def test_transports_notebook_measures_and_verifies_every_transport(tmp_path: Pat
     assert "peticiones/s con 2 clientes" in text and "su propio eco" in text
     assert "ejecución 10/10 terminada" in text
     assert_no_error_or_warning(nb)
+
+
+def test_the_forms_notebook_exported_to_html_shows_what_the_student_did(tmp_path: Path) -> None:
+    """A loan made in the forms, then the notebook saved without its widgets' state (as
+    JupyterLab saves it by default) and exported: the page shows the loan's card, escaped."""
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(NOTEBOOKS / "02-forms.ipynb", as_version=4)
+    at = next(i for i, c in enumerate(nb.cells) if "forms = LibraryForms" in c.source)
+    loan = ('form = forms.loan_isbn\nform.fields["isbn"].value = "9788437604947"\n'
+            'form.fields["borrower"].value = "Ana <b>López</b>"\nform.submit().result(20)')
+    nb.cells = [*nb.cells[:at + 1], nbformat.v4.new_code_cell(loan),
+                *(c for c in nb.cells[at + 1:] if "forms.close()" in c.source)]
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    nb.metadata.pop("widgets", None)
+    page, _ = HTMLExporter().from_notebook_node(nb)
+    assert "Préstamo exitoso" in page and "Ana &lt;b&gt;López&lt;/b&gt;" in page
+    assert "<b>López</b>" not in page

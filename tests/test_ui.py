@@ -180,3 +180,24 @@ def test_a_server_started_for_a_notebook_dies_with_its_parent(catalog_file: Path
         assert "libsrv stopped" in server.output
     finally:
         server.kill()
+
+
+def test_an_exported_notebook_keeps_the_forms_results_without_widget_state(
+        server: ServerProcess, make_forms) -> None:
+    """JupyterLab saves no widget state unless asked, and nbconvert then drops a widget's
+    output: the forms' output also carries their last results as plain HTML, which an export
+    shows instead (escaped, like the widgets)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    forms = make_forms(server.endpoint)
+    submitted(forms.loan_isbn, isbn=QUIJOTE, borrower=HOSTILE)
+    submitted(forms.query_isbn, isbn="9780000000002")
+    bundle = forms._bundle()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    cell = nbformat.v4.new_code_cell("forms", outputs=[
+        nbformat.v4.new_output("display_data", data=bundle)])
+    page, _ = HTMLExporter().from_notebook_node(nbformat.v4.new_notebook(cells=[cell]))
+    assert "Don Quijote de la Mancha" in page and "NOT_FOUND" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and HOSTILE not in page
+    assert "Loan by ISBN" in page and "Return" not in forms.static_html()  # answered only
