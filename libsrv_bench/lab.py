@@ -90,26 +90,49 @@ def _pct(row: pd.Series, metric: str) -> str:
     return text if row[f"{metric}_enough"] else text + " †"
 
 
-def _rounds(rows: pd.DataFrame) -> str:
+_COMMON = {
+    "en": {"single_round": "one round only, so these are single measurements, not settled "
+                           "results",
+           "medians": "medians of {number} interleaved rounds, with the lowest and highest "
+                      "round",
+           "to": "{low} to {high}", "one_round": "one round only",
+           "few": "too few requests for that percentile", "hollow": " · a hollow mark: {why}",
+           "or": ", or ", "cpus": "{cpus} CPUs",
+           "columns": ("rounds", "req/s", "p50 ms", "p99 ms", "server CPU µs/req",
+                       "cores busy")},
+    "es": {"single_round": "una sola ronda: son medidas sueltas, no resultados asentados",
+           "medians": "medianas de {number} rondas alternas, con la ronda más baja y la más "
+                      "alta",
+           "to": "{low} a {high}", "one_round": "una sola ronda",
+           "few": "pocas peticiones para ese percentil", "hollow": " · marca hueca: {why}",
+           "or": ", o ", "cpus": "{cpus} CPU",
+           "columns": ("rondas", "peticiones/s", "p50 (ms)", "p99 (ms)",
+                       "CPU del servidor (µs/petición)", "núcleos ocupados")},
+}
+
+
+def _rounds(rows: pd.DataFrame, lang: str = "en") -> str:
+    words = _words(_COMMON, lang)
     counts = sorted(set(rows["rounds"]))
     if counts == [1]:
-        return "one round only, so these are single measurements, not settled results"
+        return words["single_round"]
     low, high = counts[0], counts[-1]
-    number = f"{low}" if low == high else f"{low} to {high}"
-    return f"medians of {number} interleaved rounds, with the lowest and highest round"
+    number = f"{low}" if low == high else words["to"].format(low=low, high=high)
+    return words["medians"].format(number=number)
 
 
-def _note(rows: pd.DataFrame, percentiles: Sequence[str] = (), *, marks: bool = True) -> str:
+def _note(rows: pd.DataFrame, percentiles: Sequence[str] = (), *, marks: bool = True,
+          lang: str = "en") -> str:
     """The line under a figure: what its points are, and on how many CPUs. Hollow marks are
     explained only when the figure has some: a configuration of one round, or (for the
     `percentiles` the figure draws) one measured on too few requests; `marks=False` for a
     figure that draws no marks."""
+    words = _words(_COMMON, lang)
     one_round = marks and bool((rows["rounds"] == 1).any())
     weak = any(not all(rows[f"{metric}_enough"]) for metric in percentiles)
-    why = [*(["one round only"] if one_round else []),
-           *(["too few requests for that percentile"] if weak else [])]
-    hollow = f" · a hollow mark: {', or '.join(why)}" if why else ""
-    return f"{_rounds(rows)}{hollow} · {rows['cpus'].iloc[0]} CPUs"
+    why = [*([words["one_round"]] if one_round else []), *([words["few"]] if weak else [])]
+    hollow = words["hollow"].format(why=words["or"].join(why)) if why else ""
+    return f"{_rounds(rows, lang)}{hollow} · " + words["cpus"].format(cpus=rows["cpus"].iloc[0])
 
 
 def _commands(rows: pd.DataFrame) -> list[str]:
@@ -118,119 +141,202 @@ def _commands(rows: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(c for commands in rows["commands"] for c in commands))
 
 
-def _figures_table(rows: pd.DataFrame, first: str, first_values: list[str]) -> pd.DataFrame:
+def _figures_table(rows: pd.DataFrame, first: str, first_values: list[str],
+                   lang: str = "en") -> pd.DataFrame:
+    rounds, per_s, p50, p99, cpu, busy = _words(_COMMON, lang)["columns"]
     return pd.DataFrame({
         first: first_values,
-        "rounds": list(rows["rounds"]),
-        "req/s": [_spread(r, "throughput") for _, r in rows.iterrows()],
-        "p50 ms": [_pct(r, "p50_ms") for _, r in rows.iterrows()],
-        "p99 ms": [_pct(r, "p99_ms") for _, r in rows.iterrows()],
-        "server CPU µs/req": [_n(v) for v in rows["server_cpu_us"]],
-        "cores busy": [_n(100 * v) + "%" if v == v else "–" for v in rows["machine_busy"]],
+        rounds: list(rows["rounds"]),
+        per_s: [_spread(r, "throughput") for _, r in rows.iterrows()],
+        p50: [_pct(r, "p50_ms") for _, r in rows.iterrows()],
+        p99: [_pct(r, "p99_ms") for _, r in rows.iterrows()],
+        cpu: [_n(v) for v in rows["server_cpu_us"]],
+        busy: [_n(100 * v) + "%" if v == v else "–" for v in rows["machine_busy"]],
     })
 
 
-def clients_section(table: pd.DataFrame, runs: pd.DataFrame) -> list[Section]:
+_CLIENT_WORDS = {
+    "en": {"from": "From {lo} to {hi} clients, the median latency went from {p50_lo} ms to "
+                   "{p50_hi} ms and p99 from {p99_lo} ms to {p99_hi} ms, while throughput went "
+                   "from {t_lo} to {t_hi} requests/s. ",
+           "knee": "Throughput was within 10% of its highest value from {knee} clients on: past "
+                   "that point the server is saturated, and every extra client only waits "
+                   "longer in its queue (p50 x{factor:.1f} from {knee} to {hi} clients).",
+           "rising": "Throughput was still rising at {hi} clients: the server was not yet "
+                     "saturated.",
+           "theirs": "{name}, in the {dialect} protocol",
+           "ours": "{storage}, {workers} workers",
+           "title": "Latency against clients",
+           "question": "How do latency and throughput change as more clients share one server "
+                       "({server}, {workload} workload)?",
+           "tail_title": "The whole latency distribution",
+           "tail_question": "Beyond p50 and p99: how slow is the slowest request in a hundred, "
+                            "a thousand, ten thousand, for each number of clients?",
+           "shaded": "shaded: the lowest to the highest round",
+           "client": "{n} client", "clients": "{n} clients", "column": "clients",
+           "tail_part": "{who}: p99.9 {p999} ms, {factor:.1f}x the median",
+           "no_tail": "No run had enough requests to measure p99.9 (at least 10,000 per "
+                      "round): run longer to see the tail.",
+           "tail": "The tail is where queues show: {parts}."},
+    "es": {"from": "De {lo} a {hi} clientes, la latencia mediana pasó de {p50_lo} ms a "
+                   "{p50_hi} ms y la p99 de {p99_lo} ms a {p99_hi} ms, mientras el rendimiento "
+                   "pasó de {t_lo} a {t_hi} peticiones/s. ",
+           "knee": "El rendimiento quedó a menos de un 10% de su máximo desde {knee} clientes: "
+                   "a partir de ahí el servidor está saturado, y cada cliente de más solo espera "
+                   "más en su cola (p50 x{factor:.1f} de {knee} a {hi} clientes).",
+           "rising": "El rendimiento aún subía con {hi} clientes: el servidor no estaba "
+                     "saturado.",
+           "theirs": "{name}, con el protocolo {dialect}",
+           "ours": "{storage}, {workers} trabajadores",
+           "title": "Latencia según los clientes",
+           "question": "¿Cómo cambian la latencia y el rendimiento cuando más clientes comparten "
+                       "un servidor ({server}, carga {workload})?",
+           "tail_title": "Toda la distribución de la latencia",
+           "tail_question": "Más allá de p50 y p99: ¿cuánto tarda la petición más lenta de cada "
+                            "cien, mil, diez mil, para cada número de clientes?",
+           "shaded": "sombreado: de la ronda más baja a la más alta",
+           "client": "{n} cliente", "clients": "{n} clientes", "column": "clientes",
+           "tail_part": "{who}: p99.9 {p999} ms, {factor:.1f}x la mediana",
+           "no_tail": "Ninguna ejecución tuvo peticiones bastantes para medir la p99.9 (al "
+                      "menos 10.000 por ronda): ejecuta más tiempo para ver la cola.",
+           "tail": "La cola es donde se ven las esperas: {parts}."},
+}
+
+
+def clients_section(table: pd.DataFrame, runs: pd.DataFrame,
+                    lang: str = "en") -> list[Section]:
     rows = varied(table, "clients")
     if rows.empty:
         return []
+    words = _words(_CLIENT_WORDS, lang)
     lo, hi = rows.iloc[0], rows.iloc[-1]
     best = rows["throughput"].max()
     knee = rows[rows["throughput"] >= 0.9 * best].iloc[0]
-    text = (f"From {lo['clients']} to {hi['clients']} clients, the median latency went from "
-            f"{_ms(lo['p50_ms'])} ms to {_ms(hi['p50_ms'])} ms and p99 from "
-            f"{_ms(lo['p99_ms'])} ms to {_ms(hi['p99_ms'])} ms, while throughput went from "
-            f"{_n(lo['throughput'])} to {_n(hi['throughput'])} requests/s. ")
+    text = words["from"].format(lo=lo["clients"], hi=hi["clients"], p50_lo=_ms(lo["p50_ms"]),
+                                p50_hi=_ms(hi["p50_ms"]), p99_lo=_ms(lo["p99_ms"]),
+                                p99_hi=_ms(hi["p99_ms"]), t_lo=_n(lo["throughput"]),
+                                t_hi=_n(hi["throughput"]))
     if knee["clients"] < hi["clients"]:
-        text += (f"Throughput was within 10% of its highest value from {knee['clients']} "
-                 f"clients on: past that point the server is saturated, and every extra client "
-                 f"only waits longer in its queue (p50 x{hi['p50_ms'] / knee['p50_ms']:.1f} "
-                 f"from {knee['clients']} to {hi['clients']} clients).")
+        text += words["knee"].format(knee=knee["clients"], hi=hi["clients"],
+                                     factor=hi["p50_ms"] / knee["p50_ms"])
     else:
-        text += (f"Throughput was still rising at {hi['clients']} clients: the server was not "
-                 "yet saturated.")
-    note = _note(rows, marks=False)  # curves, not marks
+        text += words["rising"].format(hi=hi["clients"])
+    note = _note(rows, marks=False, lang=lang)  # curves, not marks
     first = rows.iloc[0]["config"]
-    curves = {_clients(r["clients"]): [read_histogram(f) for f in r["folders"]]
+    curves = {_clients(r["clients"], lang): [read_histogram(f) for f in r["folders"]]
               for _, r in rows.iterrows()}
-    server = (f"{first.target or first.endpoint}, in the {first.dialect} protocol"
-              if first.endpoint else
-              f"{first.storage}, {plots.workers_label(first.workers).splitlines()[0]} workers")
+    server = (words["theirs"].format(name=first.target or first.endpoint,
+                                     dialect=first.dialect) if first.endpoint else
+              words["ours"].format(storage=first.storage, workers=plots.workers_label(
+                  first.workers, lang).splitlines()[0]))
+    counts = [str(c) for c in rows["clients"]]
     return [Section(
-        "clients", "Latency against clients",
-        f"How do latency and throughput change as more clients share one server "
-        f"({server}, {first.workload} workload)?",
-        plots.latency_vs_clients(rows, _note(rows, ("p50_ms", "p99_ms"))),
-        text + f" ({_rounds(rows)}.)",
-        _figures_table(rows, "clients", [str(c) for c in rows["clients"]]),
+        "clients", words["title"],
+        words["question"].format(server=server, workload=first.workload),
+        plots.latency_vs_clients(rows, _note(rows, ("p50_ms", "p99_ms"), lang=lang), lang),
+        text + f" ({_rounds(rows, lang)}.)",
+        _figures_table(rows, words["column"], counts, lang),
         _commands(rows)),
         Section(
-        "percentiles", "The whole latency distribution",
-        "Beyond p50 and p99: how slow is the slowest request in a hundred, a thousand, "
-        "ten thousand, for each number of clients?",
-        plots.percentile_curves(curves, note),
-        _tail_sentence(rows) + f" ({_rounds(rows)}; shaded: the lowest to the highest round.)",
-        _figures_table(rows, "clients", [str(c) for c in rows["clients"]]).iloc[:, :5],
+        "percentiles", words["tail_title"], words["tail_question"],
+        plots.percentile_curves(curves, note, lang),
+        _tail_sentence(rows, lang) + f" ({_rounds(rows, lang)}; {words['shaded']}.)",
+        _figures_table(rows, words["column"], counts, lang).iloc[:, :5],
         [])]
 
 
-def _clients(count: int) -> str:
-    return f"{count} client" if count == 1 else f"{count} clients"
+def _clients(count: int, lang: str = "en") -> str:
+    words = _words(_CLIENT_WORDS, lang)
+    return (words["client"] if count == 1 else words["clients"]).format(n=count)
 
 
-def _tail_sentence(rows: pd.DataFrame) -> str:
+def _tail_sentence(rows: pd.DataFrame, lang: str = "en") -> str:
+    words = _words(_CLIENT_WORDS, lang)
     parts = []
     for _, row in rows.iterrows():
         if row["p999_ms_enough"]:
-            parts.append(f"{_clients(row['clients'])}: p99.9 {_ms(row['p999_ms'])} ms, "
-                         f"{row['p999_ms'] / row['p50_ms']:.1f}x the median")
+            parts.append(words["tail_part"].format(who=_clients(row["clients"], lang),
+                                                   p999=_ms(row["p999_ms"]),
+                                                   factor=row["p999_ms"] / row["p50_ms"]))
     if not parts:
-        return ("No run had enough requests to measure p99.9 (at least 10,000 per round): run "
-                "longer to see the tail.")
-    return "The tail is where queues show: " + "; ".join(parts) + "."
+        return words["no_tail"]
+    return words["tail"].format(parts="; ".join(parts))
 
 
-def workers_section(table: pd.DataFrame) -> list[Section]:
+_WORKER_WORDS = {
+    "en": {"gain": "gave {gain:.1f}x the throughput of 1", "less": "gave less throughput than "
+           "1 ({gain:.2f}x)", "same": "gave about the throughput of 1 ({gain:.2f}x)",
+           "compare": "{most} workers {how} ({t_most} against {t_one} requests/s)",
+           "busy": "with {workers} workers the machine's {cpus} cores were {busy:.0%} busy",
+           "full": "The cores were nearly full, so more worker processes could not add "
+                   "throughput here: they take turns on the same cores. On a machine with more "
+                   "cores, throughput grows with workers until the broker's own core is full. ",
+           "single": "The single REP server (0 workers: no broker, one process) answered "
+                     "{t_single} requests/s, {ratio:.1f}x the best broker ({best} workers): the "
+                     "broker's extra hop costs {cpu} µs of CPU per request, which only pays off "
+                     "with cores to spare.",
+           "title": "Throughput against workers",
+           "question": "Does a broker in front of more worker processes answer more requests "
+                       "per second?",
+           "column": "workers"},
+    "es": {"gain": "dieron {gain:.1f}x el rendimiento de 1", "less": "dieron menos rendimiento "
+           "que 1 ({gain:.2f}x)", "same": "dieron más o menos el rendimiento de 1 "
+           "({gain:.2f}x)",
+           "compare": "{most} trabajadores {how} ({t_most} frente a {t_one} peticiones/s)",
+           "busy": "con {workers} trabajadores los {cpus} núcleos de la máquina estuvieron "
+                   "ocupados un {busy:.0%}",
+           "full": "Los núcleos estaban casi llenos, así que más procesos trabajadores no "
+                   "podían añadir rendimiento aquí: se turnan en los mismos núcleos. En una "
+                   "máquina con más núcleos, el rendimiento crece con los trabajadores hasta "
+                   "llenar el núcleo del propio broker. ",
+           "single": "El servidor de un solo REP (0 trabajadores: sin broker, un proceso) "
+                     "respondió {t_single} peticiones/s, {ratio:.1f}x el mejor broker ({best} "
+                     "trabajadores): el salto de más del broker cuesta {cpu} µs de CPU por "
+                     "petición, y solo compensa con núcleos de sobra.",
+           "title": "Rendimiento según los trabajadores",
+           "question": "¿Responde más peticiones por segundo un broker delante de más procesos "
+                       "trabajadores?",
+           "column": "trabajadores"},
+}
+
+
+def workers_section(table: pd.DataFrame, lang: str = "en") -> list[Section]:
     rows = varied(table, "workers")
     if rows.empty:
         return []
+    words = _words(_WORKER_WORDS, lang)
     by = {int(r["workers"]): r for _, r in rows.iterrows()}
     pooled = [w for w in by if w > 0]
     most = max(pooled) if pooled else None
     sentences = []
     if most is not None and 1 in by and most != 1:
         gain = by[most]["throughput"] / by[1]["throughput"]
-        how = (f"gave {gain:.1f}x the throughput of 1" if gain >= 1.05 else
-               f"gave less throughput than 1 ({gain:.2f}x)" if gain <= 0.95 else
-               f"gave about the throughput of 1 ({gain:.2f}x)")
-        sentences.append(f"{most} workers {how} ({_n(by[most]['throughput'])} against "
-                         f"{_n(by[1]['throughput'])} requests/s)")
+        how = words["gain" if gain >= 1.05 else "less" if gain <= 0.95 else "same"].format(
+            gain=gain)
+        sentences.append(words["compare"].format(most=most, how=how,
+                                                 t_most=_n(by[most]["throughput"]),
+                                                 t_one=_n(by[1]["throughput"])))
     top = by[most] if most is not None else rows.iloc[-1]
     busy = top["machine_busy"]
     cpus = top["cpus"]
     if busy == busy:
-        sentences.append(f"with {top['workers']} workers the machine's {cpus} cores were "
-                         f"{busy:.0%} busy")
+        sentences.append(words["busy"].format(workers=top["workers"], cpus=cpus, busy=busy))
     text = "; ".join(sentences).capitalize() + ". " if sentences else ""
     if busy == busy and busy >= 0.85:
-        text += ("The cores were nearly full, so more worker processes could not add "
-                 "throughput here: they take turns on the same cores. On a machine with more "
-                 "cores, throughput grows with workers until the broker's own core is full. ")
+        text += words["full"]
     if 0 in by and pooled:
         best_pool = max(pooled, key=lambda w: by[w]["throughput"])
         ratio = by[0]["throughput"] / by[best_pool]["throughput"]
-        text += (f"The single REP server (0 workers: no broker, one process) answered "
-                 f"{_n(by[0]['throughput'])} requests/s, {ratio:.1f}x the best broker "
-                 f"({best_pool} workers): the broker's extra hop costs "
-                 f"{_n(by[best_pool]['server_cpu_us'] - by[0]['server_cpu_us'])} µs of CPU per "
-                 f"request, which only pays off with cores to spare.")
+        text += words["single"].format(
+            t_single=_n(by[0]["throughput"]), ratio=ratio, best=best_pool,
+            cpu=_n(by[best_pool]["server_cpu_us"] - by[0]["server_cpu_us"]))
     return [Section(
-        "workers", "Throughput against workers",
-        "Does a broker in front of more worker processes answer more requests per second?",
-        plots.throughput_vs_workers(rows, _note(rows)),
-        text.strip() + f" ({_rounds(rows)}.)",
-        _figures_table(rows, "workers", [plots.workers_label(w).replace("\n", " ")
-                                         for w in rows["workers"]]),
+        "workers", words["title"], words["question"],
+        plots.throughput_vs_workers(rows, _note(rows, lang=lang), lang),
+        text.strip() + f" ({_rounds(rows, lang)}.)",
+        _figures_table(rows, words["column"],
+                       [plots.workers_label(w, lang).replace("\n", " ") for w in rows["workers"]],
+                       lang),
         _commands(rows))]
 
 
@@ -429,15 +535,61 @@ def lost_update_section(table: pd.DataFrame, lang: str = "en") -> list[Section]:
         _first_picture(rows[rows["unsafe"]], words["picture"], lang))]
 
 
+_LIMIT_WORDS = {
+    "en": {"text": "The server ({server}) answered {ratio} of the requests per second of the "
+                   "{limit} with the same clients, and its p99 was {p99:.2f}x the echo's{mark}. "
+                   "It spent {cpu} µs of server CPU per request, the echo {echo_cpu} µs: the "
+                   "difference is what parsing, looking up, locking and recording a request "
+                   "cost.",
+           "others": " Others: {others}.",
+           "no_hop": "a hop that server does not make",
+           "same_hop": "a hop of the same kind as the broker's",
+           "close": " The limit is barely above the server ({server}, {ratio}x of it): the "
+                    "limit passes every request through libzmq's proxy to a worker, {hop}, so "
+                    "at this load it hardly bounds that server; `python -m libsrv_bench "
+                    "compare` puts a bare REP echo beside it, the floor of a server without a "
+                    "hop.",
+           "columns": ("configuration", "rounds", "throughput / limit", "p99 / limit",
+                       "server CPU µs/req"),
+           "title": "Against the transport's limit",
+           "question": "How close does the server come to what ZeroMQ itself can do on this "
+                       "machine: libzmq's C proxy in front of the same number of workers that "
+                       "only echo, loaded by the same clients in the same round?",
+           "the": "the {limit}"},
+    "es": {"text": "El servidor ({server}) respondió {ratio} de las peticiones por segundo del "
+                   "{limit} con los mismos clientes, y su p99 fue {p99:.2f}x la del eco{mark}. "
+                   "Gastó {cpu} µs de CPU del servidor por petición, el eco {echo_cpu} µs: la "
+                   "diferencia es lo que cuesta interpretar, buscar, bloquear y registrar una "
+                   "petición.",
+           "others": " Otros: {others}.",
+           "no_hop": "un salto que ese servidor no hace",
+           "same_hop": "un salto del mismo tipo que el del broker",
+           "close": " El límite apenas supera al servidor ({server}, {ratio}x de él): el "
+                    "límite pasa cada petición por el proxy de libzmq hasta un trabajador, "
+                    "{hop}, así que a esta carga apenas acota a ese servidor; `python -m "
+                    "libsrv_bench compare` pone a su lado un eco REP sin más, el suelo de un "
+                    "servidor sin salto.",
+           "columns": ("configuración", "rondas", "rendimiento / límite", "p99 / límite",
+                       "CPU del servidor (µs/petición)"),
+           "title": "Frente al límite del transporte",
+           "question": "¿Cuánto se acerca el servidor a lo que ZeroMQ mismo puede hacer en esta "
+                       "máquina: el proxy en C de libzmq delante del mismo número de "
+                       "trabajadores que solo hacen eco, con los mismos clientes en la misma "
+                       "ronda?",
+           "the": "{limit}"},
+}
+
+
 # a server at this share of the limit or more is hardly bounded by it: the limit's own hop
 # (libzmq's proxy) is then what sets it apart, and the report says so
 BARELY_ABOVE = 0.85
 
 
-def limit_section(table: pd.DataFrame) -> list[Section]:
+def limit_section(table: pd.DataFrame, lang: str = "en") -> list[Section]:
     servers = table[(table["echo"] == "") & table["throughput_vs_echo"].notna()]
     if servers.empty:
         return []
+    words = _words(_LIMIT_WORDS, lang)
     limits = table[table["echo"] == "proxy"]
     main = servers.iloc[0]
     servers = servers[servers["workload"] == main["workload"]]  # the echo ignores the workload
@@ -448,42 +600,31 @@ def limit_section(table: pd.DataFrame) -> list[Section]:
     def p99_mark(row: pd.Series) -> str:  # a ratio of two p99s is as weak as the weaker
         return "" if row["p99_ms_enough"] and limit["p99_ms_enough"] else " †"
 
-    text = (f"The server ({main['label']}) answered {ratio} "
-            f"of the requests per second of the {limit['label']} with the same clients, and "
-            f"its p99 was {main['p99_vs_echo']:.2f}x the echo's{p99_mark(main)}. It spent "
-            f"{_n(main['server_cpu_us'])} µs of server CPU per request, the echo "
-            f"{_n(limit['server_cpu_us'])} µs: the difference is what parsing, looking up, "
-            "locking and recording a request cost.")
+    text = words["text"].format(server=main["label"], ratio=ratio, limit=limit["label"],
+                                p99=main["p99_vs_echo"], mark=p99_mark(main),
+                                cpu=_n(main["server_cpu_us"]),
+                                echo_cpu=_n(limit["server_cpu_us"]))
     others = servers.iloc[1:]
     if not others.empty:
-        text += " Others: " + "; ".join(
+        text += words["others"].format(others="; ".join(
             f"{r['label']} {plots.number(r['throughput_vs_echo'])}"
-            for _, r in others.iterrows()) + "."
+            for _, r in others.iterrows()))
     close = servers[servers["throughput_vs_echo"] >= BARELY_ABOVE]
     for _, row in close.iterrows():
-        hop = ("a hop that server does not make" if row["workers"] == 0 else
-               "a hop of the same kind as the broker's")
-        text += (f" The limit is barely above the server ({row['label']}, "
-                 f"{plots.number(row['throughput_vs_echo'])}x of it): the limit passes every "
-                 f"request through libzmq's proxy to a worker, {hop}, so at this load it "
-                 "hardly bounds that server; `python -m libsrv_bench compare` puts a bare REP "
-                 "echo beside it, the floor of a server without a hop.")
-    shown = pd.DataFrame({
-        "configuration": list(servers["label"]),
-        "rounds": list(servers["rounds"]),
-        "throughput / limit": [_spread(r, "throughput_vs_echo", plots.number)
-                               for _, r in servers.iterrows()],
-        "p99 / limit": [plots.number(r["p99_vs_echo"]) + p99_mark(r)
-                        for _, r in servers.iterrows()],
-        "server CPU µs/req": [_n(v) for v in servers["server_cpu_us"]],
-    })
+        hop = words["no_hop"] if row["workers"] == 0 else words["same_hop"]
+        text += words["close"].format(server=row["label"],
+                                      ratio=plots.number(row["throughput_vs_echo"]), hop=hop)
+    shown = pd.DataFrame(dict(zip(words["columns"], [
+        list(servers["label"]),
+        list(servers["rounds"]),
+        [_spread(r, "throughput_vs_echo", plots.number) for _, r in servers.iterrows()],
+        [plots.number(r["p99_vs_echo"]) + p99_mark(r) for _, r in servers.iterrows()],
+        [_n(v) for v in servers["server_cpu_us"]]], strict=True)))
     return [Section(
-        "limit", "Against the transport's limit",
-        "How close does the server come to what ZeroMQ itself can do on this machine: libzmq's "
-        "C proxy in front of the same number of workers that only echo, loaded by the same "
-        "clients in the same round?",
-        plots.versus_limit(servers, f"the {limit['label']}", _note(servers)),
-        text + f" ({_rounds(servers)}.)", shown,
+        "limit", words["title"], words["question"],
+        plots.versus_limit(servers, words["the"].format(limit=limit["label"]),
+                           _note(servers, lang=lang), lang),
+        text + f" ({_rounds(servers, lang)}.)", shown,
         _commands(pd.concat([servers.iloc[:1], limits.iloc[:1]])))]
 
 
@@ -593,8 +734,9 @@ def _zeromq_only(table: pd.DataFrame) -> pd.DataFrame:
 
 def sections(paths: Sequence[Path | str], lang: str = "en") -> list[Section]:
     """The experiments that the run folders under `paths` answer, in the report's order. In
-    Spanish (`lang` "es") so far: the lost-update experiment and the transports; the others
-    are in English."""
+    Spanish (`lang` "es") so far: the transport's limit, clients, workers, the lost-update
+    experiment and the transports; real work, storage and faults are in English, and so are
+    the configurations' names."""
     runs = runs_frame(find_runs(paths))
     if runs.empty:
         raise ValueError("no run folders (with summary.json) among the given paths")
@@ -603,7 +745,8 @@ def sections(paths: Sequence[Path | str], lang: str = "en") -> list[Section]:
     table = table[table["config"].map(lambda config: not config.faults)]
     from libsrv_bench.faultcost import fault_sections  # it builds on this module's Section
 
-    return (limit_section(table) + clients_section(table, runs) + workers_section(table) +
+    return (limit_section(table, lang) + clients_section(table, runs, lang) +
+            workers_section(table, lang) +
             real_work_section(table) +
             storage_section(table) + lost_update_section(table, lang) + fault_sections(paths) +
             transports_section(paths, lang))

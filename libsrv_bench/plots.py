@@ -130,11 +130,37 @@ def _bars(ax: plt.Axes, rows: pd.DataFrame, metric: str, labels: list[str],
     ax.grid(True, axis="y", which="major", alpha=0.3)
 
 
-def latency_vs_clients(rows: pd.DataFrame, note: str = "") -> plt.Figure:
+# the words of the report's figures, in English and in the class's Spanish
+WORDS = {
+    "en": {"clients": "concurrent clients", "latency_ms": "latency (ms)", "latency": "Latency",
+           "per_s": "requests / s", "throughput": "Throughput", "median": "median (p50)",
+           "percentile": "percentile (each line stops where fewer than {n} requests lie "
+                         "beyond it)",
+           "workers": "worker processes", "cpu": "server CPU time per request (µs)",
+           "cost": "Cost per request", "single": "0\n(single REP)",
+           "fraction": "throughput as a fraction of the transport's limit (1 = as fast as it)"},
+    "es": {"clients": "clientes concurrentes", "latency_ms": "latencia (ms)",
+           "latency": "Latencia", "per_s": "peticiones / s", "throughput": "Rendimiento",
+           "median": "mediana (p50)",
+           "percentile": "percentil (cada línea acaba donde quedan menos de {n} peticiones "
+                         "más allá)",
+           "workers": "procesos trabajadores", "cpu": "CPU del servidor por petición (µs)",
+           "cost": "Coste por petición", "single": "0\n(un solo REP)",
+           "fraction": "rendimiento como fracción del límite del transporte (1 = tan rápido "
+                       "como él)"},
+}
+
+
+def _words(lang: str) -> dict[str, str]:
+    return WORDS["es" if lang == "es" else "en"]
+
+
+def latency_vs_clients(rows: pd.DataFrame, note: str = "", lang: str = "en") -> plt.Figure:
     """Left: p50 and p99 latency against clients (log scales); right: throughput."""
+    words = _words(lang)
     fig, (left, right) = _figure(2, note)
     clients = list(rows["clients"])
-    for index, (metric, name, line) in enumerate((("p50_ms", "median (p50)", "-"),
+    for index, (metric, name, line) in enumerate((("p50_ms", words["median"], "-"),
                                                   ("p99_ms", "p99", "--"))):
         colour, marker = style(index)
         left.errorbar(clients, rows[metric], yerr=_spread(rows, metric), color=colour,
@@ -145,9 +171,9 @@ def latency_vs_clients(rows: pd.DataFrame, note: str = "") -> plt.Figure:
     left.set_xscale("log")
     _plain_ticks(left, clients)
     _log_ticks(left)
-    left.set_xlabel("concurrent clients")
-    left.set_ylabel("latency (ms)")
-    left.set_title("Latency", fontsize=10)
+    left.set_xlabel(words["clients"])
+    left.set_ylabel(words["latency_ms"])
+    left.set_title(words["latency"], fontsize=10)
     left.grid(True, which="both", alpha=0.3)
     left.legend(fontsize=8)
     colour, marker = style(2)
@@ -156,14 +182,15 @@ def latency_vs_clients(rows: pd.DataFrame, note: str = "") -> plt.Figure:
     right.set_xscale("log")
     _plain_ticks(right, clients)
     right.set_ylim(0, rows["throughput_hi"].max() * 1.15)
-    right.set_xlabel("concurrent clients")
-    right.set_ylabel("requests / s")
-    right.set_title("Throughput", fontsize=10)
+    right.set_xlabel(words["clients"])
+    right.set_ylabel(words["per_s"])
+    right.set_title(words["throughput"], fontsize=10)
     right.grid(True, alpha=0.3)
     return fig
 
 
-def percentile_curves(curves: dict[str, list[HdrHistogram]], note: str = "") -> plt.Figure:
+def percentile_curves(curves: dict[str, list[HdrHistogram]], note: str = "",
+                      lang: str = "en") -> plt.Figure:
     """Latency at each percentile, one line per configuration at the median of its rounds with a
     band from the lowest to the highest round; a line stops where fewer than TAIL_SAMPLES
     requests of a round lie beyond the percentile."""
@@ -186,31 +213,31 @@ def percentile_curves(curves: dict[str, list[HdrHistogram]], note: str = "") -> 
     _plain_ticks(ax, sorted(names))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: names.get(round(v), "")))
     _log_ticks(ax)
-    ax.set_xlabel(f"percentile (each line stops where fewer than {TAIL_SAMPLES} requests "
-                  "lie beyond it)")
-    ax.set_ylabel("latency (ms)")
+    ax.set_xlabel(_words(lang)["percentile"].format(n=TAIL_SAMPLES))
+    ax.set_ylabel(_words(lang)["latency_ms"])
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return fig
 
 
-def workers_label(workers: int) -> str:
-    return "0\n(single REP)" if workers == 0 else str(workers)
+def workers_label(workers: int, lang: str = "en") -> str:
+    return _words(lang)["single"] if workers == 0 else str(workers)
 
 
-def throughput_vs_workers(rows: pd.DataFrame, note: str = "") -> plt.Figure:
+def throughput_vs_workers(rows: pd.DataFrame, note: str = "", lang: str = "en") -> plt.Figure:
     """Left: throughput per number of workers; right: the server's CPU time per request."""
+    words = _words(lang)
     fig, (left, right) = _figure(2, note)
-    labels = [workers_label(w) for w in rows["workers"]]
+    labels = [workers_label(w, lang) for w in rows["workers"]]
     colour = STYLES[0][0]
     _bars(left, rows, "throughput", labels, [colour] * len(rows))
-    left.set_xlabel("worker processes")
-    left.set_ylabel("requests / s")
-    left.set_title("Throughput", fontsize=10)
+    left.set_xlabel(words["workers"])
+    left.set_ylabel(words["per_s"])
+    left.set_title(words["throughput"], fontsize=10)
     _bars(right, rows, "server_cpu_us", labels, [STYLES[1][0]] * len(rows), unit=" µs")
-    right.set_xlabel("worker processes")
-    right.set_ylabel("server CPU time per request (µs)")
-    right.set_title("Cost per request", fontsize=10)
+    right.set_xlabel(words["workers"])
+    right.set_ylabel(words["cpu"])
+    right.set_title(words["cost"], fontsize=10)
     return fig
 
 
@@ -261,7 +288,8 @@ def lost_updates(rows: pd.DataFrame, note: str = "", lang: str = "en") -> plt.Fi
     return fig
 
 
-def versus_limit(rows: pd.DataFrame, limit: str, note: str = "") -> plt.Figure:
+def versus_limit(rows: pd.DataFrame, limit: str, note: str = "",
+                 lang: str = "en") -> plt.Figure:
     """Each server's throughput as a fraction of the transport's limit, one bar per server
     (median over rounds, spread as lines); when they span a decade or more, dots on a log
     scale."""
@@ -295,7 +323,7 @@ def versus_limit(rows: pd.DataFrame, limit: str, note: str = "") -> plt.Figure:
         top = row["throughput_vs_echo_hi"]
         ax.annotate(f" {number(row['throughput_vs_echo'])}", (top, y), va="center",
                     fontsize=8)
-    ax.set_xlabel("throughput as a fraction of the transport's limit (1 = as fast as it)")
+    ax.set_xlabel(_words(lang)["fraction"])
     ax.grid(True, axis="x", which="major", alpha=0.3)
     return fig
 

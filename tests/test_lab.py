@@ -122,6 +122,38 @@ def test_the_workers_conclusion_is_computed_from_the_runs(tmp_path: Path) -> Non
     assert "270 µs" in workers.conclusion  # 420 - 150, what the broker hop costs
     assert list(workers.table["workers"]) == ["0 (single REP)", "1", "4"]
     assert "medians of 3 interleaved rounds" in workers.conclusion
+    (trabajadores,) = [s for s in sections([tmp_path], "es") if s.key == "workers"]
+    assert "4 trabajadores dieron 1.6x el rendimiento de 1 (1,600 frente a 1,000" in \
+        trabajadores.conclusion
+    assert "ocupados un 97%" in trabajadores.conclusion
+    assert "medianas de 3 rondas alternas" in trabajadores.conclusion
+    assert list(trabajadores.table["trabajadores"]) == ["0 (un solo REP)", "1", "4"]
+    drawn = " ".join(t.get_text() for t in drawn_texts(trabajadores.figure))
+    assert "procesos trabajadores" in drawn and "worker" not in drawn
+    for section in (workers, trabajadores):
+        plt.close(section.figure)
+
+
+def test_the_clients_and_limit_sections_speak_spanish_when_asked(tmp_path: Path) -> None:
+    for _ in range(2):
+        for clients, throughput in ((1, 500.0), (16, 2000.0)):
+            fake_run(tmp_path, replace(BASE, clients=clients), throughput=throughput)
+            fake_run(tmp_path, replace(BASE, clients=clients, echo="proxy"),
+                     throughput=2 * throughput)
+    found = {s.key: s for s in sections([tmp_path], "es")}
+    assert found["clients"].title == "Latencia según los clientes"
+    assert found["clients"].conclusion.startswith("De 1 a 16 clientes, la latencia mediana")
+    assert found["percentiles"].title == "Toda la distribución de la latencia"
+    assert found["limit"].title == "Frente al límite del transporte"
+    assert "respondió 0.50" in found["limit"].conclusion
+    assert "rendimiento / límite" in found["limit"].table.columns
+    for key in ("clients", "percentiles", "limit"):
+        drawn = " ".join(t.get_text() for t in drawn_texts(found[key].figure))
+        assert not {"clients", "latency", "throughput", "rounds"} & set(drawn.split()), drawn
+    for section in found.values():
+        plt.close(section.figure)
+        for _, picture in section.pictures:
+            plt.close(picture)
 
 
 def test_one_round_is_not_presented_as_settled(tmp_path: Path) -> None:

@@ -53,8 +53,8 @@ def test_latency_notebook_runs_small(tmp_path: Path) -> None:
     nb = execute("03-latency.ipynb", f"CLIENTS = [1, 4]\nWORKERS = [0, 1]\nSECONDS = 1\n"
                  f"BOOKS = 200\nROUNDS = 1\nOUT = {str(tmp_path)!r}", tmp_path)
     text = outputs(nb)
-    for title in ("Against the transport's limit", "Latency against clients",
-                  "Throughput against workers"):
+    for title in ("Frente al límite del transporte", "Latencia según los clientes",
+                  "Rendimiento según los trabajadores"):
         assert title in text
     assert "Lo que muestran las ejecuciones." in text and "image/png" in str(nb.cells)
     assert "CPU del servidor (µs/petición)" in text
@@ -163,8 +163,8 @@ def test_latency_notebook_measures_a_group_server(tmp_path: Path, group_server) 
     nb = execute("03-latency.ipynb", "CLIENTS = [1, 4]\nSECONDS = 1\nROUNDS = 1\n"
                  + aimed_at(server, db, "grupo-7", tmp_path), tmp_path)
     text = outputs(nb)
-    assert "Latency against clients" in text and "grupo-7" in text
-    assert "Throughput against workers" not in text and "kit broker" not in text
+    assert "Latencia según los clientes" in text and "grupo-7" in text
+    assert "Rendimiento según los trabajadores" not in text and "kit broker" not in text
 
 
 def test_concurrency_notebook_fights_a_group_server(tmp_path: Path, group_server) -> None:
