@@ -23,6 +23,7 @@ from libsrv_bench import plots
 from libsrv_bench.historyplot import finding_figure
 from libsrv_bench.results import read_histogram
 from libsrv_bench.rounds import aggregate, find_runs, runs_frame, varied, varied_groups
+from libsrv_bench.rounds import describe as describe_config
 from libsrv_bench.settings import ACTIVATE
 
 
@@ -735,14 +736,16 @@ def _zeromq_only(table: pd.DataFrame) -> pd.DataFrame:
 def sections(paths: Sequence[Path | str], lang: str = "en") -> list[Section]:
     """The experiments that the run folders under `paths` answer, in the report's order. In
     Spanish (`lang` "es") so far: the transport's limit, clients, workers, the lost-update
-    experiment and the transports; real work, storage and faults are in English, and so are
-    the configurations' names."""
+    experiment, the transports and the configurations' names; real work, storage and faults
+    are in English."""
     runs = runs_frame(find_runs(paths))
     if runs.empty:
         raise ValueError("no run folders (with summary.json) among the given paths")
     # a run with faults is not a steady measurement: it has its own section, and only that
     table = _zeromq_only(aggregate(runs))
     table = table[table["config"].map(lambda config: not config.faults)]
+    if lang == "es":  # the configurations' names too
+        table = table.assign(label=table["config"].map(lambda c: describe_config(c, lang)))
     from libsrv_bench.faultcost import fault_sections  # it builds on this module's Section
 
     return (limit_section(table, lang) + clients_section(table, runs, lang) +

@@ -65,29 +65,56 @@ def config_key(config: RunConfig, *, ignoring: str | None = None) -> str:
     return run_name(replace(config, label=""))
 
 
-def describe(config: RunConfig) -> str:
-    """A configuration in words, as the report's tables and legends name it."""
-    processes = f"{config.workers} process{'es' if config.workers != 1 else ''}" \
-        if config.workers else "one process"
+_DESCRIBE = {
+    "en": {"process": "{n} process", "processes": "{n} processes", "one": "one process",
+           "stack_echo": "{stack} echo, {processes}", "bare": "bare REP echo",
+           "limit": "libzmq proxy + {n} echo workers", "broker": "kit broker + {n} echo workers",
+           "raw": "raw TCP echo, one process", "client": "{n} client", "clients": "{n} clients",
+           "theirs": "{name} ({dialect} protocol), {clients}, {workload}",
+           "single": "single REP", "worker": "{n} worker", "workers": "{n} workers",
+           "nolock": ", NO LOCK"},
+    "es": {"process": "{n} proceso", "processes": "{n} procesos", "one": "un proceso",
+           "stack_echo": "eco {stack}, {processes}", "bare": "eco REP solo",
+           "limit": "proxy de libzmq + {n} trabajadores eco",
+           "broker": "broker del kit + {n} trabajadores eco",
+           "raw": "eco TCP crudo, un proceso", "client": "{n} cliente",
+           "clients": "{n} clientes",
+           "theirs": "{name} (protocolo {dialect}), {clients}, {workload}",
+           "single": "un solo REP", "worker": "{n} trabajador", "workers": "{n} trabajadores",
+           "nolock": ", SIN CERROJO"},
+}
+
+
+def describe(config: RunConfig, lang: str = "en") -> str:
+    """A configuration in words, as the report's tables and legends name it (in `lang`, "en"
+    or "es")."""
+    words = _DESCRIBE["es" if lang == "es" else "en"]
+
+    def count(n: int, one: str, many: str) -> str:
+        return words[one if n == 1 else many].format(n=n)
+
+    processes = count(config.workers, "process", "processes") if config.workers \
+        else words["one"]
     stack = TRANSPORT_TITLES[config.transport]
     if config.echo == "proxy" and config.transport != DEFAULT_TRANSPORT:
-        return f"{stack} echo, {processes}"
+        return words["stack_echo"].format(stack=stack, processes=processes)
     if config.echo == "proxy":
-        return "bare REP echo" if config.workers == 0 else \
-            f"libzmq proxy + {config.workers} echo workers"
+        return words["bare"] if config.workers == 0 else \
+            words["limit"].format(n=config.workers)
     if config.echo == "broker":
-        return f"kit broker + {config.workers} echo workers"
+        return words["broker"].format(n=config.workers)
     if config.echo == "raw":
-        return "raw TCP echo, one process"
-    clients = f"{config.clients} client{'s' if config.clients != 1 else ''}"
+        return words["raw"]
+    clients = count(config.clients, "client", "clients")
     if config.endpoint:
-        return f"{config.target or config.endpoint} ({config.dialect} protocol), {clients}, " \
-               f"{config.workload}"
-    shape = "single REP" if config.workers == 0 else \
-        f"{config.workers} worker{'s' if config.workers != 1 else ''}"
+        return words["theirs"].format(name=config.target or config.endpoint,
+                                      dialect=config.dialect, clients=clients,
+                                      workload=config.workload)
+    shape = words["single"] if config.workers == 0 else \
+        count(config.workers, "worker", "workers")
     if config.transport != DEFAULT_TRANSPORT:
         shape = f"{stack}, {processes}"
-    lock = ", NO LOCK" if config.unsafe_no_lock else ""
+    lock = words["nolock"] if config.unsafe_no_lock else ""
     return f"{config.storage}{lock}, {shape}, {clients}, {config.workload}"
 
 

@@ -147,6 +147,9 @@ def test_the_clients_and_limit_sections_speak_spanish_when_asked(tmp_path: Path)
     assert found["limit"].title == "Frente al límite del transporte"
     assert "respondió 0.50" in found["limit"].conclusion
     assert "rendimiento / límite" in found["limit"].table.columns
+    assert list(found["limit"].table["configuración"])[0] == \
+        "journal, 2 trabajadores, 1 cliente, read-mostly"
+    assert "del proxy de libzmq + 2 trabajadores eco con los mismos" in found["limit"].conclusion
     for key in ("clients", "percentiles", "limit"):
         drawn = " ".join(t.get_text() for t in drawn_texts(found[key].figure))
         assert not {"clients", "latency", "throughput", "rounds"} & set(drawn.split()), drawn
