@@ -147,7 +147,7 @@ def test_the_clients_and_limit_sections_speak_spanish_when_asked(tmp_path: Path)
     assert found["limit"].title == "Frente al límite del transporte"
     assert "respondió 0.50" in found["limit"].conclusion
     assert "rendimiento / límite" in found["limit"].table.columns
-    assert list(found["limit"].table["configuración"])[0] == \
+    assert found["limit"].table["configuración"].iloc[0] == \
         "journal, 2 trabajadores, 1 cliente, read-mostly"
     assert "del proxy de libzmq + 2 trabajadores eco con los mismos" in found["limit"].conclusion
     for key in ("clients", "percentiles", "limit"):
