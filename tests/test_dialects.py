@@ -15,7 +15,7 @@ import zmq
 from libsrv.protocol import Action, Code
 from libsrv_bench.dialects import ClassDialect, Dialect, DialectError, dialect_named
 from libsrv_bench.history import BAD_REPLY, REFUSED
-from libsrv_bench.runner import run_experiment
+from libsrv_bench.runner import RunOutcome, run_experiment
 from libsrv_bench.settings import RunConfig
 
 pytestmark = pytest.mark.fast
@@ -157,6 +157,18 @@ def test_a_server_that_does_not_do_the_job_is_never_clean(ctx: zmq.Context, tmp_
     assert "failed" in " ".join(summary["not_clean"]), summary["not_clean"]
 
 
+def query_only_run(server: FakeKitServer, tmp_path: Path) -> RunOutcome:
+    """A second of queries by ISBN from four clients against `server`, closed after."""
+    catalog = tmp_path / "fake.json"
+    catalog.write_text(json.dumps({"libros": BOOKS}))
+    try:
+        return run_experiment(RunConfig(endpoint=server.endpoint, catalog=str(catalog),
+                                        workload="mix:query_isbn=1", clients=4,
+                                        duration=1.0, warmup=0.1), tmp_path, progress=False)
+    finally:
+        server.close()
+
+
 def finds_nothing(request: dict, state: dict) -> object:
     return {"code": "NOT_FOUND", "message": "no such book"}
 
@@ -165,16 +177,7 @@ def test_a_server_that_finds_no_book_fails_even_a_query_only_run(ctx: zmq.Contex
                                                                   tmp_path: Path) -> None:
     """No write to check and no error code: still, every book asked for is in the catalog, so
     NOT_FOUND to all of them is a server not doing the job."""
-    server = FakeKitServer(ctx, finds_nothing)
-    catalog = tmp_path / "fake.json"
-    catalog.write_text(json.dumps({"libros": BOOKS}))
-    try:
-        outcome = run_experiment(RunConfig(endpoint=server.endpoint, catalog=str(catalog),
-                                           workload="mix:query_isbn=1", clients=4,
-                                           duration=1.0, warmup=0.1), tmp_path,
-                                 progress=False)
-    finally:
-        server.close()
+    outcome = query_only_run(FakeKitServer(ctx, finds_nothing), tmp_path)
     assert outcome.summary["clean"] is False
     assert "not found" in " ".join(outcome.summary["not_clean"])
 
@@ -195,16 +198,7 @@ def test_a_server_that_answers_with_another_book_fails_a_query_only_run(
         ctx: zmq.Context, tmp_path: Path, answer: Callable, clean: bool) -> None:
     """A reply about another book is evidence about neither, and no error: only the
     wrong-book finding tells this server from a correct one."""
-    server = FakeKitServer(ctx, answer)
-    catalog = tmp_path / "fake.json"
-    catalog.write_text(json.dumps({"libros": BOOKS}))
-    try:
-        outcome = run_experiment(RunConfig(endpoint=server.endpoint, catalog=str(catalog),
-                                           workload="mix:query_isbn=1", clients=4,
-                                           duration=1.0, warmup=0.1), tmp_path,
-                                 progress=False)
-    finally:
-        server.close()
+    outcome = query_only_run(FakeKitServer(ctx, answer), tmp_path)
     assert outcome.summary["clean"] is clean, outcome.summary["not_clean"]
     kinds = {v["kind"] for v in outcome.verdict["details"]}
     assert kinds == (set() if clean else {"wrong-book"})
