@@ -25,22 +25,39 @@ from libsrv_bench.rounds import find_runs
 MARGIN_S = 1.5  # seconds of timeline drawn before a fault and after its recovery
 
 
-def fault_lines(summary: dict[str, Any]) -> list[str]:
+_LINE_WORDS = {
+    "en": {"failed": "fault {fault}: not carried out: {error}",
+           "back": "throughput back to {share:.0%} of before after {s:g} s",
+           "never": "throughput not back to its level before by the end of the run",
+           "took": ", restarted in {s:g} s",
+           "line": "fault {fault} at {at:g} s{hit}{took}: {back}; {timeouts} timeouts, "
+                   "{retried} retried, {internal} INTERNAL"},
+    "es": {"failed": "fallo {fault}: no se hizo: {error}",
+           "back": "el rendimiento volvió al {share:.0%} del de antes tras {s:g} s",
+           "never": "el rendimiento no volvió a su nivel de antes antes del final",
+           "took": ", arrancado de nuevo en {s:g} s",
+           "line": "fallo {fault} a los {at:g} s{hit}{took}: {back}; {timeouts} tiempos "
+                   "agotados, {retried} reintentadas, {internal} INTERNAL"},
+}
+
+
+def fault_lines(summary: dict[str, Any], lang: str = "en") -> list[str]:
     """One line per fault of a run's summary: when it happened, how long throughput took to
-    come back, what it cost (what ``bench run`` prints, and notebook 07)."""
+    come back, what it cost (what ``bench run`` prints, and notebook 07, in `lang`)."""
+    words = _LINE_WORDS["es" if lang == "es" else "en"]
     lines = []
     for fault in summary.get("faults", []):
         if fault["error"]:
-            lines.append(f"fault {fault['fault']}: not carried out: {fault['error']}")
+            lines.append(words["failed"].format(fault=fault["fault"], error=fault["error"]))
             continue
-        back = (f"throughput back to {RECOVERED_SHARE:.0%} of before after "
-                f"{fault['recovered_after_s']:g} s" if fault["recovered_after_s"] is not None
-                else "throughput not back to its level before by the end of the run")
+        back = (words["back"].format(share=RECOVERED_SHARE, s=fault["recovered_after_s"])
+                if fault["recovered_after_s"] is not None else words["never"])
         hit = f" (PID {fault['pid']})" if fault["pid"] else ""
-        took = f", restarted in {fault['restart_s']:g} s" if fault.get("restart_s") else ""
-        lines.append(f"fault {fault['fault']} at {fault['at_s']:g} s{hit}{took}: {back}; "
-                     f"{fault['timeouts']} timeouts, {fault['retried']} retried, "
-                     f"{fault['internal']} INTERNAL")
+        took = words["took"].format(s=fault["restart_s"]) if fault.get("restart_s") else ""
+        lines.append(words["line"].format(fault=fault["fault"], at=fault["at_s"], hit=hit,
+                                          took=took, back=back, timeouts=fault["timeouts"],
+                                          retried=fault["retried"],
+                                          internal=fault["internal"]))
     return lines
 
 

@@ -60,21 +60,32 @@ def timeline_frame(frame: pd.DataFrame, interval_ms: float = INTERVAL_MS) -> pd.
 Event = tuple[float, str, float]  # (seconds from the start, label, how long it lasted)
 
 
+_WORDS = {
+    "en": {"answered": "answered / s", "failed": "errors + timeouts / s",
+           "rate": "requests / s", "latency": "latency, ms (log scale)",
+           "x": "seconds from the start (intervals of {ms:g} ms)"},
+    "es": {"answered": "respondidas / s", "failed": "errores + tiempos agotados / s",
+           "rate": "peticiones / s", "latency": "latencia, ms (escala log.)",
+           "x": "segundos desde el inicio (intervalos de {ms:g} ms)"},
+}
+
+
 def timeline_figure(table: pd.DataFrame, events: Sequence[Event] = (),
-                    title: str = "") -> plt.Figure:
+                    title: str = "", lang: str = "en") -> plt.Figure:
     """Top: requests answered per second, with errors and timeouts; bottom: latency p50, p99
     and max per interval (log scale). `events` are drawn as a dashed line where each starts,
-    and a shaded band while it lasts."""
+    and a shaded band while it lasts. Labels in `lang` ("en" or "es")."""
+    words = _WORDS["es" if lang == "es" else "en"]
     fig, (rate, latency) = plt.subplots(2, 1, figsize=(9, 5.2), sharex=True,
                                         height_ratios=[1, 1.2])
     rate.plot(table["t_s"], table["rate_per_s"], color="#0072B2", linewidth=1.2,
-              label="answered / s")
+              label=words["answered"])
     failed = table["errors"] + table["timeouts"]
     if failed.any():
         step = _interval_s(table)
         rate.bar(table["t_s"], failed / step, width=step, align="edge", color="#D55E00",
-                 alpha=0.7, label="errors + timeouts / s")
-    rate.set_ylabel("requests / s")
+                 alpha=0.7, label=words["failed"])
+    rate.set_ylabel(words["rate"])
     rate.set_ylim(bottom=0)
     rate.grid(True, alpha=0.3)
     rate.legend(fontsize=8, loc="lower right")
@@ -85,8 +96,8 @@ def timeline_figure(table: pd.DataFrame, events: Sequence[Event] = (),
         latency.set_yscale("log")
         latency.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # not 10^1
         latency.yaxis.set_minor_formatter(FuncFormatter(_minor_label))
-    latency.set_ylabel("latency, ms (log scale)")
-    latency.set_xlabel(f"seconds from the start (intervals of {_interval_s(table) * 1000:g} ms)")
+    latency.set_ylabel(words["latency"])
+    latency.set_xlabel(words["x"].format(ms=_interval_s(table) * 1000))
     latency.grid(True, which="major", alpha=0.3)
     latency.legend(fontsize=8, loc="upper right")
     for number, (at, label, lasted) in enumerate(sorted(events)):
@@ -115,16 +126,16 @@ def _interval_s(table: pd.DataFrame) -> float:
         INTERVAL_MS / 1000
 
 
-def run_figure(folder: Path | str) -> plt.Figure:
+def run_figure(folder: Path | str, lang: str = "en") -> plt.Figure:
     """The timeline of a run folder, from its ``timeline.csv`` and the faults its summary
-    records (what ``timeline.png`` shows; notebooks call this)."""
+    records (what ``timeline.png`` shows; notebooks call this), labelled in `lang`."""
     import json
 
     folder = Path(folder)
     summary = json.loads((folder / "summary.json").read_text())
     events = [(f["at_s"], f["fault"], f["duration"]) for f in summary.get("faults", [])
               if not f.get("error")]
-    return timeline_figure(pd.read_csv(folder / "timeline.csv"), events, summary["name"])
+    return timeline_figure(pd.read_csv(folder / "timeline.csv"), events, summary["name"], lang)
 
 
 def write_timeline(folder: Path, frame: pd.DataFrame,

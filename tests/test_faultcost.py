@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from libsrv_bench.faultcost import fault_sections
+from libsrv_bench.faultcost import fault_lines, fault_sections
 
 pytestmark = pytest.mark.fast
 
@@ -69,3 +69,17 @@ def test_several_runs_give_a_median_and_an_unclean_run_is_named(tmp_path: Path) 
     assert list(section.table["fault"]) == ["kill-worker@3"]  # kill-feed not carried out
     assert list(section.table["runs clean"]) == ["2 of 3"]
     assert list(section.table["back to 90% after (s)"]) == ["0.5"]
+
+
+def test_a_runs_fault_lines_in_either_language_carry_its_figures() -> None:
+    summary = {"faults": [fault("kill-worker", "kill-worker@3", retried=4, recovered=0.7,
+                                timeouts=1),
+                          fault("partition", "partition@5+1", retried=0, recovered=None,
+                                error="no fault proxy")]}
+    english, spanish = fault_lines(summary), fault_lines(summary, "es")
+    assert english[0] == ("fault kill-worker@3 at 3 s (PID 1): throughput back to 90% of before "
+                          "after 0.7 s; 1 timeouts, 4 retried, 0 INTERNAL")
+    assert spanish[0] == ("fallo kill-worker@3 a los 3 s (PID 1): el rendimiento volvió al 90% "
+                          "del de antes tras 0.7 s; 1 tiempos agotados, 4 reintentadas, "
+                          "0 INTERNAL")
+    assert spanish[1] == "fallo partition@5+1: no se hizo: no fault proxy"

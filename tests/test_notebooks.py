@@ -122,14 +122,15 @@ def test_faults_notebook_shows_each_fault_and_catches_duplicates_without_ids(
     nb = execute("07-faults.ipynb", f"CLIENTS = 6\nHOT = 2\nSECONDS = 3\nOUT = {str(tmp_path)!r}",
                  tmp_path)
     text = outputs(nb)
-    for fault in ("kill-worker@2 at", "stop-server@2+1.5 at", "partition@2+1 at",
-                  "kill-server@1 at"):
+    for fault in ("kill-worker@2 a los", "stop-server@2+1.5 a los", "partition@2+1 a los",
+                  "kill-server@1 a los"):
         assert fault in text, text[-3000:]
     verdicts = re.findall(r"veredicto: (limpio|NO limpio)", text)
     # calm, killed, paused without and with retries, cut, duplicated, the student's own
     assert len(verdicts) == 7, verdicts
     assert verdicts[5] == "NO limpio" and verdicts[4] == "limpio" and verdicts[3] == "limpio"
     assert str(nb.cells).count("image/png") >= 7
+    assert "reintentadas" in text and "el rendimiento volvió al 90%" in text
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             assert out.get("output_type") != "error", out

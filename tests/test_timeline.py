@@ -46,3 +46,21 @@ def test_every_run_writes_its_timeline(tmp_path: Path) -> None:
     table = pd.read_csv(outcome.folder / "timeline.csv")
     assert table["answered"].sum() == outcome.summary["requests"]
     assert (outcome.folder / "timeline.png").stat().st_size > 5_000
+
+
+def test_the_timeline_figure_speaks_spanish_when_asked() -> None:
+    import matplotlib.pyplot as plt
+
+    from libsrv_bench.timeline import timeline_figure
+
+    table = pd.DataFrame({"t_s": [0.0, 0.1, 0.2], "rate_per_s": [10.0, 0.0, 10.0],
+                          "errors": [0, 1, 0], "timeouts": [0, 0, 0],
+                          "p50_ms": [1.0, 2.0, 1.0], "p99_ms": [2.0, 3.0, 2.0],
+                          "max_ms": [3.0, 4.0, 3.0]})
+    figure = timeline_figure(table, [(0.1, "kill-worker@0.1", 0.0)], "", "es")
+    rate, latency = figure.axes
+    assert rate.get_ylabel() == "peticiones / s"
+    assert latency.get_xlabel() == "segundos desde el inicio (intervalos de 100 ms)"
+    assert [t.get_text() for t in rate.get_legend().get_texts()] == [
+        "respondidas / s", "errores + tiempos agotados / s"]
+    plt.close(figure)
