@@ -32,6 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
+import pandas as pd
+
 from libsrv.catalog import AVAILABLE, LENT
 from libsrv.protocol import Action, Code
 from libsrv_bench.commanded import UNKNOWN_ISBN, CommandServer
@@ -264,12 +267,36 @@ def _fight_words(fight: RunOutcome) -> str:
 # ---------------------------------------------------------------- the report
 
 
+def results_figure(results: list[GroupResult], lang: str = "en") -> plt.Figure:
+    """The groups' latency and throughput side by side (`grade.png`), labelled in `lang`."""
+    from libsrv_bench.plots import grade_figure
+
+    return grade_figure([r.group.name for r in results], [r.p50_ms_1 for r in results],
+                        [r.throughput_16 for r in results], [r.passed for r in results], lang)
+
+
+def results_table(results: list[GroupResult], lang: str = "en") -> pd.DataFrame:
+    """One row per group, one column per check (✔ passed, ✘ failed, – not run), then the
+    speed figures; headers in `lang` (the checks' names as `lessons.CHECK_NAMES` gives them)."""
+    from libsrv_bench.lessons import check_name
+
+    es = lang == "es"
+    names = list(dict.fromkeys(c.name for r in results for c in r.checks))
+    rows = []
+    for result in results:
+        marks = {c.name: "✔" if c.passed else "✘" for c in result.checks}
+        rows.append({"grupo" if es else "group": result.group.name,
+                     **{check_name(n, lang): marks.get(n, "–") for n in names},
+                     "p50 con 1 cliente (ms)" if es else "p50, 1 client (ms)":
+                         result.p50_ms_1,
+                     "peticiones/s con 16 clientes" if es else "requests/s, 16 clients":
+                         result.throughput_16})
+    return pd.DataFrame(rows).set_index("grupo" if es else "group").round(3)
+
+
 def write_grade_report(results: list[GroupResult], out: Path) -> Path:
     """README.md and grade.png in `out`: groups x checks, a figure, findings in words."""
-    import matplotlib.pyplot as plt
-
     from libsrv_bench.historyplot import finding_figure
-    from libsrv_bench.plots import grade_figure
 
     names = [c.name for c in results[0].checks] if results else []
     for result in results[1:]:
@@ -283,9 +310,7 @@ def write_grade_report(results: list[GroupResult], out: Path) -> Path:
         marks = {c.name: "✔" if c.passed else "✘" for c in result.checks}
         lines.append(f"| {result.group.name} | " + " | ".join(marks.get(n, "–") for n in names)
                      + f" | {_num(result.p50_ms_1)} | {_num(result.throughput_16)} |")
-    figure = grade_figure([r.group.name for r in results], [r.p50_ms_1 for r in results],
-                          [r.throughput_16 for r in results],
-                          [r.passed for r in results])
+    figure = results_figure(results)
     figure.savefig(out / "grade.png", dpi=120)
     plt.close(figure)
     lines += ["", "![latency and throughput per group](grade.png)", ""]

@@ -427,3 +427,27 @@ def fault_run_lines(summary: Mapping[str, Any], lang: str = DEFAULT_PAGE_LANG) -
     verdict = text["clean"] if summary["clean"] else text["dirty"].format(
         why="; ".join(summary["not_clean"]))
     return counts, verdict
+
+
+# grade's checks (`libsrv_bench.grade`), named in the class's language
+CHECK_NAMES = {
+    "query by ISBN": "consulta por ISBN",
+    "loan by ISBN": "préstamo por ISBN",
+    "loan of a lent book refused": "préstamo de un libro prestado rechazado",
+    "return": "devolución",
+    "return of a book not lent refused": "devolución de un libro no prestado rechazada",
+    "loan by title": "préstamo por título",
+    "unknown ISBN": "ISBN desconocido",
+    "missing field answered, nothing lent": "campo que falta respondido, nada prestado",
+    "invalid JSON answered": "JSON no válido respondido",
+    "still answers, book available": "sigue respondiendo, libro disponible",
+    "concurrency fight clean": "pelea concurrente limpia",
+    "SIGKILL and restart": "SIGKILL y arranque",
+    "a book to test with": "un libro con el que probar",
+    "the grader could go on": "el corrector pudo seguir",
+}
+
+
+def check_name(name: str, lang: str = DEFAULT_PAGE_LANG) -> str:
+    """A grading check's name in `lang` (the English one, which `grade` keeps, otherwise)."""
+    return CHECK_NAMES.get(name, name) if _lang(lang) == "es" else name

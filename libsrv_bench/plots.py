@@ -328,16 +328,25 @@ def versus_limit(rows: pd.DataFrame, limit: str, note: str = "",
     return fig
 
 
+_GRADE_WORDS = {
+    "en": ("red: the group failed at least one check (see its findings); a missing bar was "
+           "not measured", "median latency at 1 client (ms)", "throughput at 16 clients (req/s)"),
+    "es": ("rojo: el grupo falló al menos una comprobación (mira sus hallazgos); una barra que "
+           "falta no se midió", "latencia mediana con 1 cliente (ms)",
+           "rendimiento con 16 clientes (peticiones/s)"),
+}
+
+
 def grade_figure(groups: Sequence[str], p50_ms: Sequence[float | None],
-                 throughput: Sequence[float | None], passed: Sequence[bool]) -> plt.Figure:
+                 throughput: Sequence[float | None], passed: Sequence[bool],
+                 lang: str = "en") -> plt.Figure:
     """The groups side by side: median latency at one client and throughput at sixteen, on
     linear axes with each value written at its bar; a group that failed a check is red."""
-    fig, (left, right) = _figure(2, note="red: the group failed at least one check (see "
-                                 "its findings); a missing bar was not measured")
+    note, latency, per_s = _GRADE_WORDS["es" if lang == "es" else "en"]
+    fig, (left, right) = _figure(2, note=note)
     rows = list(range(len(groups)))
     colours = [SAFE[0] if ok else UNSAFE[0] for ok in passed]
-    for ax, values, title in ((left, p50_ms, "median latency at 1 client (ms)"),
-                              (right, throughput, "throughput at 16 clients (req/s)")):
+    for ax, values, title in ((left, p50_ms, latency), (right, throughput, per_s)):
         shown = [v if v is not None and math.isfinite(v) else 0.0 for v in values]
         ax.barh(rows, shown, color=colours)
         for row, value in zip(rows, values, strict=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from libsrv_bench.lessons import (
+    CHECK_NAMES,
     FINDING_NAMES,
+    check_name,
     cost_rows_read,
     cost_sentences,
     feed_verdict,
@@ -220,3 +223,13 @@ def test_a_ratio_the_run_could_not_measure_is_said_not_dropped() -> None:
     said = cost_sentences(rows, "en")
     assert said[0].startswith("The kit's server: no ratio to the limit")
     assert "El servidor del kit: sin razón" in cost_sentences(rows, "es")[0]
+
+
+def test_every_grading_check_has_its_spanish_name() -> None:
+    """The checks `grade` makes, read from its source, each named in CHECK_NAMES."""
+    source = (ROOT / "libsrv_bench" / "grade.py").read_text(encoding="utf-8")
+    names = set(re.findall(r'(?:Check|expect)\(\s*"([^"]+)"', source))
+    assert len(names) >= 12
+    assert names <= set(CHECK_NAMES), names - set(CHECK_NAMES)
+    assert check_name("concurrency fight clean", "es") == "pelea concurrente limpia"
+    assert check_name("concurrency fight clean", "en") == "concurrency fight clean"

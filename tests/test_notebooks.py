@@ -115,6 +115,7 @@ def test_grading_notebook_grades_its_two_demonstration_groups(tmp_path: Path) ->
     assert "== grupo-con-lock: pasó todas las comprobaciones" in text, text[-3000:]
     assert "== grupo-sin-lock:" in text and "concurrency fight clean: " in text
     assert "image/png" in str(nb.cells) and (tmp_path / "README.md").exists()
+    assert "pelea concurrente limpia" in text and "peticiones/s con 16 clientes" in text
 
 
 def test_faults_notebook_shows_each_fault_and_catches_duplicates_without_ids(
