@@ -299,3 +299,15 @@ def test_a_run_name_stays_short_and_unique_however_long_its_settings() -> None:
     second = RunConfig(endpoint="tcp://127.0.0.1:5601", catalog=long_path + "x").name()
     assert len(first) <= NAME_LIMIT and len(second) <= NAME_LIMIT
     assert first != second
+
+
+def test_a_clients_next_request_is_sent_after_its_last_reply(tmp_path: Path) -> None:
+    """A closed-loop client's operations follow one another in the history: each is sent
+    strictly after the previous one was answered, so the verifier never takes them as
+    overlapping."""
+    outcome = run_experiment(RunConfig(workers=0, clients=2, requests=400, books=50),
+                             tmp_path, progress=False)
+    frame = outcome.samples.sort_values(["client", "send_ms"])
+    for _, ops in frame.groupby("client"):
+        sent, answered = ops["send_ms"].to_numpy()[1:], ops["recv_ms"].to_numpy()[:-1]
+        assert len(sent) > 100 and (sent > answered).all()
