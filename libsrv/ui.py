@@ -117,6 +117,11 @@ class _Throttled:
         self._draw()
 
 
+# the forms' tabs, in the order LibraryForms builds them (the catalog's tab comes after)
+FORM_TABS = ("tab_query_isbn", "tab_query_title", "tab_loan_isbn", "tab_loan_title",
+             "tab_return")
+
+
 class _Form:
     """One form: text fields, a button, and the reply shown under it."""
 
@@ -206,8 +211,7 @@ class LibraryForms:
             *(f.box for f in forms),
             widgets.VBox([widgets.HBox([self.catalog_filter, self.catalog_button,
                                         self.live_status]), self.catalog])])
-        for index, title in enumerate(("tab_query_isbn", "tab_query_title", "tab_loan_isbn",
-                                       "tab_loan_title", "tab_return", "tab_catalog")):
+        for index, title in enumerate((*FORM_TABS, "tab_catalog")):
             self.tabs.set_title(index, word(title, lang))
         self.widget = widgets.VBox([self.endpoint, self.tabs] if show_endpoint else [self.tabs])
         if live:
@@ -312,9 +316,7 @@ class LibraryForms:
         lang = self.lang
         parts = [f"<p><b>{html.escape(word('server', lang))}</b> "
                  f"{html.escape(self.endpoint.value)}</p>"]
-        titles = ("tab_query_isbn", "tab_query_title", "tab_loan_isbn", "tab_loan_title",
-                  "tab_return")
-        for form, title in zip(self._forms, titles, strict=True):
+        for form, title in zip(self._forms, FORM_TABS, strict=True):
             if form.result.value and not form.button.disabled:  # answered, not waiting
                 asked = ", ".join(f"{html.escape(word(f'field_{name}', lang))}: "
                                   f"{html.escape(box.value)}"

@@ -72,8 +72,10 @@ class CommandServer:
             asker.close()
 
     def _signal(self, signum: int) -> None:
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
+        """Signal its whole process group, also once its first process has exited: what it
+        started (workers behind a proxy, say) may still run."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signum)
 
     def kill(self) -> None:
@@ -94,10 +96,6 @@ class CommandServer:
         self._signal(signal.SIGCONT)
         if self.process is None:
             return
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        # what it started in its group and left behind goes too
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        self.kill()  # what it started in its group and left behind goes too
