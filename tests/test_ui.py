@@ -3,6 +3,8 @@ server, and the local server a notebook starts."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -76,8 +78,14 @@ def test_forms_show_replies_like_the_class_page(server: ServerProcess, make_form
 def test_a_button_click_returns_at_once_and_draws_the_reply_later(server: ServerProcess,
                                                                   make_forms) -> None:
     forms = make_forms(server.endpoint)
-    first = click(forms.query_isbn, isbn=QUIJOTE)  # the kernel is not blocked by the request
-    assert "waiting" in first
+    # The server is frozen for the click, so the reply cannot come before click() returns:
+    # click() returning at all shows the kernel is not blocked by the request.
+    os.killpg(server.pid, signal.SIGSTOP)
+    try:
+        first = click(forms.query_isbn, isbn=QUIJOTE)
+        assert "waiting" in first and forms.query_isbn.button.disabled
+    finally:
+        os.killpg(server.pid, signal.SIGCONT)
     wait_until(lambda: "Don Quijote" in forms.query_isbn.result.value, message="the card")
     assert not forms.query_isbn.button.disabled
 
