@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from libsrv.messages import LANGUAGES
 from libsrv.storage import DEFAULT_ENGINE
 from libsrv_bench.faultcost import fault_lines
 from libsrv_bench.results import LATE_START
@@ -269,7 +270,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from libsrv_bench.grade import GradeError, grade
 
     try:
-        results = grade(args.groups, args.out)
+        results = grade(args.groups, args.out, lang=args.lang)
     except GradeError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -367,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "dialect, catalog, command, cwd)")
     marks.add_argument("--out", default="report/grade",
                        help="folder of the grading report (default report/grade)")
+    marks.add_argument("--lang", choices=LANGUAGES, default="en",
+                       help="language of the progress lines and the report: en (default) or "
+                       "es, the class's")
     marks.set_defaults(func=cmd_grade)
     demo = sub.add_parser("demo", help="the default experiment and its report")
     demo.add_argument("--out", default="report",

@@ -42,6 +42,7 @@ from libsrv_bench.dialects import DEFAULT_DIALECT, Outcome, dialect_named
 from libsrv_bench.foreign import Asker, books_in_file, file_state
 from libsrv_bench.history import TIMEOUT
 from libsrv_bench.runner import RunOutcome, run_experiment
+from libsrv_bench.sentences import said, say
 from libsrv_bench.settings import RunConfig
 
 ASK_SECONDS = 3.0
@@ -65,9 +66,21 @@ class Group:
 
 @dataclass
 class Check:
+    """One grading check: its (English) name, whether it passed, and what was seen, as
+    English words (`detail`) and as `sentences` facts (`key`, `facts`) to say it in Spanish."""
+
     name: str
     passed: bool
     detail: str
+    key: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def words(self, lang: str = "en") -> str:
+        return say(self.key, self.facts, lang) if self.key else self.detail
+
+
+def _check(name: str, passed: bool, key: str, **facts: Any) -> Check:
+    return Check(name, passed, say(key, facts), key, facts)
 
 
 @dataclass
@@ -77,11 +90,24 @@ class GroupResult:
     fight: dict[str, Any] = field(default_factory=dict)
     p50_ms_1: float | None = None
     throughput_16: float | None = None
-    findings: list[str] = field(default_factory=list)
+    # the fight's first findings, as entries of violations.json (their facts included)
+    anomalies: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
+
+    def findings_in(self, lang: str = "en") -> list[str]:
+        """What went wrong, in `lang`: each failed check (named as `lessons.check_name`
+        names it), then the fight's first anomalies."""
+        from libsrv_bench.lessons import check_name
+
+        return [f"{check_name(c.name, lang)}: {c.words(lang)}" for c in self.checks
+                if not c.passed] + [said(d, lang) for d in self.anomalies]
+
+    @property
+    def findings(self) -> list[str]:
+        return self.findings_in("en")
 
 
 def load_groups(path: Path | str) -> list[Group]:
@@ -122,14 +148,14 @@ def protocol_checks(ask: Asker, books: list[dict[str, Any]]) -> list[Check]:
     """The class report's scenarios, each a check with what was seen."""
     free = next((b for b in books if b["estado"] == AVAILABLE), None)
     if free is None:
-        return [Check("a book to test with", False, "the catalog has no available book")]
+        return [_check("a book to test with", False, "no-free-book")]
     isbn, title = free["ISBN"], free["titulo"]
     checks = []
 
     def expect(name: str, outcome: Outcome, code: str, more: bool = True) -> None:
         ok = outcome.code == code and more
-        checks.append(Check(name, ok, f"expected {code}, got {outcome.code}"
-                            + ("" if more else " (the book shown is not right)")))
+        checks.append(_check(name, ok, "expected", code=str(code), got=str(outcome.code),
+                             book_right=more))
 
     q = ask.ask(Action.QUERY_ISBN, isbn=isbn)
     expect("query by ISBN", q, Code.OK, q.book is not None and q.book.get("titulo") == title)
@@ -148,15 +174,14 @@ def protocol_checks(ask: Asker, books: list[dict[str, Any]]) -> list[Check]:
     expect("unknown ISBN", ask.ask(Action.QUERY_ISBN, isbn=UNKNOWN_ISBN), Code.NOT_FOUND)
     missing = ask.raw(ask.dialect.request(Action.LOAN_ISBN, {"isbn": isbn}, None),
                       Action.LOAN_ISBN, {"isbn": isbn})
-    checks.append(Check("missing field answered, nothing lent", missing.code not in (
-        TIMEOUT, Code.OK), f"a loan without a borrower got {missing.code}"))
+    checks.append(_check("missing field answered, nothing lent", missing.code not in (
+        TIMEOUT, Code.OK), "loan-without-borrower", got=str(missing.code)))
     garbage = ask.raw(b"{not json", Action.QUERY_ISBN, {})
-    checks.append(Check("invalid JSON answered", garbage.code != TIMEOUT,
-                        f"got {garbage.code}" + (" (the REQ client would hang)"
-                                                 if garbage.code == TIMEOUT else "")))
+    checks.append(_check("invalid JSON answered", garbage.code != TIMEOUT, "got",
+                         got=str(garbage.code), hang=garbage.code == TIMEOUT))
     after = ask.ask(Action.QUERY_ISBN, isbn=isbn)
-    checks.append(Check("still answers, book available", after.code == Code.OK and (
-        after.book is None or after.book["estado"] == AVAILABLE), f"got {after.code}"))
+    checks.append(_check("still answers, book available", after.code == Code.OK and (
+        after.book is None or after.book["estado"] == AVAILABLE), "got", got=str(after.code)))
     return checks
 
 
@@ -175,23 +200,29 @@ def crash_check(group: Group, started: CommandServer, ask: Asker,
     try:
         started.start()
     except RuntimeError as failure:
-        return Check("SIGKILL and restart", False, f"the server {failure}")
+        return _check("SIGKILL and restart", False, "start-failed", failure=str(failure))
     if error is not None:
-        return Check("SIGKILL and restart", False, f"the file cannot be read: {error}")
+        return _check("SIGKILL and restart", False, "file-broken", error=str(error))
     lost = [isbn for isbn in acked if on_disk is not None and group.catalog is not None
             and (on_disk.get(isbn) or {}).get("estado") != LENT]
     shown = [isbn for isbn in acked
              if (ask.ask(Action.QUERY_ISBN, isbn=isbn).book or {}).get("estado") != LENT]
     if not acked:
-        return Check("SIGKILL and restart", False, "no loan was acknowledged before the kill")
+        return _check("SIGKILL and restart", False, "nothing-acknowledged")
     ok = not lost and not shown
-    return Check("SIGKILL and restart", ok, f"{len(acked)} loans acknowledged before the "
-                 f"kill; missing from the file after it: {len(lost)}; shown as not lent by the "
-                 f"restarted server: {len(shown)}")
+    return _check("SIGKILL and restart", ok, "crash", acked=len(acked), lost=len(lost),
+                  shown=len(shown))
 
 
-def grade_group(group: Group, out: Path, log: Callable[[str], None]) -> GroupResult:
+def grade_group(group: Group, out: Path, log: Callable[[str], None],
+                lang: str = "en") -> GroupResult:
+    """Grade one group (see the module's docstring); `log` gets one line per step, in
+    `lang`."""
     result = GroupResult(group)
+
+    def step(key: str, **facts: Any) -> None:
+        log(say(key, {"group": group.name, **facts}, lang))
+
     dialect = dialect_named(group.dialect)
     pristine = out / f"{group.name}-catalog.json" if group.catalog else None
     if group.catalog is not None and pristine is not None:
@@ -208,29 +239,28 @@ def grade_group(group: Group, out: Path, log: Callable[[str], None]) -> GroupRes
 
     try:
         if started is not None:
-            log(f"{group.name}: starting {shlex.join(group.command or [])}")
+            step("step-start", command=shlex.join(group.command or []))
             started.start()
-        log(f"{group.name}: protocol check")
+        step("step-protocol")
         result.checks += protocol_checks(ask, books)
         restore()
         base = {"endpoint": group.endpoint, "dialect": group.dialect, "target": group.name,
                 "catalog": str(group.catalog) if group.catalog else None, "seed": 1}
-        log(f"{group.name}: the concurrency fight")
+        step("step-fight")
         fight = run_experiment(RunConfig(**base, **FIGHT, label=f"{group.name}-fight"),
                                out / "runs", progress=False)
         result.fight = {"clean": fight.summary.get("clean"),
                         "not_clean": fight.summary.get("not_clean", []),
                         "violations": fight.violations,
                         "requests": fight.summary["requests"]}
-        result.checks.append(Check("concurrency fight clean", bool(fight.summary.get("clean")),
-                                   _fight_words(fight)))
+        result.checks.append(_fight_check(fight))
         details = fight.verdict.get("details", [])
-        result.findings += [d["detail"] for d in details[:3]]
+        result.anomalies = details[:3]
         if details and details[0].get("ops"):  # drawn in the report: the verifier's picture
             result.fight["first_finding"] = details[0]
         restore()
         for clients in (1, 16):
-            log(f"{group.name}: latency and throughput at {clients} client(s)")
+            step("step-speed", clients=clients)
             speed = run_experiment(RunConfig(**base, **SPEED, clients=clients,
                                              label=f"{group.name}-c{clients}"),
                                    out / "runs", progress=False)
@@ -240,28 +270,29 @@ def grade_group(group: Group, out: Path, log: Callable[[str], None]) -> GroupRes
                 result.throughput_16 = speed.summary["throughput"]
             restore()
         if started is not None:
-            log(f"{group.name}: SIGKILL and restart")
+            step("step-crash")
             result.checks.append(crash_check(group, started, ask, books))
             restore()
     except Exception as error:  # a group's server can fail in any way: say so, grade on
-        result.checks.append(Check("the grader could go on", False,
-                                   f"{type(error).__name__}: {error}"))
+        result.checks.append(_check("the grader could go on", False, "raised",
+                                    kind=type(error).__name__, error=str(error)))
     finally:
         ask.close()
         if started is not None:
             started.kill()
         restore()
-    result.findings = [f"{c.name}: {c.detail}" for c in result.checks if not c.passed] + \
-        result.findings
     return result
 
 
-def _fight_words(fight: RunOutcome) -> str:
+def _fight_check(fight: RunOutcome) -> Check:
     summary = fight.summary
     if summary.get("clean"):
-        return (f"no anomaly in {summary['requests']:,} requests "
-                f"({summary.get('writes_acknowledged', 0):,} acknowledged writes)")
-    return "; ".join(summary.get("not_clean", [])) or "not clean"
+        return _check("concurrency fight clean", True, "fight-clean",
+                      requests=summary["requests"], writes=summary.get("writes_acknowledged", 0))
+    reasons = summary.get("not_clean_facts") or []
+    if not reasons:
+        return _check("concurrency fight clean", False, "fight-not-clean")
+    return _check("concurrency fight clean", False, "reasons", reasons=reasons)
 
 
 # ---------------------------------------------------------------- the report
@@ -294,40 +325,63 @@ def results_table(results: list[GroupResult], lang: str = "en") -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("grupo" if es else "group").round(3)
 
 
-def write_grade_report(results: list[GroupResult], out: Path) -> Path:
-    """README.md and grade.png in `out`: groups x checks, a figure, findings in words."""
-    from libsrv_bench.historyplot import finding_figure
+_REPORT = {
+    "en": {"title": "# Grading report",
+           "intro": "One row per group; each check is described under the table. ✔ passed, ✘ "
+                    "failed, – not run.",
+           "group": "group", "p50": "p50 at 1 client (ms)", "rate": "req/s at 16 clients",
+           "figure": "latency and throughput per group", "protocol": "{dialect} protocol",
+           "catalog": "catalog {catalog}", "passed": "Every check passed.",
+           "finding": "the fight's first finding, as the verifier saw it"},
+    "es": {"title": "# Informe de calificación",
+           "intro": "Una fila por grupo; cada comprobación se explica bajo la tabla. ✔ pasada, "
+                    "✘ fallada, – no hecha.",
+           "group": "grupo", "p50": "p50 con 1 cliente (ms)",
+           "rate": "peticiones/s con 16 clientes",
+           "figure": "latencia y rendimiento por grupo", "protocol": "protocolo {dialect}",
+           "catalog": "catálogo {catalog}", "passed": "Pasó todas las comprobaciones.",
+           "finding": "el primer hallazgo de la pelea, como lo vio el verificador"},
+}
 
+
+def write_grade_report(results: list[GroupResult], out: Path, lang: str = "en") -> Path:
+    """README.md and grade.png in `out`: groups x checks, a figure, findings in words, in
+    `lang` ("en" or "es"); grades.json beside them holds the same results as data."""
+    from libsrv_bench.historyplot import finding_figure
+    from libsrv_bench.lessons import check_name
+
+    words = _REPORT.get(lang, _REPORT["en"])
     names = [c.name for c in results[0].checks] if results else []
     for result in results[1:]:
         names += [c.name for c in result.checks if c.name not in names]
-    lines = ["# Grading report", "",
-             "One row per group; each check is described under the table. ✔ passed, ✘ "
-             "failed, – not run.", "",
-             "| group | " + " | ".join(names) + " | p50 at 1 client (ms) | req/s at 16 "
-             "clients |", "|---" * (len(names) + 3) + "|"]
+    lines = [words["title"], "", words["intro"], "",
+             f"| {words['group']} | " + " | ".join(check_name(n, lang) for n in names)
+             + f" | {words['p50']} | {words['rate']} |", "|---" * (len(names) + 3) + "|"]
     for result in results:
         marks = {c.name: "✔" if c.passed else "✘" for c in result.checks}
         lines.append(f"| {result.group.name} | " + " | ".join(marks.get(n, "–") for n in names)
                      + f" | {_num(result.p50_ms_1)} | {_num(result.throughput_16)} |")
-    figure = results_figure(results)
+    figure = results_figure(results, lang)
     figure.savefig(out / "grade.png", dpi=120)
     plt.close(figure)
-    lines += ["", "![latency and throughput per group](grade.png)", ""]
+    lines += ["", f"![{words['figure']}](grade.png)", ""]
     for result in results:
         lines += [f"## {result.group.name}", "",
-                  f"{result.group.endpoint}, {result.group.dialect} protocol"
-                  + (f", catalog {result.group.catalog}" if result.group.catalog else ""), ""]
-        if not result.findings:
-            lines += ["Every check passed.", ""]
-        lines += [f"- {finding}" for finding in result.findings] + [""]
+                  f"{result.group.endpoint}, "
+                  + words["protocol"].format(dialect=result.group.dialect)
+                  + (", " + words["catalog"].format(catalog=result.group.catalog)
+                     if result.group.catalog else ""), ""]
+        findings = result.findings_in(lang)
+        if not findings:
+            lines += [words["passed"], ""]
+        lines += [f"- {finding}" for finding in findings] + [""]
         finding = result.fight.get("first_finding")
         if finding:
             picture = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', result.group.name)}-finding.png"
-            drawn = finding_figure(finding)
+            drawn = finding_figure(finding, lang=lang)
             drawn.savefig(out / picture, dpi=100)
             plt.close(drawn)
-            lines += [f"![the fight's first finding, as the verifier saw it]({picture})", ""]
+            lines += [f"![{words['finding']}]({picture})", ""]
     path = out / "README.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     (out / "grades.json").write_text(json.dumps([{
@@ -372,11 +426,12 @@ def demo_groups(folder: Path | str) -> Path:
     return path
 
 
-def grade(groups_file: Path | str, out: Path | str,
-          log: Callable[[str], None] = print) -> list[GroupResult]:
-    """Grade every group of `groups_file`; the report goes to `out`."""
+def grade(groups_file: Path | str, out: Path | str, log: Callable[[str], None] = print,
+          lang: str = "en") -> list[GroupResult]:
+    """Grade every group of `groups_file`; the report goes to `out`. `log` gets a line per
+    step; it and the report are in `lang` ("en" or "es")."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    results = [grade_group(group, out, log) for group in load_groups(groups_file)]
-    write_grade_report(results, out)
+    results = [grade_group(group, out, log, lang) for group in load_groups(groups_file)]
+    write_grade_report(results, out, lang)
     return results

@@ -46,6 +46,7 @@ WORDS = {
     "es": {"loan": "préstamo", "return": "devolución", "query": "consulta",
            "saw": "vio {state}", "lent": "prestado", "available": "disponible",
            "refused": "rechazada", "unknown": "desconocida",
+           "refused loan": "rechazado", "unknown loan": "desconocido",  # el préstamo
            "broken": "ningún orden explica esta respuesta", "client": "cliente {n}",
            "book": "libro", "implied": "lo que implica la respuesta",
            "x": "ms desde el inicio de la ejecución (barras: de enviada a respondida)",
@@ -63,7 +64,7 @@ def _label(op: dict[str, Any], words: dict[str, str]) -> str:
         told = "OK" if op["op"] != "query" else \
             words["saw"].format(state=words.get(op["saw"], op["saw"]))
     else:
-        told = words.get(op["status"], op["status"])
+        told = words.get(f"{op['status']} {op['op']}", words.get(op["status"], op["status"]))
     return f"{what}: {told}"
 
 

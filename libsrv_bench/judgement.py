@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from libsrv_bench.sentences import say
+
 
 def error_share(summary: dict[str, Any]) -> float:
     """Errors, timeouts and NOT_FOUND over the measured requests (1.0 when there were none).
@@ -26,30 +28,34 @@ def acknowledged_writes(summary: dict[str, Any]) -> int:
     return int(summary.get("writes_acknowledged", 0))
 
 
-def not_clean(summary: dict[str, Any], verdict: dict[str, Any], max_errors: float, *,
-              writes: bool) -> list[str]:
-    """Why the run is not clean, in words (empty: clean). `writes`: the workload sends
-    writes, so some must be acknowledged for the verdict to mean anything."""
-    reasons = []
+def not_clean_facts(summary: dict[str, Any], verdict: dict[str, Any], max_errors: float, *,
+                    writes: bool) -> list[list[Any]]:
+    """Why the run is not clean, as [key, facts] pairs for `sentences.say` (empty: clean).
+    `writes`: the workload sends writes, so some must be acknowledged for the verdict to mean
+    anything."""
+    reasons: list[list[Any]] = []
     if verdict.get("violations"):
-        reasons.append(f"{verdict['violations']} anomalies: lost or doubled updates, or "
-                       "answers no order of the operations explains (see violations.json)")
+        reasons.append(["anomalies", {"count": verdict["violations"]}])
     if verdict.get("undecided"):
-        reasons.append(f"{len(verdict['undecided'])} book(s) too tangled for the verifier to "
-                       "decide within its budget: their history proves nothing either way")
+        reasons.append(["undecided", {"count": len(verdict["undecided"])}])
     if verdict.get("reason"):
-        reasons.append(str(verdict["reason"]))
+        reasons.append(["as-given", {"text": str(verdict["reason"])}])
     share = error_share(summary)
     if not summary.get("requests"):
-        reasons.append("no request was answered in the measured time")
+        reasons.append(["no-answer", {}])
     elif share > max_errors:
         codes = {code: n for code, n in summary.get("codes", {}).items()
                  if code not in ("OK", "UNAVAILABLE", "NOT_LOANED")}
-        reasons.append(f"{share:.1%} of the requests failed (errors, timeouts and books of "
-                       f"the catalog not found: {codes}), "
-                       f"more than the {max_errors:.1%} --max-errors allows: a server that "
-                       "does not answer gives the verifier nothing to check")
+        reasons.append(["errors", {"share": share, "codes": codes, "allowed": max_errors}])
     if writes and summary.get("requests") and not acknowledged_writes(summary):
-        reasons.append("no loan or return was acknowledged: there was no update to lose, so "
-                       "the verdict proves nothing")
+        reasons.append(["no-writes", {}])
     return reasons
+
+
+def reasons_in(summary: dict[str, Any], lang: str) -> list[str]:
+    """A run summary's reasons for not being clean, in `lang` (an older summary, kept
+    without facts, in its stored words)."""
+    facts = summary.get("not_clean_facts")
+    if facts is None:
+        return [str(r) for r in summary.get("not_clean", [])]
+    return [say(key, values, lang) for key, values in facts]

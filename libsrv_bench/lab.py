@@ -24,6 +24,7 @@ from libsrv_bench.historyplot import finding_figure
 from libsrv_bench.results import read_histogram
 from libsrv_bench.rounds import aggregate, find_runs, runs_frame, varied, varied_groups
 from libsrv_bench.rounds import describe as describe_config
+from libsrv_bench.sentences import said
 from libsrv_bench.settings import ACTIVATE
 
 
@@ -434,7 +435,7 @@ def _first_picture(rows: pd.DataFrame,
     to draw (none when they found nothing)."""
     for detail in _details(rows):
         if detail.get("ops") and detail["kind"] != "final-state":
-            return [(caption.format(kind=_kind(detail["kind"], lang), detail=detail["detail"]),
+            return [(caption.format(kind=_kind(detail["kind"], lang), detail=said(detail, lang)),
                      finding_figure(detail, lang=lang))]
     return []
 
@@ -448,7 +449,7 @@ def _findings(rows: pd.DataFrame, limit: int = 4, *, lang: str = "en") -> list[s
     for detail in details:
         seen[detail["kind"]] = seen.get(detail["kind"], 0) + 1
         ranked.append((seen[detail["kind"]], len(ranked), detail))
-    return [f"{_kind(d['kind'], lang)}: {d['detail']}" for _, _, d in sorted(ranked)[:limit]]
+    return [f"{_kind(d['kind'], lang)}: {said(d, lang)}" for _, _, d in sorted(ranked)[:limit]]
 
 
 _LOST_WORDS = {

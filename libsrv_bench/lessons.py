@@ -12,6 +12,8 @@ from typing import Any
 
 from libsrv.defaults import DEFAULT_PAGE_LANG
 from libsrv.messages import LANGUAGES
+from libsrv_bench.judgement import reasons_in
+from libsrv_bench.sentences import said
 
 # each verifier finding, named as the class would: which update was lost or doubled
 FINDING_NAMES = {
@@ -97,7 +99,7 @@ def first_finding(verdicts: Sequence[Mapping[str, Any]], lang: str = DEFAULT_PAG
     """One line for the first finding of the first round that has one, or that there is none."""
     for verdict in verdicts:
         for detail in verdict.get("details", []):
-            return f"{finding_name(detail['kind'], lang)}: {detail['detail']}"
+            return f"{finding_name(detail['kind'], lang)}: {said(detail, lang)}"
     return _TEXT[_lang(lang)]["none"]
 
 
@@ -138,7 +140,7 @@ def target_verdict(summary: Mapping[str, Any], lang: str = DEFAULT_PAGE_LANG) ->
         return text["clean"].format(target=summary.get("target", "?"),
                                     requests=int(summary.get("requests", 0)))
     return text["not_clean"].format(target=summary.get("target", "?"),
-                                    why="; ".join(summary.get("not_clean", [])))
+                                    why="; ".join(reasons_in(dict(summary), lang)))
 
 
 def feed_verdict(summary: Mapping[str, Any], lang: str = DEFAULT_PAGE_LANG) -> str:
@@ -404,7 +406,7 @@ def group_lines(results: Sequence[Any], report: object, lang: str = DEFAULT_PAGE
     for result in results:
         key = "passed" if result.passed else "failed"
         lines.append(text[key].format(name=result.group.name, count=len(result.findings)))
-        lines.extend(f"  - {finding}" for finding in result.findings)
+        lines.extend(f"  - {finding}" for finding in result.findings_in(lang))
     lines.append("\n" + text["report"].format(path=report))
     return lines
 
@@ -425,7 +427,7 @@ def fault_run_lines(summary: Mapping[str, Any], lang: str = DEFAULT_PAGE_LANG) -
     counts = text["counts"].format(answered=summary["answered"], rate=summary["throughput"],
                                    retried=summary["retried"], timeouts=summary["timeouts"])
     verdict = text["clean"] if summary["clean"] else text["dirty"].format(
-        why="; ".join(summary["not_clean"]))
+        why="; ".join(reasons_in(dict(summary), lang)))
     return counts, verdict
 
 
@@ -442,7 +444,7 @@ CHECK_NAMES = {
     "invalid JSON answered": "JSON no válido respondido",
     "still answers, book available": "sigue respondiendo, libro disponible",
     "concurrency fight clean": "pelea concurrente limpia",
-    "SIGKILL and restart": "SIGKILL y arranque",
+    "SIGKILL and restart": "SIGKILL y nuevo arranque",
     "a book to test with": "un libro con el que probar",
     "the grader could go on": "el corrector pudo seguir",
 }

@@ -41,6 +41,7 @@ from typing import Any
 from libsrv.catalog import LENT
 from libsrv.protocol import Action, Code
 from libsrv_bench.history import BAD_REPLY, TIMEOUT, Record
+from libsrv_bench.sentences import say
 
 OK, REFUSED, UNKNOWN = "ok", "refused", "unknown"
 LOAN, RETURN, QUERY = "loan", "return", "query"
@@ -86,6 +87,8 @@ class Violation:
     # what the verifier allowed the book to be over the operations' window: [ms, states]
     # pairs, states a list of "available" / "lent" (both: a write in flight may have happened)
     states: list[list[Any]] = field(default_factory=list)
+    # what `detail` says, as `libsrv_bench.sentences` facts (to say it in another language)
+    facts: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -358,38 +361,27 @@ class _Describe:
     def ms(self, ns: int | None) -> float | None:
         return None if ns is None else round((ns - self.origin) / 1e6, 3)
 
-    def book(self, isbn: str) -> str:
-        title = self.titles.get(isbn)
-        return f"«{title}» ({isbn})" if title else isbn
-
     def op(self, op: Op) -> dict[str, Any]:
         return {"client": op.client, "op": op.kind, "status": op.status,
                 "saw": None if op.value is None else ("lent" if op.value else "available"),
                 "invoke_ms": self.ms(op.invoke), "complete_ms": self.ms(op.complete),
                 "borrower": op.borrower}
 
-    def sentence(self, kind: str, op: Op, isbn: str, initial: int) -> str:
-        when = f"between {self.ms(op.invoke)} and {self.ms(op.complete)} ms"
-        book = self.book(isbn)
-        start = "lent" if initial else "available"
-        return {
-            "double-loan": f"client {op.client} was told its loan of {book} succeeded {when}, "
-                           "but in every order of the acknowledged operations the book was "
-                           "already lent then: two borrowers hold it; the loan should have "
-                           "been refused as UNAVAILABLE",
-            "double-return": f"client {op.client} was told its return of {book} succeeded "
-                             f"{when}, but in every order of the acknowledged operations "
-                             "nobody had it then: a return was counted twice or a loan lost; "
-                             "it should have been refused as NOT_LOANED",
-            "stale-read": f"client {op.client} queried {book} {when} and saw it "
-                          f"{'lent' if op.value else 'available'}, which no order of the "
-                          "acknowledged loans and returns allows: an old state was served; it "
-                          "should have shown every write acknowledged before it was asked",
-            "wrong-refusal": f"client {op.client}'s {op.kind} of {book} was refused {when} as "
-                             f"if the book were {'lent' if op.value else 'available'}, but in "
-                             "every order of the acknowledged operations it was not; it should "
-                             "have succeeded",
-        }[kind] + f" (the book started {start})."
+    def facts(self, isbn: str, **more: Any) -> dict[str, Any]:
+        """A finding's facts about the book `isbn` (its title when known), for `sentences`."""
+        return {"isbn": isbn, "title": self.titles.get(isbn) or None, **more}
+
+    def op_facts(self, op: Op, isbn: str, initial: int) -> dict[str, Any]:
+        return self.facts(isbn, client=op.client, op=op.kind, invoke_ms=self.ms(op.invoke),
+                          complete_ms=self.ms(op.complete),
+                          saw=None if op.value is None else _STATE_NAMES[op.value],
+                          start=_STATE_NAMES[initial])
+
+
+def _finding(isbn: str, kind: str, facts: dict[str, Any], ops: list[dict[str, Any]] | None = None,
+             at_ms: float | None = None, states: list[list[Any]] | None = None) -> Violation:
+    """A Violation whose words (English, in `detail`) come from its facts."""
+    return Violation(isbn, kind, say(kind, facts), ops or [], at_ms, states or [], facts)
 
 
 FILE_FIELDS = ("estado", "prestatario")  # what a foreign server's file must agree on
@@ -411,20 +403,15 @@ def wrong_books(records: Iterable[Record], origin: int = 0) -> list[Violation]:
                 r.reply_isbn != r.isbn:
             first.setdefault(r.isbn, r)
             count[r.isbn] += 1
-    return [Violation(
-        isbn, "wrong-book",
-        f"client {r.client} asked for {isbn} ({r.action}) and the reply, received at "
-        f"{describe.ms(r.t_recv)} ms, showed the book {r.reply_isbn} instead"
-        + (f" ({count[isbn]} such replies about this book)" if count[isbn] > 1 else "")
-        + ": a reply must be about the book asked for", [], describe.ms(r.t_recv))
+    return [_finding(isbn, "wrong-book", describe.facts(
+        isbn, client=r.client, action=str(r.action), at_ms=describe.ms(r.t_recv),
+        shown=r.reply_isbn, count=count[isbn]), at_ms=describe.ms(r.t_recv))
         for isbn, r in sorted(first.items())]
 
 
 def unreadable_file(error: str) -> Violation:
     """The finding for a catalog file that can no longer be read after the run."""
-    return Violation("-", "file-unreadable",
-                     f"after the run the catalog file cannot be read ({error}): concurrent "
-                     "writes broke it, and every book in it is lost to the next start")
+    return _finding("-", "file-unreadable", {"error": error})
 
 
 def verify(ops: list[Op], initial: Mapping[str, bool], served: Mapping[str, dict[str, Any]],
@@ -465,25 +452,22 @@ def verify(ops: list[Op], initial: Mapping[str, bool], served: Mapping[str, dict
             op = history[index]
             upto = bisect_right(invokes, op.complete or op.invoke)  # ops begun by its reply
             around = _around(history[:upto], index)
-            violations.append(Violation(
-                isbn, kind, describe.sentence(kind, op, isbn, start),
+            violations.append(_finding(
+                isbn, kind, describe.op_facts(op, isbn, start),
                 [describe.op(o) for o in around], describe.ms(op.complete),
                 _allowed(trace, min(o.invoke for o in around), op.complete or op.invoke,
                          describe)))
         for op in book_ops:
             if op.kind == LOAN and op.status == OK and op.book_shown and \
                     op.reply_borrower != op.borrower:
-                violations.append(Violation(
-                    isbn, "wrong-borrower",
-                    f"client {op.client} was told its loan of {describe.book(isbn)} "
-                    f"succeeded, but the record shows {op.reply_borrower!r} instead of "
-                    f"{op.borrower!r}", [describe.op(op)], describe.ms(op.complete)))
+                violations.append(_finding(
+                    isbn, "wrong-borrower", describe.facts(
+                        isbn, client=op.client, shown=op.reply_borrower, borrower=op.borrower),
+                    [describe.op(op)], describe.ms(op.complete)))
         if on_disk is not None and record is not None and \
                 _part(on_disk.get(isbn), fields) != _part(record, fields):
-            violations.append(Violation(
-                isbn, "file-mismatch",
-                f"the catalog file holds {on_disk.get(isbn)!r} for {describe.book(isbn)} but "
-                f"the server last served {record!r}"))
+            violations.append(_finding(isbn, "file-mismatch", describe.facts(
+                isbn, on_disk=on_disk.get(isbn), served=record)))
     return Verdict(violations, len(by_book), len(ops),
                    sum(1 for op in ops if op.status == UNKNOWN), undecided)
 
@@ -539,12 +523,7 @@ def _final_state(isbn: str, history: list[Op], start: int, final: int | None,
     loans = sum(1 for o in history if o.kind == LOAN and o.status == OK)
     returns = sum(1 for o in history if o.kind == RETURN and o.status == OK)
     unknown = sum(1 for o in history if o.status == UNKNOWN)
-    state = "lent" if final else "available"
-    return Violation(
-        isbn, "final-state",
-        f"after the run the server shows {describe.book(isbn)} {state}, but no order of its "
-        f"{loans} acknowledged loans and {returns} acknowledged returns"
-        + (f" (and {unknown} writes of unknown outcome)" if unknown else "")
-        + f", starting {'lent' if start else 'available'}, ends that way: an update was lost; it "
-        f"should show {'available' if final else 'lent'}",
+    return _finding(isbn, "final-state", describe.facts(
+        isbn, state=_STATE_NAMES[int(bool(final))], loans=loans, returns=returns,
+        unknown=unknown, start=_STATE_NAMES[start]),
         [describe.op(o) for o in history if o.status == OK][-6:])

@@ -132,7 +132,7 @@ def test_a_workload_the_dialect_cannot_send_is_refused_up_front(class_server,
 def test_grade_three_groups_in_one_report(tmp_path: Path) -> None:
     """A correct group, one without a lock (two workers behind zmq.proxy), one that lies:
     each started by the grader from its command, graded, and compared in one report."""
-    from libsrv_bench.grade import grade
+    from libsrv_bench.grade import grade, write_grade_report
 
     lines = []
     for name, kind, workers in (("correct", "correct", 0), ("nolock", "nolock", 2),
@@ -146,7 +146,10 @@ def test_grade_three_groups_in_one_report(tmp_path: Path) -> None:
                   f"command = {json.dumps(command(kind, 'DB.json', workers, port))}", ""]
     groups = tmp_path / "groups.toml"
     groups.write_text("\n".join(lines))
-    results = {r.group.name: r for r in grade(groups, tmp_path / "report", log=lambda _: None)}
+    steps: list[str] = []
+    results = {r.group.name: r for r in grade(groups, tmp_path / "report", log=steps.append,
+                                              lang="es")}
+    assert "correct: comprobación del protocolo" in steps  # progress in the class's language
     good = results["correct"]
     assert good.passed, [(c.name, c.detail) for c in good.checks if not c.passed]
     assert good.p50_ms_1 and good.throughput_16
@@ -156,6 +159,13 @@ def test_grade_three_groups_in_one_report(tmp_path: Path) -> None:
         assert not fight.passed and "anomalies" in fight.detail
     report = (tmp_path / "report" / "README.md").read_text()
     assert all(f"## {name}" in report for name in results) and "✘" in report
+    assert report.startswith("# Informe de calificación") and "pelea concurrente limpia" in report
+    assert "anomalías: actualizaciones perdidas o duplicadas" in report
+    # the same results as an English report: the facts were kept, not only the words
+    write_grade_report(list(results.values()), tmp_path / "report", "en")
+    english = (tmp_path / "report" / "README.md").read_text()
+    assert english.startswith("# Grading report") and "anomalies: lost or doubled" in english
+    report = english
     assert (tmp_path / "report" / "grade.png").stat().st_size > 10_000
     # the verifier's picture of each failed fight's first finding, none for the correct group
     assert (tmp_path / "report" / "nolock-finding.png").stat().st_size > 10_000

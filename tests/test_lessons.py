@@ -228,7 +228,7 @@ def test_a_ratio_the_run_could_not_measure_is_said_not_dropped() -> None:
 def test_every_grading_check_has_its_spanish_name() -> None:
     """The checks `grade` makes, read from its source, each named in CHECK_NAMES."""
     source = (ROOT / "libsrv_bench" / "grade.py").read_text(encoding="utf-8")
-    names = set(re.findall(r'(?:Check|expect)\(\s*"([^"]+)"', source))
+    names = set(re.findall(r'(?:_check|expect)\(\s*"([^"]+)"', source))
     assert len(names) >= 12
     assert names <= set(CHECK_NAMES), names - set(CHECK_NAMES)
     assert check_name("concurrency fight clean", "es") == "pelea concurrente limpia"
