@@ -96,34 +96,100 @@ def _median_text(values: list[int]) -> str:
     return f"{statistics.median(values):,.0f} ({min(values):,}-{max(values):,})"
 
 
-def _sentence(kind: str, rows: list[dict[str, Any]]) -> str:
-    words = FAULT_WORDS.get(kind, kind)
+_KINDS_ES = {"kill-worker": "un trabajador matado", "stop-worker": "un trabajador detenido",
+             "kill-feed": "el proceso del feed matado",
+             "kill-server": "el servidor entero matado y arrancado de nuevo",
+             "stop-server": "el servidor entero pausado", "partition": "una partición de red",
+             "delay": "un retraso de red", "loss": "pérdida de mensajes",
+             "duplicate": "peticiones duplicadas", "reorder": "mensajes reordenados"}
+_SECTION_WORDS = {
+    "en": {"none": "no request", "none_runs": " in any of {runs} runs",
+           "same": "{cost:,} request(s)", "same_runs": " in each of {runs} runs",
+           "spread": "a median of {median:,.0f} request(s) over {runs} runs (from {low:,} to "
+                     "{high:,})",
+           "cost": "{Kind} cost {cost}: {retried} retried, {timeouts} given up after every "
+                   "retry, {internal} answered INTERNAL",
+           "back": "; throughput was back to {share:.0%} of its level before after {s:.1f} s",
+           "some_never": " ({n} run(s) not back by their end)",
+           "never": "; throughput did not come back to {share:.0%} of its level before by the "
+                    "end",
+           "unclean": " {n} of {runs} run(s) with faults were not clean ({names}): see their "
+                      "findings.",
+           "clean": " Every one of the {runs} run(s) with faults was clean: the verifier found "
+                    "no lost or doubled update across the faults.",
+           "columns": ("fault", "runs", "back to {share:.0%} after (s)", "retried", "given up",
+                       "INTERNAL", "runs clean"),
+           "of": "{n} of {runs}", "not_back": "never", "never_n": ", {n} never",
+           "title": "What a fault costs",
+           "question": "A worker killed or stopped, the whole server killed and restarted, the "
+                       "network cut, slowed or lossy: how long does the service take to come "
+                       "back, and which requests does each cost a client that retries?",
+           "x": "seconds from the fault", "y": "answered per second",
+           "suptitle": "throughput around each fault (red: the fault; green: back to "
+                       "{share:.0%})"},
+    "es": {"none": "ninguna petición", "none_runs": " en ninguna de {runs} ejecuciones",
+           "same": "{cost:,} petición(es)", "same_runs": " en cada una de {runs} ejecuciones",
+           "spread": "una mediana de {median:,.0f} petición(es) en {runs} ejecuciones (de "
+                     "{low:,} a {high:,})",
+           "cost": "{Kind} costó {cost}: {retried} reintentadas, {timeouts} abandonadas tras "
+                   "todos los reintentos, {internal} respondidas INTERNAL",
+           "back": "; el rendimiento volvió al {share:.0%} de su nivel de antes tras {s:.1f} s",
+           "some_never": " ({n} ejecución(es) sin volver antes de su final)",
+           "never": "; el rendimiento no volvió al {share:.0%} de su nivel de antes antes del "
+                    "final",
+           "unclean": " {n} de {runs} ejecución(es) con fallos no fueron limpias ({names}): mira "
+                      "sus hallazgos.",
+           "clean": " Las {runs} ejecución(es) con fallos fueron limpias: el verificador no "
+                    "encontró ninguna actualización perdida ni duplicada a través de los fallos.",
+           "columns": ("fallo", "ejecuciones", "de vuelta al {share:.0%} tras (s)",
+                       "reintentadas", "abandonadas", "INTERNAL", "ejecuciones limpias"),
+           "of": "{n} de {runs}", "not_back": "nunca", "never_n": ", {n} nunca",
+           "title": "Lo que cuesta un fallo",
+           "question": "Un trabajador matado o detenido, el servidor entero matado y arrancado "
+                       "de nuevo, la red cortada, lenta o con pérdidas: ¿cuánto tarda el "
+                       "servicio en volver, y qué peticiones le cuesta cada fallo a un cliente "
+                       "que reintenta?",
+           "x": "segundos desde el fallo", "y": "respondidas por segundo",
+           "suptitle": "rendimiento alrededor de cada fallo (rojo: el fallo; verde: de vuelta "
+                       "al {share:.0%})"},
+}
+
+
+def _section_words(lang: str) -> dict[str, Any]:
+    return _SECTION_WORDS["es" if lang == "es" else "en"]
+
+
+def _sentence(kind: str, rows: list[dict[str, Any]], lang: str = "en") -> str:
+    words = _section_words(lang)
+    name = (_KINDS_ES if lang == "es" else FAULT_WORDS).get(kind, kind)
     costs = [_cost(r) for r in rows]
+    runs = len(rows)
     if max(costs) == 0:
-        cost = "no request" + (f" in any of {len(rows)} runs" if len(rows) > 1 else "")
+        cost = words["none"] + (words["none_runs"].format(runs=runs) if runs > 1 else "")
     elif min(costs) == max(costs):
-        cost = f"{costs[0]:,} request(s)" + (f" in each of {len(rows)} runs"
-                                            if len(rows) > 1 else "")
+        cost = words["same"].format(cost=costs[0]) + (words["same_runs"].format(runs=runs)
+                                                      if runs > 1 else "")
     else:
-        cost = (f"a median of {statistics.median(costs):,.0f} request(s) over {len(rows)} "
-                f"runs (from {min(costs):,} to {max(costs):,})")
-    text = (f"{words[0].upper()}{words[1:]} cost {cost}: "
-            f"{_median_text([int(r['retried']) for r in rows])} retried, "
-            f"{_median_text([int(r['timeouts']) for r in rows])} given up after every retry, "
-            f"{_median_text([int(r['internal']) for r in rows])} answered INTERNAL")
+        cost = words["spread"].format(median=statistics.median(costs), runs=runs,
+                                      low=min(costs), high=max(costs))
+    text = words["cost"].format(
+        Kind=name[:1].upper() + name[1:], cost=cost,
+        retried=_median_text([int(r["retried"]) for r in rows]),
+        timeouts=_median_text([int(r["timeouts"]) for r in rows]),
+        internal=_median_text([int(r["internal"]) for r in rows]))
     recoveries = [r["recovered_after_s"] for r in rows if r["recovered_after_s"] is not None]
     if recoveries:
-        text += (f"; throughput was back to {RECOVERED_SHARE:.0%} of its level before after "
-                 f"{statistics.median(recoveries):.1f} s")
-        if len(recoveries) < len(rows):
-            text += f" ({len(rows) - len(recoveries)} run(s) not back by their end)"
+        text += words["back"].format(share=RECOVERED_SHARE, s=statistics.median(recoveries))
+        if len(recoveries) < runs:
+            text += words["some_never"].format(n=runs - len(recoveries))
     else:
-        text += (f"; throughput did not come back to {RECOVERED_SHARE:.0%} of its level before "
-                 "by the end")
+        text += words["never"].format(share=RECOVERED_SHARE)
     return text + "."
 
 
-def _figure(kinds: list[str], picked: dict[str, dict[str, Any]]) -> plt.Figure:
+def _figure(kinds: list[str], picked: dict[str, dict[str, Any]],
+            lang: str = "en") -> plt.Figure:
+    words = _section_words(lang)
     columns = min(3, len(kinds))
     lines = -(-len(kinds) // columns)
     fig, grid = plt.subplots(lines, columns, figsize=(3.4 * columns, 2.9 * lines),
@@ -148,31 +214,34 @@ def _figure(kinds: list[str], picked: dict[str, dict[str, Any]]) -> plt.Figure:
         if row["recovered_after_s"] is not None:
             ax.axvline(row["recovered_after_s"], color="#009E73", ls=":", lw=1.2)
         ax.set_title(row["fault"], fontsize=10)
-        ax.set_xlabel("seconds from the fault")
-        ax.set_ylabel("answered per second")
+        ax.set_xlabel(words["x"])
+        ax.set_ylabel(words["y"])
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"throughput around each fault (red: the fault; green: back to "
-                 f"{RECOVERED_SHARE:.0%})", fontsize=10)
+    fig.suptitle(words["suptitle"].format(share=RECOVERED_SHARE), fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def _recovery_text(rows: list[dict[str, Any]]) -> str:
+def _recovery_text(rows: list[dict[str, Any]], lang: str = "en") -> str:
+    words = _section_words(lang)
     values = [r["recovered_after_s"] for r in rows if r["recovered_after_s"] is not None]
     if not values:
-        return "never"
+        return str(words["not_back"])
     text = f"{statistics.median(values):.1f}"
     if f"{min(values):.1f}" != f"{max(values):.1f}":
         text += f" ({min(values):.1f}-{max(values):.1f})"
-    return text + ("" if len(values) == len(rows) else f", {len(rows) - len(values)} never")
+    return text + ("" if len(values) == len(rows) else
+                   words["never_n"].format(n=len(rows) - len(values)))
 
 
-def fault_sections(paths: Sequence[Path | str]) -> list[Section]:
-    """The section, when some run under `paths` had faults; else none."""
+def fault_sections(paths: Sequence[Path | str], lang: str = "en") -> list[Section]:
+    """The section, in `lang` ("en" or "es"), when some run under `paths` had faults; else
+    none."""
     rows = fault_rows(paths)
     if not rows:
         return []
+    words = _section_words(lang)
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_kind.setdefault(row["kind"], []).append(row)
@@ -182,27 +251,22 @@ def fault_sections(paths: Sequence[Path | str]) -> list[Section]:
               by_kind.items()}
     runs = {r["run"]: r for r in rows}
     unclean = [name for name, r in runs.items() if not r["clean"]]
-    text = " ".join(_sentence(kind, by_kind[kind]) for kind in kinds)
+    text = " ".join(_sentence(kind, by_kind[kind], lang) for kind in kinds)
     if unclean:
-        text += (f" {len(unclean)} of {len(runs)} run(s) with faults were not clean "
-                 f"({', '.join(unclean)}): see their findings.")
+        text += words["unclean"].format(n=len(unclean), runs=len(runs), names=", ".join(unclean))
     else:
-        text += (f" Every one of the {len(runs)} run(s) with faults was clean: the verifier "
-                 "found no lost or doubled update across the faults.")
+        text += words["clean"].format(runs=len(runs))
+    fault, count, back, retried, given_up, internal, clean = words["columns"]
     shown = pd.DataFrame({
-        "fault": [by_kind[k][0]["fault"] for k in kinds],
-        "runs": [len(by_kind[k]) for k in kinds],
-        f"back to {RECOVERED_SHARE:.0%} after (s)": [_recovery_text(by_kind[k]) for k in kinds],
-        "retried": [_median_text([int(r["retried"]) for r in by_kind[k]]) for k in kinds],
-        "given up": [_median_text([int(r["timeouts"]) for r in by_kind[k]]) for k in kinds],
-        "INTERNAL": [_median_text([int(r["internal"]) for r in by_kind[k]]) for k in kinds],
-        "runs clean": [f"{sum(bool(r['clean']) for r in by_kind[k])} of {len(by_kind[k])}"
-                       for k in kinds],
+        fault: [by_kind[k][0]["fault"] for k in kinds],
+        count: [len(by_kind[k]) for k in kinds],
+        back.format(share=RECOVERED_SHARE): [_recovery_text(by_kind[k], lang) for k in kinds],
+        retried: [_median_text([int(r["retried"]) for r in by_kind[k]]) for k in kinds],
+        given_up: [_median_text([int(r["timeouts"]) for r in by_kind[k]]) for k in kinds],
+        internal: [_median_text([int(r["internal"]) for r in by_kind[k]]) for k in kinds],
+        clean: [words["of"].format(n=sum(bool(r["clean"]) for r in by_kind[k]),
+                                   runs=len(by_kind[k])) for k in kinds],
     })
     return [Section(
-        "faults", "What a fault costs",
-        "A worker killed or stopped, the whole server killed and restarted, the network cut, "
-        "slowed or lossy: how long does the service take to come back, and which requests "
-        "does each cost a client that retries?",
-        _figure(kinds, picked), text, shown,
+        "faults", words["title"], words["question"], _figure(kinds, picked, lang), text, shown,
         sorted({r["command"] for r in rows if r["command"]}))]

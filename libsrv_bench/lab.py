@@ -342,70 +342,119 @@ def workers_section(table: pd.DataFrame, lang: str = "en") -> list[Section]:
         _commands(rows))]
 
 
-def _workload_words(workload: str) -> str:
-    if workload == "mix:query_title=100":
-        return "queries by title"
-    return f"the {workload} workload"
+_REAL_WORDS = {
+    "en": {"title_queries": "queries by title", "workload": "the {workload} workload",
+           "text": "With {what} over {books:,} books, each request costs {cpu_ms} ms of a "
+                   "worker's CPU (one worker: {t_one} requests/s). {most} workers gave "
+                   "{gain:.1f}x the throughput of 1 ({t_most} requests/s) on {cpus} cores: ",
+           "parallel": "the work happens in the worker processes, side by side on the cores, "
+                       "and the broker's hop is small beside it. In the read-mostly section the "
+                       "work per request is tiny, so the hop and the processes' turns on the "
+                       "cores decide instead.",
+           "short": "less than the cores would allow; the machine was busy with other work, or "
+                    "the clients were too few to keep every worker busy.",
+           "title": "Workers when requests do real work",
+           "question": "When each request costs milliseconds of work, do more worker processes "
+                       "answer more?",
+           "column": "workers"},
+    "es": {"title_queries": "consultas por título", "workload": "la carga {workload}",
+           "text": "Con {what} sobre {books:,} libros, cada petición cuesta {cpu_ms} ms de CPU "
+                   "de un trabajador (un trabajador: {t_one} peticiones/s). {most} "
+                   "trabajadores dieron {gain:.1f}x el rendimiento de 1 ({t_most} "
+                   "peticiones/s) en {cpus} núcleos: ",
+           "parallel": "el trabajo ocurre en los procesos trabajadores, uno al lado del otro en "
+                       "los núcleos, y el salto del broker es pequeño a su lado. En la sección "
+                       "de lectura casi exclusiva el trabajo por petición es mínimo, así que "
+                       "deciden el salto y los turnos de los procesos en los núcleos.",
+           "short": "menos de lo que permitirían los núcleos; la máquina estaba ocupada con "
+                    "otro trabajo, o había muy pocos clientes para mantener ocupado a cada "
+                    "trabajador.",
+           "title": "Trabajadores cuando las peticiones hacen trabajo de verdad",
+           "question": "Cuando cada petición cuesta milisegundos de trabajo, ¿responden más "
+                       "peticiones más procesos trabajadores?",
+           "column": "trabajadores"},
+}
 
 
-def real_work_section(table: pd.DataFrame) -> list[Section]:
+def real_work_section(table: pd.DataFrame, lang: str = "en") -> list[Section]:
     """Workers again, where each request does real work (queries by title scan the catalog in
     the worker): the pattern a class comes for, beside the read-mostly section."""
     groups = [g for g in varied_groups(table, "workers")[1:]
               if 1 in set(g["workers"]) and len(set(g["workers"]) - {0}) >= 2]
     if not groups:
         return []
+    words = _words(_REAL_WORDS, lang)
     rows = groups[0]
     by = {int(r["workers"]): r for _, r in rows.iterrows()}
     most = max(by)
     first = rows.iloc[0]
     gain = by[most]["throughput"] / by[1]["throughput"]
-    cpus = by[most]["cpus"]
-    text = (f"With {_workload_words(str(first['workload']))} over {int(first['books']):,} books, "
-            f"each request costs {_n(by[1]['server_cpu_us'] / 1000, 1)} ms of a worker's CPU "
-            f"(one worker: {_n(by[1]['throughput'])} requests/s). {most} workers gave "
-            f"{gain:.1f}x the throughput of 1 ({_n(by[most]['throughput'])} requests/s) on "
-            f"{cpus} cores: ")
-    text += ("the work happens in the worker processes, side by side on the cores, and the "
-             "broker's hop is small beside it. In the read-mostly section the work per request "
-             "is tiny, so the hop and the processes' turns on the cores decide instead."
-             if gain >= 1.3 else
-             "less than the cores would allow; the machine was busy with other work, or the "
-             "clients were too few to keep every worker busy.")
+    workload = str(first["workload"])
+    what = (words["title_queries"] if workload == "mix:query_title=100"
+            else words["workload"].format(workload=workload))
+    text = words["text"].format(what=what, books=int(first["books"]),
+                                cpu_ms=_n(by[1]["server_cpu_us"] / 1000, 1),
+                                t_one=_n(by[1]["throughput"]), most=most, gain=gain,
+                                t_most=_n(by[most]["throughput"]), cpus=by[most]["cpus"])
+    text += words["parallel" if gain >= 1.3 else "short"]
     return [Section(
-        "workers-real-work", "Workers when requests do real work",
-        "When each request costs milliseconds of work, do more worker processes answer more?",
-        plots.throughput_vs_workers(rows, _note(rows)),
-        text + f" ({_rounds(rows)}.)",
-        _figures_table(rows, "workers", [plots.workers_label(w).replace("\n", " ")
-                                         for w in rows["workers"]]),
+        "workers-real-work", words["title"], words["question"],
+        plots.throughput_vs_workers(rows, _note(rows, lang=lang), lang),
+        text + f" ({_rounds(rows, lang)}.)",
+        _figures_table(rows, words["column"],
+                       [plots.workers_label(w, lang).replace("\n", " ") for w in rows["workers"]],
+                       lang),
         _commands(rows))]
 
 
-def storage_section(table: pd.DataFrame) -> list[Section]:
+_STORAGE_WORDS = {
+    "en": {"text": "{fast} answered {times:,.0f}x the requests per second of {slow} ({t_fast} "
+                   "against {t_slow}), and its p99 was {p_fast} ms against {p_slow} ms.",
+           "json": " The json engine rewrites the whole {books:,}-book file for every loan or "
+                   "return, under the lock, so writers queue behind each other; the journal "
+                   "appends one line.",
+           "few": " († too few requests in a round to measure p99: the slow engine answered "
+                  "few; run longer.)",
+           "title": "Storage engines",
+           "question": "What does it cost to keep the catalog on disk: rewriting the JSON file "
+                       "on every change, or appending to a journal?",
+           "column": "storage"},
+    "es": {"text": "{fast} respondió {times:,.0f}x las peticiones por segundo de {slow} "
+                   "({t_fast} frente a {t_slow}), y su p99 fue de {p_fast} ms frente a "
+                   "{p_slow} ms.",
+           "json": " El motor json reescribe el archivo entero de {books:,} libros en cada "
+                   "préstamo o devolución, con el cerrojo tomado, así que los que escriben "
+                   "hacen cola unos detrás de otros; el diario (journal) añade una línea.",
+           "few": " († muy pocas peticiones en una ronda para medir el p99: el motor lento "
+                  "respondió pocas; ejecuta más tiempo.)",
+           "title": "Motores de almacenamiento",
+           "question": "¿Cuánto cuesta guardar el catálogo en disco: reescribir el archivo JSON "
+                       "en cada cambio, o añadir a un diario?",
+           "column": "almacenamiento"},
+}
+
+
+def storage_section(table: pd.DataFrame, lang: str = "en") -> list[Section]:
     rows = varied(table, "storage")
     if rows.empty:
         return []
+    words = _words(_STORAGE_WORDS, lang)
     fast = rows.loc[rows["throughput"].idxmax()]
     slow = rows.loc[rows["throughput"].idxmin()]
-    text = (f"{fast['storage']} answered {fast['throughput'] / slow['throughput']:,.0f}x the "
-            f"requests per second of {slow['storage']} ({_n(fast['throughput'])} against "
-            f"{_n(slow['throughput'], 1 if slow['throughput'] < 10 else 0)}), and its p99 was "
-            f"{_ms(fast['p99_ms'])} ms against {_ms(slow['p99_ms'])} ms.")
+    text = words["text"].format(
+        fast=fast["storage"], slow=slow["storage"],
+        times=fast["throughput"] / slow["throughput"], t_fast=_n(fast["throughput"]),
+        t_slow=_n(slow["throughput"], 1 if slow["throughput"] < 10 else 0),
+        p_fast=_ms(fast["p99_ms"]), p_slow=_ms(slow["p99_ms"]))
     if {"json", "journal"} <= set(rows["storage"]):
-        text += (f" The json engine rewrites the whole {fast['books']:,}-book file for every "
-                 "loan or return, under the lock, so writers queue behind each other; the "
-                 "journal appends one line.")
+        text += words["json"].format(books=int(fast["books"]))
     if not all(rows["p99_ms_enough"]):
-        text += " († too few requests in a round to measure p99: the slow engine answered " \
-                "few; run longer.)"
+        text += words["few"]
     return [Section(
-        "storage", "Storage engines",
-        "What does it cost to keep the catalog on disk: rewriting the JSON file on every "
-        "change, or appending to a journal?",
-        plots.storage_engines(rows, _note(rows)),
-        text + f" ({_rounds(rows)}.)",
-        _figures_table(rows, "storage", list(rows["storage"])),
+        "storage", words["title"], words["question"],
+        plots.storage_engines(rows, _note(rows, lang=lang), lang),
+        text + f" ({_rounds(rows, lang)}.)",
+        _figures_table(rows, words["column"], list(rows["storage"]), lang),
         _commands(rows))]
 
 
@@ -500,8 +549,8 @@ def _words(table: dict[str, dict[str, Any]], lang: str) -> dict[str, Any]:
 
 
 def lost_update_section(table: pd.DataFrame, lang: str = "en") -> list[Section]:
-    """The lost-update experiment in `lang` ("en" or "es"; the verifier's findings keep their
-    English sentences, named by kind in `lang`)."""
+    """The lost-update experiment in `lang` ("en" or "es"), the verifier's findings
+    included."""
     rows = varied(table, "unsafe_no_lock")
     if rows.empty:
         return []
@@ -735,10 +784,8 @@ def _zeromq_only(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def sections(paths: Sequence[Path | str], lang: str = "en") -> list[Section]:
-    """The experiments that the run folders under `paths` answer, in the report's order. In
-    Spanish (`lang` "es") so far: the transport's limit, clients, workers, the lost-update
-    experiment, the transports and the configurations' names; real work, storage and faults
-    are in English."""
+    """The experiments that the run folders under `paths` answer, in the report's order, in
+    `lang` ("en" or "es": every section, its figures and the configurations' names)."""
     runs = runs_frame(find_runs(paths))
     if runs.empty:
         raise ValueError("no run folders (with summary.json) among the given paths")
@@ -751,8 +798,8 @@ def sections(paths: Sequence[Path | str], lang: str = "en") -> list[Section]:
 
     return (limit_section(table, lang) + clients_section(table, runs, lang) +
             workers_section(table, lang) +
-            real_work_section(table) +
-            storage_section(table) + lost_update_section(table, lang) + fault_sections(paths) +
+            real_work_section(table, lang) + storage_section(table, lang) +
+            lost_update_section(table, lang) + fault_sections(paths, lang) +
             transports_section(paths, lang))
 
 

@@ -241,19 +241,28 @@ def throughput_vs_workers(rows: pd.DataFrame, note: str = "", lang: str = "en") 
     return fig
 
 
-def storage_engines(rows: pd.DataFrame, note: str = "") -> plt.Figure:
-    """Throughput and p99 per storage engine, on log scales (they differ by decades)."""
+_STORAGE_LABELS = {"en": ("requests / s (log scale)", "Throughput", "p99 latency, ms (log scale)",
+                           "p99 latency", "storage engine"),
+                   "es": ("peticiones / s (escala log.)", "Rendimiento",
+                          "latencia p99, ms (escala log.)", "Latencia p99",
+                          "motor de almacenamiento")}
+
+
+def storage_engines(rows: pd.DataFrame, note: str = "", lang: str = "en") -> plt.Figure:
+    """Throughput and p99 per storage engine, on log scales (they differ by decades); labels
+    in `lang`, "en" or "es"."""
+    rate, rate_title, p99, p99_title, engine = _STORAGE_LABELS["es" if lang == "es" else "en"]
     fig, (left, right) = _figure(2, note)
     labels = list(rows["storage"])
     colours = [style(i)[0] for i in range(len(rows))]
     _bars(left, rows, "throughput", labels, colours, log=True)
-    left.set_ylabel("requests / s (log scale)")
-    left.set_title("Throughput", fontsize=10)
+    left.set_ylabel(rate)
+    left.set_title(rate_title, fontsize=10)
     _bars(right, rows, "p99_ms", labels, colours, log=True, unit=" ms")
-    right.set_ylabel("p99 latency, ms (log scale)")
-    right.set_title("p99 latency", fontsize=10)
+    right.set_ylabel(p99)
+    right.set_title(p99_title, fontsize=10)
     for ax in (left, right):
-        ax.set_xlabel("storage engine")
+        ax.set_xlabel(engine)
     return fig
 
 

@@ -53,6 +53,14 @@ def test_the_words_are_the_runs_figures(tmp_path: Path) -> None:
     assert "Every one of the 1 run(s) with faults was clean" in section.conclusion
     assert list(section.table["fault"]) == ["kill-worker@3", "partition@3+1"]
     assert len(section.figure.axes) == 2  # one panel per kind
+    (seccion,) = fault_sections([tmp_path], "es")
+    plt.close(seccion.figure)
+    assert seccion.title == "Lo que cuesta un fallo"
+    assert "Un trabajador matado costó 2 petición(es): 2 reintentadas" in seccion.conclusion
+    assert "Una partición de red costó 8 petición(es): 7 reintentadas, 1 abandonadas" in \
+        seccion.conclusion
+    assert "Las 1 ejecución(es) con fallos fueron limpias" in seccion.conclusion
+    assert list(seccion.table["ejecuciones limpias"]) == ["1 de 1", "1 de 1"]
 
 
 def test_several_runs_give_a_median_and_an_unclean_run_is_named(tmp_path: Path) -> None:

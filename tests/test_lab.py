@@ -7,6 +7,7 @@ reads them exactly as it reads a real run; the real runs are in test_bench and t
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -237,6 +238,28 @@ def test_a_percentile_measured_on_too_few_requests_is_marked(tmp_path: Path) -> 
     marks = dict(zip(storage.table["storage"], storage.table["p99 ms"], strict=True))
     assert marks["json"].endswith("†") and not marks["journal"].endswith("†")
     assert "journal answered 50x the requests per second of json" in storage.conclusion
+
+
+def test_the_storage_and_real_work_sections_speak_spanish_when_asked(tmp_path: Path) -> None:
+    fake_run(tmp_path, BASE, throughput=2000.0)
+    fake_run(tmp_path, replace(BASE, storage="json"), throughput=40.0, requests=80)
+    titles = replace(BASE, workload="mix:query_title=100", clients=16)
+    for workers, throughput in ((0, 200.0), (1, 100.0), (2, 190.0)):
+        fake_run(tmp_path, replace(BASE, workers=workers), throughput=1000.0)
+        fake_run(tmp_path, replace(titles, workers=workers), throughput=throughput,
+                 cpu_us=4000.0)
+    found = {s.key: s for s in sections([tmp_path], "es")}
+    storage, work = found["storage"], found["workers-real-work"]
+    assert storage.title == "Motores de almacenamiento"
+    assert re.search(r"journal respondió \d+x las peticiones por segundo de json",
+                     storage.conclusion)
+    assert "almacenamiento" in storage.table.columns
+    assert work.title == "Trabajadores cuando las peticiones hacen trabajo de verdad"
+    assert work.conclusion.startswith("Con consultas por título sobre")
+    assert "2 trabajadores dieron 1.9x el rendimiento de 1" in work.conclusion
+    for section in (storage, work):
+        drawn = " ".join(t.get_text() for t in drawn_texts(section.figure))
+        assert not {"requests", "workers", "storage", "latency"} & set(drawn.split()), drawn
 
 
 def test_the_lost_update_section_counts_every_round_and_words_the_findings(
