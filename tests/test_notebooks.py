@@ -113,9 +113,13 @@ def test_grading_notebook_grades_its_two_demonstration_groups(tmp_path: Path) ->
     nb = execute("06-grade-servers.ipynb", f"OUT = {str(tmp_path)!r}", tmp_path)
     text = outputs(nb)
     assert "== grupo-con-lock: pasó todas las comprobaciones" in text, text[-3000:]
-    assert "== grupo-sin-lock:" in text and "concurrency fight clean: " in text
+    assert "grupo-sin-lock: comprobación del protocolo" in text  # the grader's progress
+    assert "== grupo-sin-lock:" in text and "pelea concurrente limpia: " in text
+    assert "anomalías: actualizaciones perdidas o duplicadas" in text  # the reasons, in Spanish
     assert "image/png" in str(nb.cells) and (tmp_path / "README.md").exists()
-    assert "pelea concurrente limpia" in text and "peticiones/s con 16 clientes" in text
+    assert (tmp_path / "README.md").read_text().startswith("# Informe de calificación")
+    assert "peticiones/s con 16 clientes" in text
+    assert_no_error_or_warning(nb)
 
 
 def test_faults_notebook_shows_each_fault_and_catches_duplicates_without_ids(

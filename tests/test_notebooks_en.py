@@ -49,6 +49,7 @@ def test_grading_notebook_runs_in_english(tmp_path: Path) -> None:
     nb = execute("06-grade-servers.ipynb", f"OUT = {str(tmp_path)!r}", tmp_path, "en")
     text = outputs(nb)
     assert "== grupo-con-lock: every check passed" in text, text[-3000:]
+    assert "grupo-sin-lock: protocol check" in text and "concurrency fight clean: " in text
     assert "The whole report:" in text
     assert_no_error_or_warning(nb)
 
