@@ -57,7 +57,7 @@ from libsrv_bench.proxy import FaultProxy, ProxyError
 from libsrv_bench.results import machine_info, new_run_folder, records_frame, summarize, write_run
 from libsrv_bench.sentences import say
 from libsrv_bench.settings import RunConfig, run_command, same_load, transport_of
-from libsrv_bench.timeline import timeline_frame, write_timeline
+from libsrv_bench.timeline import run_title, timeline_frame, write_timeline
 from libsrv_bench.verifier import (
     FILE_FIELDS,
     ops_from_records,
@@ -507,7 +507,7 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
         summary["faults"] = fault_summary(injector.happened, table, frame, result.t0 / 1e6)
         events += [(f["at_s"], f["fault"], f["duration"]) for f in summary["faults"]]
     write_run(folder, summary, frame, result, verdict)
-    write_timeline(folder, frame, events, title=folder.name, figure=timeline_png)
+    write_timeline(folder, frame, events, title=run_title(config), figure=timeline_png)
     return RunOutcome(folder, summary, frame, verdict)
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
 from libsrv_bench.history import FAILURE_CODES
+from libsrv_bench.settings import RunConfig
 
 INTERVAL_MS = 100.0
 COLUMNS = ("t_s", "answered", "errors", "timeouts", "rate_per_s", "p50_ms", "p99_ms", "max_ms",
@@ -135,7 +136,18 @@ def run_figure(folder: Path | str, lang: str = "en") -> plt.Figure:
     summary = json.loads((folder / "summary.json").read_text())
     events = [(f["at_s"], f["fault"], f["duration"]) for f in summary.get("faults", [])
               if not f.get("error")]
-    return timeline_figure(pd.read_csv(folder / "timeline.csv"), events, summary["name"], lang)
+    from libsrv_bench.rounds import config_of
+
+    return timeline_figure(pd.read_csv(folder / "timeline.csv"), events,
+                           run_title(config_of(summary), lang), lang)
+
+
+def run_title(config: RunConfig, lang: str = "en") -> str:
+    """A run's timeline title: its label when it has one, else its configuration in words
+    (its folder's name may be cut and hashed: a long fault schedule makes a long name)."""
+    from libsrv_bench.rounds import describe
+
+    return config.label or describe(config, lang)
 
 
 def write_timeline(folder: Path, frame: pd.DataFrame,

@@ -36,7 +36,7 @@ def test_start_here_runs_and_shows_every_kind_of_reply(tmp_path: Path, lang: str
     for expected in ("REQ received: {'code': 'OK'", "the second send failed: Operation cannot "
                      "be accomplished in current state", "Don Quijote de la Mancha",
                      "UNAVAILABLE", "NOT_LOANED", "BAD_REQUEST", "uptime_s",
-                     "workers serving: 1", *START_HERE[lang]):
+                     "processes serving: 1 of 1", *START_HERE[lang]):
         assert expected in text, expected
     assert_no_error_or_warning(nb)
 

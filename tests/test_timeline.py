@@ -64,3 +64,14 @@ def test_the_timeline_figure_speaks_spanish_when_asked() -> None:
     assert [t.get_text() for t in rate.get_legend().get_texts()] == [
         "respondidas / s", "errores + tiempos agotados / s"]
     plt.close(figure)
+
+
+def test_a_long_schedule_is_titled_in_words_not_by_its_cut_folder_name() -> None:
+    from libsrv_bench.settings import NAME_LIMIT, run_name
+    from libsrv_bench.timeline import run_title
+
+    config = RunConfig(faults=tuple(f"kill-worker@{n}" for n in range(1, 30)))
+    assert len(run_name(config)) == NAME_LIMIT  # cut, with a hash
+    assert run_title(config) == "journal, 2 workers, 16 clients, read-mostly"
+    assert run_title(config, "es").startswith("journal, 2 trabajadores")
+    assert run_title(RunConfig(label="demo-faults")) == "demo-faults"
