@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from libsrv_bench.dialects import DEFAULT_DIALECT
+from libsrv_bench.judgement import reasons_in
 from libsrv_bench.lean import LeanResult, lean_throughput
 from libsrv_bench.rounds import describe as describe_config
 from libsrv_bench.rounds import enough
@@ -77,6 +78,7 @@ def _row(number: int, name: str, summary: dict[str, Any]) -> dict[str, Any]:
             "server_cpu_us": server, "gateway_cpu_us": gateway,
             # why the run was not clean (the judgement's words; empty: clean, or an echo)
             "not_clean": "; ".join(summary.get("not_clean") or []),
+            "not_clean_es": "; ".join(reasons_in(summary, "es")),  # the same, for the class
             "load_cpu_us": load.get("cpu_us_per_request"),
             "proxy_cpu_us": summary.get("proxy", {}).get("cpu_us_per_request"),
             "machine_busy": cost.get("machine_busy"),

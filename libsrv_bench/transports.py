@@ -112,13 +112,14 @@ def verdicts(table: pd.DataFrame, lang: str = "en") -> dict[str, str]:
     """Each server row's verdict over every round and client count, by its (English) name:
     "clean" only when the verifier found no anomaly and every run was judged clean (enough
     requests answered, writes acknowledged, errors under the limit); else how many anomalies,
-    or why a run was not clean (the judgement's words, in English)."""
+    or why a run was not clean (the judgement's words, in `lang`)."""
     words = _WORDS["es" if lang == "es" else "en"]
     said: dict[str, str] = {}
     servers = table[table["name"].str.contains(" server, ")]
     for name, group in servers.groupby("name", sort=False):
         found = int(group["violations"].fillna(0).sum())
-        reasons = sorted({r for r in group.get("not_clean", ()) if isinstance(r, str) and r})
+        column = "not_clean_es" if lang == "es" and "not_clean_es" in group else "not_clean"
+        reasons = sorted({r for r in group.get(column, ()) if isinstance(r, str) and r})
         if found:
             said[str(name)] = words["anomalies"].format(n=found)
         elif reasons:

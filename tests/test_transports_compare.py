@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from libsrv_bench.compare import REFERENCE
+from libsrv_bench.compare import REFERENCE, _row
 from libsrv_bench.settings import RunConfig
 from libsrv_bench.transports import (
     own_echo,
@@ -89,6 +89,16 @@ def test_a_server_that_answers_badly_is_not_clean_without_any_anomaly() -> None:
     assert said["gRPC server, 2 processes"] == \
         "NOT CLEAN: errors and timeouts are 100% of the requests"
     assert said["HTTP server, 2 processes"] == "clean"
+    # compare keeps the class's words beside the English ones, from the summary's facts
+    row = _row(1, "gRPC server, 2 processes", {
+        "throughput": 0.0, "p50_ms": 0.0, "p99_ms": 0.0, "violations": 0,
+        "not_clean": ["no request was answered in the measured time"],
+        "not_clean_facts": [["no-answer", {}]]})
+    assert row["not_clean_es"] == "ninguna petición recibió respuesta en el tiempo medido"
+    bad["not_clean_es"] = ""
+    bad.loc[bad["name"] == "gRPC server, 2 processes", "not_clean_es"] = row["not_clean_es"]
+    assert verdicts(bad, "es")["gRPC server, 2 processes"] == \
+        "NO LIMPIO: ninguna petición recibió respuesta en el tiempo medido"
 
 
 def test_a_p99_measured_on_too_few_requests_carries_the_dagger() -> None:
