@@ -28,6 +28,7 @@ from libsrv_bench.settings import (
     DEMO_ROUNDS,
     DEMO_SECONDS,
     ECHO_VIA,
+    GENERATOR_FLOOR,
     add_flags,
     config_from_args,
     same_load,
@@ -168,7 +169,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from libsrv_bench.report import write_report
 
-    path = write_report([Path(p) for p in args.runs], Path(args.out), title=args.title)
+    path = write_report([Path(p) for p in args.runs], Path(args.out), title=args.title,
+                        lang=args.lang)
     print(f"report written to {path}")
     return EXIT_OK
 
@@ -187,7 +189,6 @@ def cmd_feed_cost(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from libsrv_bench.compare import (
         CALIBRATION,
-        GENERATOR_FLOOR,
         baseline_candidates,
         compare,
         describe,
@@ -285,7 +286,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from libsrv_bench.demo import run_demo
 
-    run_demo(Path(args.out), seconds=args.seconds, rounds=args.rounds)
+    run_demo(Path(args.out), seconds=args.seconds, rounds=args.rounds, lang=args.lang)
     return EXIT_OK
 
 
@@ -361,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder the report is written to (default: report)")
     report.add_argument("--title", default="libsrv experiment report",
                         help="the report's heading (default: libsrv experiment report)")
+    report.add_argument("--lang", choices=LANGUAGES, default="en",
+                        help="language of the report's words, tables and figures: en "
+                        "(default) or es, the class's")
     report.set_defaults(func=cmd_report)
     marks = sub.add_parser("grade", help="grade many groups' servers in one report "
                            "(protocol check, verified fight, latency, crash)")
@@ -379,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"measured seconds per run (default: {DEMO_SECONDS:g})")
     demo.add_argument("--rounds", type=int, default=DEMO_ROUNDS,
                       help=f"interleaved rounds of every run (default: {DEMO_ROUNDS})")
+    demo.add_argument("--lang", choices=LANGUAGES, default="en",
+                      help="language of the report: en (default) or es, the class's")
     demo.set_defaults(func=cmd_demo)
     echo = sub.add_parser("echo", help="serve the echo baseline (used by `baseline`)",
                           add_help=False)

@@ -34,7 +34,6 @@ from libsrv_bench.settings import DEFAULT_DURATION
 
 REFERENCE = "reference"
 CALIBRATION = "reference, lean generator"  # the same target, one process per client
-GENERATOR_FLOOR = 0.9  # bench's reference below this share of the lean generator's: throttled
 
 
 # an echo is the kit's, started here, in the kit's protocol, whatever the server rows speak
@@ -122,6 +121,7 @@ def compare(reference: RunConfig, candidates: dict[str, RunConfig], *, rounds: i
             lean = calibrate(reference)
             rows.append({"round": number, "name": CALIBRATION, "throughput": lean.throughput,
                          "load_cpu_us": lean.cpu_us_per_request, "violations": 0,
+                         "clients": reference.clients,
                          "generator_ratio": ref["throughput"] / lean.throughput
                          if lean.throughput else float("nan")})
         for name, config in candidates.items():
@@ -166,6 +166,7 @@ def medians(table: pd.DataFrame) -> pd.DataFrame:
             ratio = group["generator_ratio"]
             row["generator_ratio"] = _median(ratio)
             row["ratio_spread"] = f"{ratio.min():.2f}-{ratio.max():.2f}"
+            row["clients"] = int(group["clients"].iloc[0])  # the lean generator's processes
         elif name != REFERENCE:
             ratio = group["throughput_ratio"]
             row["throughput_ratio"] = _median(ratio)

@@ -53,12 +53,18 @@ def _progress(number: int, total: int, outcome: RunOutcome) -> None:
           f"anomalies {row['violations']}", flush=True)
 
 
-def run_demo(out: Path, seconds: float = DEMO_SECONDS, rounds: int = DEMO_ROUNDS) -> Path:
+TITLES = {"en": "libsrv: the default experiment", "es": "libsrv: el experimento por defecto"}
+
+
+def run_demo(out: Path, seconds: float = DEMO_SECONDS, rounds: int = DEMO_ROUNDS,
+             lang: str = "en") -> Path:
+    """Run the default plan in `rounds` interleaved rounds and write the report (in `lang`,
+    "en" or "es") to `out`; returns its path."""
     runs = out / "runs" / time.strftime("%Y%m%d-%H%M%S")
     plan = default_plan(seconds)
     print(f"Running {len(plan)} experiments {rounds} times each, interleaved ({seconds:g} s "
           f"each, each on its own server); results go to {runs}", flush=True)
     run_rounds(plan, rounds, runs, progress=False, on_run=_progress)
-    report = write_report([runs], out, title="libsrv: the default experiment")
+    report = write_report([runs], out, title=TITLES.get(lang, TITLES["en"]), lang=lang)
     print(f"\nReport: {report}")
     return report

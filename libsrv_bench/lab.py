@@ -44,24 +44,37 @@ class Section:
     pictures: list[tuple[str, plt.Figure]] = field(default_factory=list)
 
     def markdown(self, figure_path: str | None = None,
-                 picture_paths: Sequence[str] = ()) -> str:
+                 picture_paths: Sequence[str] = (), lang: str = "en") -> str:
         """The section as Markdown (the figure linked at `figure_path` when given, and each
-        picture at its path in `picture_paths`)."""
-        parts = [f"## {self.title}\n", f"**Question.** {self.question}\n"]
+        picture at its path in `picture_paths`), its labels in `lang`."""
+        words = _MARKDOWN_WORDS["es" if lang == "es" else "en"]
+        parts = [f"## {self.title}\n", f"**{words['question']}** {self.question}\n"]
         if figure_path:
             parts.append(f"![{self.title}]({figure_path})\n")
-        parts.append(f"**What the runs show.** {self.conclusion}\n")
+        parts.append(f"**{words['shown']}** {self.conclusion}\n")
         parts.append(table_markdown(self.table))
         if self.findings:
-            parts.append("What the verifier found (the first few):\n")
+            parts.append(f"{words['found']}\n")
             parts += [f"- {finding}" for finding in self.findings]
             parts.append("")
         for (caption, _), path in zip(self.pictures, picture_paths, strict=False):
-            parts.append(f"![the verifier's picture]({path})\n\n{caption}\n")
+            parts.append(f"![{words['picture']}]({path})\n\n{caption}\n")
         if self.commands:
-            parts.append("Each run repeats with (in the kit's folder):\n\n```\n" +
+            parts.append(f"{words['repeat']}\n\n```\n" +
                          "\n".join([ACTIVATE, *self.commands]) + "\n```\n")
         return "\n".join(parts)
+
+
+_MARKDOWN_WORDS = {
+    "en": {"question": "Question.", "shown": "What the runs show.",
+           "found": "What the verifier found (the first few):",
+           "picture": "the verifier's picture",
+           "repeat": "Each run repeats with (in the kit's folder):"},
+    "es": {"question": "Pregunta.", "shown": "Lo que muestran las ejecuciones.",
+           "found": "Lo que encontró el verificador (los primeros):",
+           "picture": "el dibujo del verificador",
+           "repeat": "Cada ejecución se repite con (en la carpeta del kit):"},
+}
 
 
 def table_markdown(table: pd.DataFrame) -> str:
@@ -803,18 +816,13 @@ def sections(paths: Sequence[Path | str], lang: str = "en") -> list[Section]:
             transports_section(paths, lang))
 
 
-_SHOW_WORDS = {"en": ("Question.", "What the runs show.", "What the verifier found (the "
-                                                                "first few):"),
-               "es": ("Pregunta.", "Lo que muestran las ejecuciones.", "Lo que encontró el "
-                                                                     "verificador (los primeros):")}
-
-
 def show(found: Sequence[Section], lang: str = "en") -> None:
     """Display sections in a notebook: the same words, figure and table as the report (the
     labels around them in `lang`; a section's own words are in the language it was made in)."""
     from IPython.display import Markdown, display
 
-    question, shown, verifier = _SHOW_WORDS["es" if lang == "es" else "en"]
+    words = _MARKDOWN_WORDS["es" if lang == "es" else "en"]
+    question, shown, verifier = words["question"], words["shown"], words["found"]
     for section in found:
         display(Markdown(f"### {section.title}\n\n**{question}** {section.question}"))
         display(section.figure)

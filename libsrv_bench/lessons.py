@@ -14,6 +14,7 @@ from libsrv.defaults import DEFAULT_PAGE_LANG
 from libsrv.messages import LANGUAGES
 from libsrv_bench.judgement import reasons_in
 from libsrv_bench.sentences import said
+from libsrv_bench.settings import GENERATOR_FLOOR
 
 # each verifier finding, named as the class would: which update was lost or doubled
 FINDING_NAMES = {
@@ -224,6 +225,16 @@ _COST_TEXT = {
         "load": "El generador de carga gastó {load:.0f} µs por petición en la fila del "
                 "servidor, un {share:.0%} de la CPU medida: en esta máquina compite por los "
                 "mismos núcleos que el servidor.",
+        "calibrated": "Calibración: el generador del kit sacó del límite {share:.2f}× lo que "
+                      "sacó un generador independiente con un proceso por cliente ({spread} "
+                      "según la ronda), así que el generador del kit no frenó la medida.",
+        "calibrated_many": " Por encima de 1: con {clients} procesos en {cores} núcleos, el "
+                           "generador independiente se frena a sí mismo; el del kit reparte "
+                           "los clientes entre pocos procesos.",
+        "throttled": "Calibración: el generador del kit sacó del límite solo {share:.2f}× lo "
+                     "que sacó un generador independiente con un proceso por cliente ({spread} "
+                     "según la ronda): el generador del kit marcó el ritmo del límite, así que "
+                     "las razones de arriba salen infladas.",
     },
     "en": {
         "target": "{name} runs at {ratio:.2f}× the transport's limit ({spread} over the "
@@ -247,6 +258,16 @@ _COST_TEXT = {
         "load": "The load generator spent {load:.0f} µs per request in the server's row, "
                 "{share:.0%} of the CPU measured: on this machine it competes for the same "
                 "cores as the server.",
+        "calibrated": "Calibration: the kit's generator got {share:.2f}× from the limit what "
+                      "an independent one-process-per-client generator got ({spread} over the "
+                      "rounds), so the kit's generator did not hold the measurement back.",
+        "calibrated_many": " Above 1: with {clients} processes on {cores} cores, the "
+                           "independent generator holds itself back; the kit's spreads the "
+                           "clients over a few processes.",
+        "throttled": "Calibration: the kit's generator got only {share:.2f}× from the limit "
+                     "what an independent one-process-per-client generator got ({spread} over "
+                     "the rounds): the kit's generator set the limit's pace, so the ratios "
+                     "above are overstated.",
     },
 }
 BUSY_FULL = 0.9  # a machine this busy is CPU-bound: throughput is cores / CPU per request
@@ -330,6 +351,18 @@ def cost_sentences(rows: Sequence[Mapping[str, Any]], lang: str = DEFAULT_PAGE_L
         load, cpu = _number(row.get("load_cpu_us")), _number(row.get("server_cpu_us"))
         if load is not None and cpu is not None and load + cpu > 0:
             said.append(text["load"].format(load=load, share=load / (load + cpu)))
+    calibration = by_name.get("reference, lean generator", {})
+    share = _number(calibration.get("generator_ratio"))
+    if share is not None:
+        spread = calibration.get("ratio_spread", "—")
+        if share >= GENERATOR_FLOOR:
+            line = text["calibrated"].format(share=share, spread=spread)
+            clients = _number(calibration.get("clients"))
+            if share > 1.1 and clients is not None and clients > cores:
+                line += text["calibrated_many"].format(clients=int(clients), cores=cores)
+            said.append(line)
+        else:
+            said.append(text["throttled"].format(share=share, spread=spread))
     return said
 
 

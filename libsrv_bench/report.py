@@ -21,34 +21,73 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from libsrv_bench.lab import Section, sections, table_markdown
-from libsrv_bench.rounds import aggregate, find_runs, runs_frame
+from libsrv_bench.rounds import aggregate, describe, find_runs, runs_frame
 
 ALL_EXPERIMENTS = ("limit", "clients", "workers", "storage", "lost-update")
-HOW_MEASURED = (
-    "Latency is measured from each request's intended send time (so a server that stalls "
-    "cannot hide the requests it delayed) and reported in milliseconds; warm-up requests are "
-    "left out. Throughput is the replies received per second of wall time. Each configuration "
-    "ran once per round, rounds one after the other, so that the machine's drift touches "
-    "every configuration alike; tables give the median over rounds and, in brackets, the "
-    "lowest and highest round. † marks a percentile that a round had too few requests to "
-    "measure (fewer than 10 beyond it). `server CPU µs/req` is the CPU time the server's "
-    "processes spent per request; `cores busy` is the share of all the machine's cores that "
-    "was busy during the run.")
+_WORDS = {
+    "en": {
+        "written": "Written {when} from {runs} runs of {configs} configurations on {processor} "
+                   "({cpus} CPUs), {platform}, Python {python}, pyzmq {pyzmq} / libzmq "
+                   "{libzmq}. These numbers describe this machine at this time: compare ratios "
+                   "across machines, not requests per second.\n",
+        "experiments": "Experiments: ",
+        "missing": "Not in these runs: {keys} (no group of runs that differ only in that "
+                   "setting). `python -m libsrv_bench demo` runs them all.\n",
+        "every": "## Every configuration\n", "how": "## How the figures were measured\n",
+        "measured": (
+            "Latency is measured from each request's intended send time (so a server that "
+            "stalls cannot hide the requests it delayed) and reported in milliseconds; warm-up "
+            "requests are left out. Throughput is the replies received per second of wall "
+            "time. Each configuration ran once per round, rounds one after the other, so that "
+            "the machine's drift touches every configuration alike; tables give the median "
+            "over rounds and, in brackets, the lowest and highest round. † marks a percentile "
+            "that a round had too few requests to measure (fewer than 10 beyond it). `server "
+            "CPU µs/req` is the CPU time the server's processes spent per request; `cores "
+            "busy` is the share of all the machine's cores that was busy during the run."),
+        "csv": "`runs.csv` has one row per run, with the folder that holds its every "
+               "request.\n",
+        "columns": ("configuration", "rounds", "requests", "req/s", "p50 ms", "p99 ms",
+                    "timeouts", "errors", "anomalies"),
+    },
+    "es": {
+        "written": "Escrito el {when} a partir de {runs} ejecuciones de {configs} "
+                   "configuraciones en {processor} ({cpus} CPU), {platform}, Python {python}, "
+                   "pyzmq {pyzmq} / libzmq {libzmq}. Estas cifras describen esta máquina en "
+                   "este momento: entre máquinas, compara razones, no peticiones por "
+                   "segundo.\n",
+        "experiments": "Experimentos: ",
+        "missing": "No está en estas ejecuciones: {keys} (ningún grupo de ejecuciones que "
+                   "difieran solo en ese ajuste). `python -m libsrv_bench demo` las ejecuta "
+                   "todas.\n",
+        "every": "## Todas las configuraciones\n", "how": "## Cómo se midieron las cifras\n",
+        "measured": (
+            "La latencia se mide desde el instante en que cada petición debía enviarse (así un "
+            "servidor que se atasca no puede esconder las peticiones que retrasó) y se da en "
+            "milisegundos; las peticiones del calentamiento no cuentan. El rendimiento son las "
+            "respuestas recibidas por segundo de reloj. Cada configuración se ejecutó una vez "
+            "por ronda, una ronda tras otra, para que la deriva de la máquina afecte a todas "
+            "por igual; las tablas dan la mediana de las rondas y, entre paréntesis, la ronda "
+            "más baja y la más alta. † marca un percentil que una ronda no tuvo peticiones "
+            "bastantes para medir (menos de 10 más allá de él). `CPU del servidor` es el "
+            "tiempo de CPU que gastaron los procesos del servidor por petición; `núcleos "
+            "ocupados` es la parte de todos los núcleos de la máquina que estuvo ocupada "
+            "durante la ejecución."),
+        "csv": "`runs.csv` tiene una fila por ejecución, con la carpeta que guarda cada una de "
+               "sus peticiones.\n",
+        "columns": ("configuración", "rondas", "peticiones", "peticiones/s", "p50 ms",
+                    "p99 ms", "tiempos agotados", "errores", "anomalías"),
+    },
+}
 
-
-def _all_runs(table: pd.DataFrame) -> str:
-    shown = pd.DataFrame({
-        "configuration": list(table["label"]),
-        "rounds": list(table["rounds"]),
-        "requests": [f"{v:,}" for v in table["requests"]],
-        "req/s": [f"{v:,.0f}" for v in table["throughput"]],
-        "p50 ms": [f"{v:.2f}" for v in table["p50_ms"]],
-        "p99 ms": [f"{v:.2f}" + ("" if ok else " †")
-                   for v, ok in zip(table["p99_ms"], table["p99_ms_enough"], strict=True)],
-        "timeouts": list(table["timeouts"]), "errors": list(table["errors"]),
-        "anomalies": list(table["violations"]),
-    })
-    return table_markdown(shown)
+def _all_runs(table: pd.DataFrame, lang: str = "en") -> str:
+    names = _WORDS["es" if lang == "es" else "en"]["columns"]
+    values = [
+        list(table["label"]), list(table["rounds"]), [f"{v:,}" for v in table["requests"]],
+        [f"{v:,.0f}" for v in table["throughput"]], [f"{v:.2f}" for v in table["p50_ms"]],
+        [f"{v:.2f}" + ("" if ok else " †")
+         for v, ok in zip(table["p99_ms"], table["p99_ms_enough"], strict=True)],
+        list(table["timeouts"]), list(table["errors"]), list(table["violations"])]
+    return table_markdown(pd.DataFrame(dict(zip(names, values, strict=True))))
 
 
 def _anchor(title: str) -> str:
@@ -57,9 +96,10 @@ def _anchor(title: str) -> str:
 
 
 def write_report(paths: Sequence[Path | str], out: Path | str,
-                 title: str = "libsrv experiment report") -> Path:
+                 title: str = "libsrv experiment report", lang: str = "en") -> Path:
     """Write ``out/README.md`` (with ``figures/`` and ``runs.csv``) from the runs under
-    `paths`; returns the report's path."""
+    `paths`, in `lang` ("en" or "es": words, tables and figures); returns the report's path."""
+    words = _WORDS["es" if lang == "es" else "en"]
     runs = find_runs(paths)
     if not runs:
         raise ValueError("no run folders (with summary.json) among the given paths")
@@ -70,17 +110,15 @@ def write_report(paths: Sequence[Path | str], out: Path | str,
         old.unlink()  # a figure of an experiment these runs do not have must not linger
     frame = runs_frame(runs)
     table = aggregate(frame)
+    if lang == "es":  # the configurations' names too
+        table = table.assign(label=table["config"].map(lambda c: describe(c, lang)))
     machine = json.loads((runs[0] / "summary.json").read_text())["machine"]
-    found: list[Section] = sections(paths)  # (the transports table sits beside its runs)
-    parts = [f"# {title}\n",
-             f"Written {time.strftime('%Y-%m-%d %H:%M')} from {len(runs)} runs of "
-             f"{len(table)} configurations on {machine['processor']} ({machine['cpus']} CPUs), "
-             f"{machine['platform']}, Python {machine['python']}, pyzmq {machine['pyzmq']} / "
-             f"libzmq {machine['libzmq']}. These numbers describe this machine at this time: "
-             "compare ratios across machines, not requests per second.\n"]
+    found: list[Section] = sections(paths, lang)  # (the transports table sits beside its runs)
+    parts = [f"# {title}\n", words["written"].format(
+        when=time.strftime("%Y-%m-%d %H:%M"), runs=len(runs), configs=len(table), **machine)]
     if found:
-        parts.append("Experiments: " + ", ".join(f"[{s.title}](#{_anchor(s.title)})"
-                                                 for s in found) + ".\n")
+        parts.append(words["experiments"] + ", ".join(f"[{s.title}](#{_anchor(s.title)})"
+                                                     for s in found) + ".\n")
     for section in found:
         path = figures / f"{section.key}.png"
         section.figure.savefig(path, dpi=110)
@@ -91,15 +129,12 @@ def write_report(paths: Sequence[Path | str], out: Path | str,
             picture.savefig(picture_path, dpi=110)
             plt.close(picture)
             pictures.append(f"figures/{picture_path.name}")
-        parts.append(section.markdown(f"figures/{path.name}", pictures))
+        parts.append(section.markdown(f"figures/{path.name}", pictures, lang))
     missing = [key for key in ALL_EXPERIMENTS if key not in {s.key for s in found}]
     if missing:
-        parts.append("Not in these runs: " + ", ".join(missing) + " (no group of runs that "
-                     "differ only in that setting). `python -m libsrv_bench demo` runs them all.\n")
-    parts += ["## Every configuration\n", _all_runs(table),
-              "## How the figures were measured\n", HOW_MEASURED + "\n",
-              "`runs.csv` has one row per run, with the folder that holds its every "
-              "request.\n"]
+        parts.append(words["missing"].format(keys=", ".join(missing)))
+    parts += [words["every"], _all_runs(table, lang), words["how"], words["measured"] + "\n",
+              words["csv"]]
     report = out / "README.md"
     report.write_text("\n".join(parts), encoding="utf-8")
     frame.drop(columns=["config"]).to_csv(out / "runs.csv", index=False)

@@ -27,6 +27,9 @@ DEMO_SECONDS = 2.0  # the demo's runs: short, and repeated in rounds to show the
 DEMO_ROUNDS = 3
 ECHO_VIA = ("proxy", "broker", "raw")  # the first is what --echo alone means
 DEFAULT_MAX_ERRORS = 0.05
+# bench's reference below this share of the lean generator's (one process per client): bench's
+# own generator set the reference's pace (compare warns, the notebooks say so)
+GENERATOR_FLOOR = 0.9
 NAME_LIMIT = 120  # a run folder's name, in characters (file systems allow 255 bytes)
 
 

@@ -344,3 +344,12 @@ def test_the_report_has_a_section_per_experiment_and_figures_without_overlapping
         assert (tmp_path / "report" / "figures" / f"{section.key}.png").stat().st_size > 10_000
     assert "Not in these runs" not in text
     assert text.count("**What the runs show.**") == len(found)
+    # the same runs as the class's report: every section, table and label in Spanish
+    informe = write_report([runs], tmp_path / "informe", lang="es").read_text()
+    for seccion in sections([runs], "es"):
+        assert f"## {seccion.title}" in informe
+        plt.close(seccion.figure)
+    assert informe.count("**Lo que muestran las ejecuciones.**") == len(found)
+    assert "## Todas las configuraciones" in informe and "| configuración | rondas |" in informe
+    assert "What the runs show" not in informe and "## Every configuration" not in informe
+    assert "2 trabajadores" in informe  # the configurations' names

@@ -233,3 +233,17 @@ def test_every_grading_check_has_its_spanish_name() -> None:
     assert names <= set(CHECK_NAMES), names - set(CHECK_NAMES)
     assert check_name("concurrency fight clean", "es") == "pelea concurrente limpia"
     assert check_name("concurrency fight clean", "en") == "concurrency fight clean"
+
+
+def test_the_calibration_is_said_and_a_throttled_reference_is_flagged() -> None:
+    rows = [{"name": "reference", "throughput": 10_000.0, "server_cpu_us": 120.0},
+            {"name": "reference, lean generator", "throughput": 8_000.0,
+             "generator_ratio": 1.25, "ratio_spread": "1.10-1.40", "clients": 64},
+            {"name": "server", "throughput": 4_000.0, "throughput_ratio": 0.4,
+             "ratio_spread": "0.35-0.45", "server_cpu_us": 280.0}]
+    said = cost_sentences(rows, "es", cores=2)
+    assert "Calibración: el generador del kit sacó del límite 1.25×" in said[-1]
+    assert "con 64 procesos en 2 núcleos" in said[-1]
+    rows[1]["generator_ratio"] = 0.8
+    said = cost_sentences(rows, "en", cores=2)
+    assert "got only 0.80×" in said[-1] and "overstated" in said[-1]
