@@ -408,6 +408,42 @@ def run_rows(summaries: Sequence[Mapping[str, Any]],
              head["load_cpu"]: round(s["load"]["cpu_us_per_request"])} for s in summaries]
 
 
+_ENGINE_COLUMNS = {
+    "engine": {"es": "motor", "en": "engine"},
+    "host": {"es": "máquina", "en": "host"},
+    "clients": {"es": "clientes", "en": "clients"},
+    "requests": {"es": "peticiones", "en": "requests"},
+    "throughput": {"es": "peticiones/s", "en": "requests/s"},
+    "offset_ms": {"es": "desfase del reloj (ms)", "en": "clock offset (ms)"},
+    "uncertainty_ms": {"es": "incertidumbre (ms)", "en": "uncertainty (ms)"},
+    "status": {"es": "estado", "en": "status"},
+    "reason": {"es": "motivo", "en": "reason"},
+}
+_ENGINE_STATUS = {"es": {"ok": "bien", "missing": "falta"}, "en": {}}
+
+
+def engine_rows(engine_runs: Sequence[Mapping[str, Any]],
+                lang: str = DEFAULT_PAGE_LANG) -> list[dict[str, Any]]:
+    """Each engine's part of a spread run: headers with units, rounded, "—" for no reason."""
+    lang = _lang(lang)
+    head = {field: names[lang] for field, names in _ENGINE_COLUMNS.items()}
+    status = _ENGINE_STATUS[lang]
+    def number(run: Mapping[str, Any], field: str) -> Any:
+        value = _number(run.get(field))
+        return "—" if value is None else round(value, 2)
+
+    rows = []
+    for run in engine_runs:
+        rows.append({head["engine"]: run.get("engine"), head["host"]: run.get("host", "—"),
+                     head["clients"]: run.get("clients"), head["requests"]: run.get("requests"),
+                     head["throughput"]: f"{_number(run.get('throughput')) or 0:,.0f}",
+                     head["offset_ms"]: number(run, "offset_ms"),
+                     head["uncertainty_ms"]: number(run, "uncertainty_ms"),
+                     head["status"]: status.get(str(run.get("status")), run.get("status")),
+                     head["reason"]: run.get("reason") or "—"})
+    return rows
+
+
 def engines_sentence(summaries: Sequence[Mapping[str, Any]], lang: str = DEFAULT_PAGE_LANG, *,
                      cores: int = 2, same_machine: bool = True) -> str:
     """The run from the engines against the run from one process, and what it does not mean."""

@@ -18,6 +18,7 @@ from libsrv_bench.lessons import (
     check_name,
     cost_rows_read,
     cost_sentences,
+    engine_rows,
     feed_verdict,
     finding_name,
     first_finding,
@@ -247,3 +248,17 @@ def test_the_calibration_is_said_and_a_throttled_reference_is_flagged() -> None:
     rows[1]["generator_ratio"] = 0.8
     said = cost_sentences(rows, "en", cores=2)
     assert "got only 0.80×" in said[-1] and "overstated" in said[-1]
+
+
+def test_each_engines_part_reads_as_a_table_with_units() -> None:
+    runs = [{"engine": 0, "host": "pc1", "clients": 20, "requests": 4362,
+             "throughput": 1454.04, "offset_ms": -0.2311, "uncertainty_ms": 2.351,
+             "status": "ok", "reason": ""},
+            {"engine": 1, "host": "pc2", "clients": 20, "requests": 10, "throughput": 3.0,
+             "offset_ms": None, "uncertainty_ms": None, "status": "missing",
+             "reason": "lost its network"}]
+    first, second = engine_rows(runs, "es")
+    assert first["peticiones/s"] == "1,454" and first["desfase del reloj (ms)"] == -0.23
+    assert first["motivo"] == "—" and first["estado"] == "bien"
+    assert second["estado"] == "falta" and second["incertidumbre (ms)"] == "—"
+    assert set(engine_rows(runs, "en")[0]) >= {"clock offset (ms)", "uncertainty (ms)"}

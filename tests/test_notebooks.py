@@ -94,7 +94,8 @@ def test_many_machines_notebook_runs_a_local_cluster(tmp_path: Path) -> None:
     nb = execute("05-many-machines.ipynb", f"ENGINES = 2\nCLIENTS = 8\nSECONDS = 1\n"
                  f"OUT = {str(tmp_path)!r}", tmp_path)
     text = outputs(nb)
-    assert "uncertainty_ms" in text and "offset_ms" in text  # each engine's part and clock
+    assert "incertidumbre (ms)" in text and "desfase del reloj (ms)" in text  # each engine's
+    assert "uncertainty_ms" not in text  # part and clock, in words
     assert "Todo corrió en esta máquina de" in text and "anomalías" in text  # a header
     assert_no_error_or_warning(nb)
     summaries = [p for p in tmp_path.glob("*/summary.json")]
