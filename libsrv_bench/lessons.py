@@ -500,6 +500,49 @@ def fault_run_lines(summary: Mapping[str, Any], lang: str = DEFAULT_PAGE_LANG) -
     return counts, verdict
 
 
+_FAULT_TABLE = {
+    "es": {"run": "ejecución", "faults": "fallos", "retries": "reintentos", "ids": "ids",
+           "answered": "respondidas", "retried": "reintentadas", "given_up": "abandonadas",
+           "anomalies": "anomalías", "verdict": "veredicto", "yes": "sí", "no": "no",
+           "none": "ninguno", "clean": "limpio", "dirty": "NO limpio",
+           "all_clean": "Las {n} ejecuciones salieron limpias: los fallos costaron tiempo y "
+                        "reintentos, ninguna actualización.",
+           "some_dirty": "Limpias: {clean} de {n}. No limpias: {names}."},
+    "en": {"run": "run", "faults": "faults", "retries": "retries", "ids": "ids",
+           "answered": "answered", "retried": "retried", "given_up": "given up",
+           "anomalies": "anomalies", "verdict": "verdict", "yes": "yes", "no": "no",
+           "none": "none", "clean": "clean", "dirty": "NOT clean",
+           "all_clean": "All {n} runs were clean: the faults cost time and retries, never an "
+                        "update.",
+           "some_dirty": "Clean: {clean} of {n}. Not clean: {names}."},
+}
+
+
+def fault_run_rows(runs: Mapping[str, Mapping[str, Any]],
+                   lang: str = DEFAULT_PAGE_LANG) -> tuple[list[dict[str, Any]], str]:
+    """Runs with faults side by side (`runs`: a name for each run's summary): what was done to
+    each, what it cost and its verdict, and one sentence of which were clean."""
+    words = _FAULT_TABLE[_lang(lang)]
+    rows = []
+    for name, summary in runs.items():
+        config = summary.get("config", {})
+        rows.append({
+            words["run"]: name,
+            words["faults"]: ", ".join(config.get("faults") or ()) or words["none"],
+            words["retries"]: words["yes"] if config.get("retries") else words["no"],
+            words["ids"]: words["no"] if config.get("no_ids") else words["yes"],
+            words["answered"]: f"{int(summary.get('answered', 0)):,}",
+            words["retried"]: f"{int(summary.get('retried', 0)):,}",
+            words["given_up"]: f"{int(summary.get('timeouts', 0)):,}",
+            words["anomalies"]: int(summary.get("violations", 0)),
+            words["verdict"]: words["clean"] if summary.get("clean") else words["dirty"]})
+    dirty = [name for name, summary in runs.items() if not summary.get("clean")]
+    sentence = (words["all_clean"].format(n=len(runs)) if not dirty else
+                words["some_dirty"].format(clean=len(runs) - len(dirty), n=len(runs),
+                                           names=", ".join(dirty)))
+    return rows, sentence
+
+
 # grade's checks (`libsrv_bench.grade`), named in the class's language
 CHECK_NAMES = {
     "query by ISBN": "consulta por ISBN",

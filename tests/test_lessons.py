@@ -19,6 +19,7 @@ from libsrv_bench.lessons import (
     cost_rows_read,
     cost_sentences,
     engine_rows,
+    fault_run_rows,
     feed_verdict,
     finding_name,
     first_finding,
@@ -262,3 +263,16 @@ def test_each_engines_part_reads_as_a_table_with_units() -> None:
     assert first["motivo"] == "—" and first["estado"] == "bien"
     assert second["estado"] == "falta" and second["incertidumbre (ms)"] == "—"
     assert set(engine_rows(runs, "en")[0]) >= {"clock offset (ms)", "uncertainty (ms)"}
+
+
+def test_fault_runs_side_by_side_follow_their_summaries() -> None:
+    calm = {"config": {"faults": [], "retries": 3}, "answered": 1200, "retried": 0,
+            "timeouts": 0, "violations": 0, "clean": True}
+    dup = {"config": {"faults": ["duplicate@0.5+4:50%"], "retries": 0, "no_ids": True},
+           "answered": 900, "retried": 0, "timeouts": 0, "violations": 12, "clean": False}
+    rows, said = fault_run_rows({"1": calm, "4b": dup}, "es")
+    assert said == "Limpias: 1 de 2. No limpias: 4b."
+    assert rows[1]["ids"] == "no" and rows[1]["anomalías"] == 12
+    assert rows[0]["fallos"] == "ninguno" and rows[0]["veredicto"] == "limpio"
+    _, said = fault_run_rows({"1": calm}, "en")
+    assert said.startswith("All 1 runs were clean")

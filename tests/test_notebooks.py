@@ -137,6 +137,10 @@ def test_faults_notebook_shows_each_fault_and_catches_duplicates_without_ids(
     assert verdicts[5] == "NO limpio" and verdicts[4] == "limpio" and verdicts[3] == "limpio"
     assert str(nb.cells).count("image/png") >= 7
     assert "reintentadas" in text and "el rendimiento volvió al 90%" in text
+    # the side-by-side table says the same verdicts as the runs did, in one sentence
+    dirty = [n for n, v in zip(("1", "2", "3a", "3b", "4a", "4b", "5"), verdicts, strict=True)
+             if v == "NO limpio"]
+    assert f"Limpias: {7 - len(dirty)} de 7. No limpias: {', '.join(dirty)}." in text
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             assert out.get("output_type") != "error", out
