@@ -121,7 +121,7 @@ def compare(reference: RunConfig, candidates: dict[str, RunConfig], *, rounds: i
             lean = calibrate(reference)
             rows.append({"round": number, "name": CALIBRATION, "throughput": lean.throughput,
                          "load_cpu_us": lean.cpu_us_per_request, "violations": 0,
-                         "clients": reference.clients,
+                         "lean_clients": reference.clients,
                          "generator_ratio": ref["throughput"] / lean.throughput
                          if lean.throughput else float("nan")})
         for name, config in candidates.items():
@@ -166,7 +166,7 @@ def medians(table: pd.DataFrame) -> pd.DataFrame:
             ratio = group["generator_ratio"]
             row["generator_ratio"] = _median(ratio)
             row["ratio_spread"] = f"{ratio.min():.2f}-{ratio.max():.2f}"
-            row["clients"] = int(group["clients"].iloc[0])  # the lean generator's processes
+            row["lean_clients"] = int(group["lean_clients"].iloc[0])  # its processes
         elif name != REFERENCE:
             ratio = group["throughput_ratio"]
             row["throughput_ratio"] = _median(ratio)

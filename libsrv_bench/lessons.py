@@ -357,7 +357,7 @@ def cost_sentences(rows: Sequence[Mapping[str, Any]], lang: str = DEFAULT_PAGE_L
         spread = calibration.get("ratio_spread", "—")
         if share >= GENERATOR_FLOOR:
             line = text["calibrated"].format(share=share, spread=spread)
-            clients = _number(calibration.get("clients"))
+            clients = _number(calibration.get("lean_clients"))
             if share > 1.1 and clients is not None and clients > cores:
                 line += text["calibrated_many"].format(clients=int(clients), cores=cores)
             said.append(line)

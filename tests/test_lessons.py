@@ -240,7 +240,7 @@ def test_every_grading_check_has_its_spanish_name() -> None:
 def test_the_calibration_is_said_and_a_throttled_reference_is_flagged() -> None:
     rows = [{"name": "reference", "throughput": 10_000.0, "server_cpu_us": 120.0},
             {"name": "reference, lean generator", "throughput": 8_000.0,
-             "generator_ratio": 1.25, "ratio_spread": "1.10-1.40", "clients": 64},
+             "generator_ratio": 1.25, "ratio_spread": "1.10-1.40", "lean_clients": 64},
             {"name": "server", "throughput": 4_000.0, "throughput_ratio": 0.4,
              "ratio_spread": "0.35-0.45", "server_cpu_us": 280.0}]
     said = cost_sentences(rows, "es", cores=2)
