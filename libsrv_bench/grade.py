@@ -319,10 +319,10 @@ def results_table(results: list[GroupResult], lang: str = "en") -> pd.DataFrame:
         rows.append({"grupo" if es else "group": result.group.name,
                      **{check_name(n, lang): marks.get(n, "–") for n in names},
                      "p50 con 1 cliente (ms)" if es else "p50, 1 client (ms)":
-                         result.p50_ms_1,
+                         _num(result.p50_ms_1),
                      "peticiones/s con 16 clientes" if es else "requests/s, 16 clients":
-                         result.throughput_16})
-    return pd.DataFrame(rows).set_index("grupo" if es else "group").round(3)
+                         _num(result.throughput_16)})
+    return pd.DataFrame(rows).set_index("grupo" if es else "group")
 
 
 _REPORT = {

@@ -92,3 +92,15 @@ def test_every_key_is_known() -> None:
     assert "reasons" in KEYS
     with pytest.raises(KeyError):
         say("no-such-key", {})
+
+
+def test_the_grading_table_is_in_words_and_rounded() -> None:
+    from libsrv_bench.grade import Group, results_table
+
+    result = GroupResult(Group("grupo-1", "tcp://127.0.0.1:5601"),
+                         [_check("loan by ISBN", True, "expected", code="OK", got="OK")],
+                         p50_ms_1=0.75512, throughput_16=2849.162)
+    table = results_table([result], "es")
+    assert table.loc["grupo-1", "préstamo por ISBN"] == "✔"
+    assert table.loc["grupo-1", "p50 con 1 cliente (ms)"] == "0.755"
+    assert table.loc["grupo-1", "peticiones/s con 16 clientes"] == "2,849"
