@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import zmq
 
+from libsrv.generate import isbn_for
 from libsrv.protocol import Action, encode_request
 
 START_DELAY_SECONDS = 0.2  # every process starts at one instant, this long after all are up
@@ -37,8 +40,26 @@ class LeanResult:
         return self.replies / self.seconds if self.seconds else 0.0
 
 
-def _client(endpoint: str, frame: bytes, seconds: float, ready: Any, go: Any, start: Any,
-            results: Any) -> None:
+def read_mostly_frames(count: int, books: int, *, seed: int = 1) -> list[bytes]:
+    """`count` request frames in the read-mostly shares (90% queries by ISBN, 5% loans, 5%
+    returns) over the first `books` books of a generated catalog (`libsrv generate`), drawn
+    from `seed`: what a lean client cycles through to load a server the way the issue of the
+    broker's speed measured it. Writes carry no id (the lean client never retries)."""
+    draw = random.Random(seed)
+    frames = []
+    for _ in range(count):
+        isbn, roll = isbn_for(draw.randrange(books)), draw.random()
+        if roll < 0.90:
+            frames.append(encode_request(Action.QUERY_ISBN, isbn=isbn))
+        elif roll < 0.95:
+            frames.append(encode_request(Action.LOAN_ISBN, isbn=isbn, borrower="lean"))
+        else:
+            frames.append(encode_request(Action.RETURN_ISBN, isbn=isbn))
+    return frames
+
+
+def _client(endpoint: str, frame: bytes | list[bytes], seconds: float, ready: Any, go: Any,
+            start: Any, results: Any) -> None:
     ctx = zmq.Context()
     sock = ctx.socket(zmq.REQ)
     sock.linger = 0
@@ -51,8 +72,11 @@ def _client(endpoint: str, frame: bytes, seconds: float, ready: Any, go: Any, st
         time.sleep(0.0005)
     cpu = time.process_time()
     end = start_at + seconds
+    frames = [frame] if isinstance(frame, bytes) else frame
+    count, sent = len(frames), 0
     while time.perf_counter() < end:
-        sock.send(frame)
+        sock.send(frames[sent % count])
+        sent += 1
         if not sock.poll(REPLY_TIMEOUT_MS, zmq.POLLIN):
             timeouts += 1
             break  # a REQ socket without its reply cannot send again; this client is done
@@ -64,15 +88,19 @@ def _client(endpoint: str, frame: bytes, seconds: float, ready: Any, go: Any, st
 
 
 def lean_throughput(endpoint: str, clients: int, seconds: float, *,
-                    frame: bytes = DEFAULT_REQUEST) -> LeanResult:
+                    frame: bytes | Sequence[bytes] = DEFAULT_REQUEST) -> LeanResult:
     """Drive `endpoint` from `clients` processes for `seconds`, all starting at one instant
-    once every process is up; replies per second."""
+    once every process is up; replies per second. `frame` is the request each client sends
+    again and again, or a sequence of them each client cycles through (starting at a
+    different place, so that the clients do not move in step)."""
     spawn = multiprocessing.get_context("spawn")
     ready, results, go = spawn.Queue(), spawn.Queue(), spawn.Event()
     start = spawn.RawValue("d", 0.0)
-    processes = [spawn.Process(target=_client, args=(endpoint, frame, seconds, ready, go,
-                                                     start, results), daemon=True)
-                 for _ in range(clients)]
+    frames = [frame] if isinstance(frame, bytes) else list(frame)
+    step = max(1, len(frames) // max(1, clients))
+    processes = [spawn.Process(target=_client, args=(
+        endpoint, frames[n * step:] + frames[:n * step], seconds, ready, go, start, results),
+        daemon=True) for n in range(clients)]
     for process in processes:
         process.start()
     gathered = []

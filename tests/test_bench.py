@@ -188,6 +188,29 @@ def test_the_lean_generator_counts_what_an_echo_answers() -> None:
     assert result.replies > 100
 
 
+def test_the_lean_generator_sends_the_read_mostly_mix_a_server_counts(
+        start_server, tmp_path: Path) -> None:
+    from collections import Counter
+
+    from libsrv.generate import write_catalog
+    from libsrv_bench.lean import lean_throughput, read_mostly_frames
+    from tests.helpers import client_for
+
+    frames = read_mostly_frames(2000, 500, seed=3)
+    kinds = Counter(json.loads(f)["action"] for f in frames)
+    assert 0.87 < kinds["query_isbn"] / 2000 < 0.93 and kinds["loan_isbn"] > 60
+    server = start_server(write_catalog(tmp_path / "c.json", 500), workers=2)
+    result = lean_throughput(server.endpoint, 3, 1.0, frame=frames)
+    assert result.timeouts == 0 and result.replies > 50
+    with client_for(server) as lib:
+        counted = lib.stats().raw["stats"]["by_action"]
+    answered = sum(sum(codes.values()) for name, codes in counted.items()
+                   if name in ("query_isbn", "loan_isbn", "return_isbn"))
+    assert answered >= result.replies  # every reply the lean clients counted was a real one
+    assert counted["loan_isbn"].get("OK", 0) > 0 and "return_isbn" in counted
+    assert counted["query_isbn"].get("NOT_FOUND", 0) == 0  # the books exist
+
+
 def _cmdline(pid: int) -> str:
     try:
         return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
