@@ -96,12 +96,6 @@ def _median_text(values: list[int]) -> str:
     return f"{statistics.median(values):,.0f} ({min(values):,}-{max(values):,})"
 
 
-_KINDS_ES = {"kill-worker": "un trabajador matado", "stop-worker": "un trabajador detenido",
-             "kill-feed": "el proceso del feed matado",
-             "kill-server": "el servidor entero matado y arrancado de nuevo",
-             "stop-server": "el servidor entero pausado", "partition": "una partición de red",
-             "delay": "un retraso de red", "loss": "pérdida de mensajes",
-             "duplicate": "peticiones duplicadas", "reorder": "mensajes reordenados"}
 _SECTION_WORDS = {
     "en": {"none": "no request", "none_runs": " in any of {runs} runs",
            "same": "{cost:,} request(s)", "same_runs": " in each of {runs} runs",
@@ -161,7 +155,8 @@ def _section_words(lang: str) -> dict[str, Any]:
 
 def _sentence(kind: str, rows: list[dict[str, Any]], lang: str = "en") -> str:
     words = _section_words(lang)
-    name = (_KINDS_ES if lang == "es" else FAULT_WORDS).get(kind, kind)
+    english, spanish = FAULT_WORDS.get(kind, (kind, kind))
+    name = spanish if lang == "es" else english
     costs = [_cost(r) for r in rows]
     runs = len(rows)
     if max(costs) == 0:

@@ -51,12 +51,18 @@ SERVER_KINDS = ("kill-server", "stop-server")  # the whole server: its process g
 PROCESS_KINDS = (*WORKER_KINDS, "kill-feed", *SERVER_KINDS)
 KINDS = PROCESS_KINDS + NETWORK_KINDS
 # how the report names each kind of fault, in a sentence
-FAULT_WORDS = {"kill-worker": "a killed worker", "stop-worker": "a stopped worker",
-               "kill-feed": "a killed feed process",
-               "kill-server": "the whole server killed and restarted",
-               "stop-server": "the whole server paused", "partition": "a network partition",
-               "delay": "a network delay", "loss": "message loss",
-               "duplicate": "duplicated requests", "reorder": "reordered messages"}
+# each kind of fault in words, per language: (English, Spanish)
+FAULT_WORDS = {"kill-worker": ("a killed worker", "un trabajador matado"),
+               "stop-worker": ("a stopped worker", "un trabajador detenido"),
+               "kill-feed": ("a killed feed process", "el proceso del feed matado"),
+               "kill-server": ("the whole server killed and restarted",
+                               "el servidor entero matado y arrancado de nuevo"),
+               "stop-server": ("the whole server paused", "el servidor entero pausado"),
+               "partition": ("a network partition", "una partición de red"),
+               "delay": ("a network delay", "un retraso de red"),
+               "loss": ("message loss", "pérdida de mensajes"),
+               "duplicate": ("duplicated requests", "peticiones duplicadas"),
+               "reorder": ("reordered messages", "mensajes reordenados")}
 NEEDS_DURATION = frozenset({"stop-worker", "stop-server", *NETWORK_KINDS})
 RECOVERED_SHARE = 0.9  # throughput is back when an interval reaches this share of before
 BEFORE_SECONDS = 1.0  # "before": the median rate over this long before the fault
