@@ -99,9 +99,10 @@ def compare(reference: RunConfig, candidates: dict[str, RunConfig], *, rounds: i
             calibration: bool = True,
             on_run: Callable[[int, int, RunOutcome], None] | None = None) -> pd.DataFrame:
     """Each candidate's throughput and p99 as ratios to `reference` of the same round, over
-    `rounds` interleaved rounds. With `calibration`, each round also drives the reference
-    with the lean generator: its row's `generator_ratio` is bench's throughput over the lean
-    generator's (below GENERATOR_FLOOR, bench's generator set the reference's pace).
+    `rounds` interleaved rounds. With `calibration` and an echo as the reference, each round
+    also drives the reference with the lean generator: its row's `generator_ratio` is bench's
+    throughput over the lean generator's (below GENERATOR_FLOOR, bench's generator set the
+    reference's pace).
     `on_run(number, total, outcome)` is called after each bench run, as in `run_rounds`."""
     rows: list[dict[str, Any]] = []
     total, done = rounds * (1 + len(candidates)), 0
@@ -117,7 +118,9 @@ def compare(reference: RunConfig, candidates: dict[str, RunConfig], *, rounds: i
     for number in range(rounds):
         ref = ran(replace(reference, label=f"{REFERENCE}-r{number}"))
         rows.append(_row(number, REFERENCE, ref))
-        if calibration and not reference.endpoint:
+        # only an echo answers the lean generator's one fixed request as it answers bench's
+        # workload; against a server, the two would be measuring different requests
+        if calibration and reference.echo and not reference.endpoint:
             lean = calibrate(reference)
             rows.append({"round": number, "name": CALIBRATION, "throughput": lean.throughput,
                          "load_cpu_us": lean.cpu_us_per_request, "violations": 0,
