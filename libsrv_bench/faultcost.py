@@ -98,11 +98,13 @@ def _median_text(values: list[int]) -> str:
 
 _SECTION_WORDS = {
     "en": {"none": "no request", "none_runs": " in any of {runs} runs",
+           "free": "{Kind} cost {cost}",
            "same": "{cost:,} request(s)", "same_runs": " in each of {runs} runs",
            "spread": "a median of {median:,.0f} request(s) over {runs} runs (from {low:,} to "
                      "{high:,})",
-           "cost": "{Kind} cost {cost}: {retried} retried, {timeouts} given up after every "
-                   "retry, {internal} answered INTERNAL",
+           "cost": "{Kind} cost {cost}",
+           "counts": ": {retried} retried, {timeouts} given up after every retry, {internal} "
+                     "answered INTERNAL",
            "back": "; throughput was back to {share:.0%} of its level before after {s:.1f} s",
            "some_never": " ({n} run(s) not back by their end)",
            "never": "; throughput did not come back to {share:.0%} of its level before by the "
@@ -122,11 +124,13 @@ _SECTION_WORDS = {
            "suptitle": "throughput around each fault (red: the fault; green: back to "
                        "{share:.0%})"},
     "es": {"none": "ninguna petición", "none_runs": " en ninguna de {runs} ejecuciones",
+           "free": "{Kind} no costó {cost}",
            "same": "{cost:,} petición(es)", "same_runs": " en cada una de {runs} ejecuciones",
            "spread": "una mediana de {median:,.0f} petición(es) en {runs} ejecuciones (de "
                      "{low:,} a {high:,})",
-           "cost": "{Kind} costó {cost}: {retried} reintentadas, {timeouts} abandonadas tras "
-                   "todos los reintentos, {internal} respondidas INTERNAL",
+           "cost": "{Kind} costó {cost}",
+           "counts": ": {retried} reintentadas, {timeouts} abandonadas tras todos los "
+                     "reintentos, {internal} respondidas INTERNAL",
            "back": "; el rendimiento volvió al {share:.0%} de su nivel de antes tras {s:.1f} s",
            "some_never": " ({n} ejecución(es) sin volver antes de su final)",
            "never": "; el rendimiento no volvió al {share:.0%} de su nivel de antes antes del "
@@ -167,8 +171,8 @@ def _sentence(kind: str, rows: list[dict[str, Any]], lang: str = "en") -> str:
     else:
         cost = words["spread"].format(median=statistics.median(costs), runs=runs,
                                       low=min(costs), high=max(costs))
-    text = words["cost"].format(
-        Kind=name[:1].upper() + name[1:], cost=cost,
+    head = words["free" if max(costs) == 0 else "cost"]
+    text = head.format(Kind=name[:1].upper() + name[1:], cost=cost) + words["counts"].format(
         retried=_median_text([int(r["retried"]) for r in rows]),
         timeouts=_median_text([int(r["timeouts"]) for r in rows]),
         internal=_median_text([int(r["internal"]) for r in rows]))

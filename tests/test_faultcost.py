@@ -91,3 +91,14 @@ def test_a_runs_fault_lines_in_either_language_carry_its_figures() -> None:
                           "del de antes tras 0.7 s; 1 tiempos agotados, 4 reintentadas, "
                           "0 INTERNAL")
     assert spanish[1] == "fallo partition@5+1: no se hizo: no fault proxy"
+
+
+def test_a_fault_that_cost_nothing_is_said_so_in_either_language(tmp_path: Path) -> None:
+    write_run(tmp_path / "a", [fault("kill-worker", "kill-worker@3", retried=0, recovered=0.4)])
+    (english,) = fault_sections([tmp_path])
+    (spanish,) = fault_sections([tmp_path], "es")
+    for section in (english, spanish):
+        plt.close(section.figure)
+    assert english.conclusion.startswith("A killed worker cost no request: 0 retried")
+    assert spanish.conclusion.startswith("Un trabajador matado no costó ninguna petición: "
+                                         "0 reintentadas")
