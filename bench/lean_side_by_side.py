@@ -7,6 +7,8 @@ each (`libsrv_bench.lean`), and prints, per round and as medians over the interl
 requests per second, the ratio to the first target, and the CPU each of the target's
 processes spent per request (broker first, then each worker). ``--mix`` sends the read-mostly
 shares (90% queries, 5% loans, 5% returns); without it, one query by ISBN over and over.
+The CPU is read around the whole lean run, its processes' start-up included (the target
+idles then), so rounds shorter than about 3 s overstate it.
 
 It shares no code with bench's load generator, so what it says about a server does not depend
 on how bench drives it. The figures are in docs/broker.md.
@@ -23,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from libsrv.client import wait_until_serving
@@ -46,18 +49,29 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _wait_for_output(server: subprocess.Popen, output: Path) -> None:
+    """Until the server has printed something (its ready line), with a deadline."""
+    deadline = time.monotonic() + READY_SECONDS
+    while not output.stat().st_size:
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{output.name}: the target did not start: "
+                               f"{output.read_text()[-500:]!r}")
+        time.sleep(0.05)  # a poll with a deadline
+
+
 def measure(command: list[str], db: Path, frames: list[bytes], clients: int,
             seconds: float) -> tuple[float, list[float]]:
     """One target's round: requests per second, and each of its processes' CPU µs per
     request (largest first)."""
     port = _free_port()
     argv = [part.format(port=port, db=db) for part in command]
-    server = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              start_new_session=True)
+    output = db.with_suffix(".log")
+    with output.open("w") as log:  # a file, not a pipe: nothing has to drain it
+        server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
     endpoint = f"tcp://127.0.0.1:{port}"
     try:
-        if server.stdout is not None:
-            server.stdout.readline()  # its ready line (the echo has no ping to wait on)
+        _wait_for_output(server, output)  # its ready line (the echo has no ping to wait on)
         if "serve" in argv:
             wait_until_serving(endpoint, timeout=READY_SECONDS)
         pids = process_tree(server.pid)

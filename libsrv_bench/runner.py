@@ -49,13 +49,12 @@ from libsrv_bench.faults import (
 )
 from libsrv_bench.foreign import ask_states, books_in_file, file_state
 from libsrv_bench.history import Record
-from libsrv_bench.judgement import not_clean_facts
+from libsrv_bench.judgement import not_clean_facts, reasons_in
 from libsrv_bench.load import LoadResult, LoadSpec, run_load
 from libsrv_bench.observe import FeedObserver, check_feed
 from libsrv_bench.procstat import CostMeter, cpu_seconds, rss_mb
 from libsrv_bench.proxy import FaultProxy, ProxyError
 from libsrv_bench.results import machine_info, new_run_folder, records_frame, summarize, write_run
-from libsrv_bench.sentences import say
 from libsrv_bench.settings import RunConfig, run_command, same_load, transport_of
 from libsrv_bench.timeline import run_title, timeline_frame, write_timeline
 from libsrv_bench.verifier import (
@@ -493,8 +492,8 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
     if not config.echo:
         facts = not_clean_facts(summary, verdict, config.max_errors,
                                 writes=has_writes(workload))
-        summary.update(clean=not facts, not_clean=[say(key, f) for key, f in facts],
-                       not_clean_facts=facts)
+        summary.update(clean=not facts, not_clean_facts=facts)
+        summary["not_clean"] = reasons_in(summary, "en")
     summary.update(target=target_name(asdict(config)), dialect=dialect.name)
     events = [(round(at * 1000 - result.t0 / 1e6) / 1000, "worker killed", 0.0)
               for at in kills]
