@@ -206,10 +206,12 @@ class Broker:
             self._to_worker, self._to_client = sender(backend), sender(frontend, NOBLOCK)
             self._from_worker, self._from_client = receiver(backend, NOBLOCK), \
                 client_reader(frontend)
+            self._open_data_path(ctx, frontend, backend)
             self.state.start()
             self._carry_out(frontend, backend)
             self._loop(frontend, backend, endpoint, on_ready)
         finally:
+            self._close_data_path()
             self._stop_workers()
             frontend.close()
             backend.close()
@@ -226,9 +228,11 @@ class Broker:
         process = self._spawn_ctx.Process(
             target=self.worker_entry, name=f"libsrv-worker-{row + 1}",
             args=(self.config, self.board, row, identity, self._backend_endpoint))
+        self._starting(row, identity)
         try:
             process.start()
         except OSError as error:
+            self._ended(identity)
             delay = self.state.spawn_failed(row, time.monotonic())
             log.error("could not start worker %d (%s); trying again in %.0f s", row + 1,
                       error, delay)
@@ -238,6 +242,20 @@ class Broker:
         self._processes[identity] = process
         self._changed = True
         self.state.worker_started(row, identity, time.monotonic())
+
+    def _open_data_path(self, ctx: zmq.Context, frontend: zmq.Socket,
+                        backend: zmq.Socket) -> None:
+        """Before the first worker starts (a hook for the compiled data path)."""
+
+    def _close_data_path(self) -> None:
+        """Before the sockets close, however the loop ended (a hook for the compiled data
+        path)."""
+
+    def _starting(self, row: int, identity: bytes) -> None:
+        """Worker `row` is about to start as `identity` (a hook for the compiled data path)."""
+
+    def _ended(self, identity: bytes) -> None:
+        """Worker `identity` ended, or never started (a hook for the compiled data path)."""
 
     def _carry_out(self, frontend: zmq.Socket, backend: zmq.Socket) -> None:
         """Do what the state decided: requests to workers, replies to clients (back to back:
@@ -336,6 +354,7 @@ class Broker:
         process = self._processes.pop(identity)
         self._changed = True
         process.join(timeout=1)
+        self._ended(identity)
         worker = self.state.workers.get(identity)
         if worker is not None and self.state.stopping_since is None:
             log.warning("Worker %d (PID %s) exited with code %s; starting a replacement",
@@ -355,12 +374,3 @@ class Broker:
                 process.kill()
                 process.join(timeout=5)
         self._processes.clear()
-
-
-def run_broker(config: ServerConfig, stop: StopFlag, on_ready: Callable[[str], None],
-               worker_entry: Callable[..., None] = worker_main) -> bool:
-    """Serve with a broker and `config.workers` worker processes until `stop` is set; whether
-    the catalog file is current on return (every worker's last flush worked)."""
-    board = StatsBoard(config.workers, config.storage)
-    Broker(config, board, stop, worker_entry=worker_entry).run(on_ready)
-    return not board.flush_failed.value

@@ -43,6 +43,8 @@ MAX_ATTEMPTS = 2  # a request that killed this many workers is answered INTERNAL
 MAX_QUICK_DEATHS = 5  # workers dying before they are ready: give up instead of looping
 STOP_GRACE_SECONDS = 2.0  # how long a stopping broker waits for replies in flight
 NO_WORKER_ROOM = 100  # requests taken, to answer INTERNAL, while no worker could start
+DIED_REASON = "the worker handling it died"
+UNSTAFFED_REASON = "no worker process could be started; try again shortly"
 
 
 def ready_message(credits: int = WORKER_CREDITS) -> list[bytes]:
@@ -179,6 +181,11 @@ class BrokerState:
             w.phase is Phase.SERVING for w in self.workers.values())
 
     @property
+    def spawn_due(self) -> bool:
+        """Whether a worker that could not be started is to be tried again."""
+        return bool(self._respawn_at)
+
+    @property
     def has_blocked_replies(self) -> bool:
         return self.peers.any_blocked
 
@@ -188,6 +195,17 @@ class BrokerState:
             return False
         busy = any(w.inflight for w in self.workers.values())
         return not busy or now - self.stopping_since > STOP_GRACE_SECONDS
+
+    def internal(self, msg: list[bytes], reason: str) -> bytes:
+        """The INTERNAL reply frame to client message `msg` (its request's id echoed, in its
+        language), counted in the stats."""
+        self._count(_action_of(msg), "INTERNAL")
+        return internal_reply_frame(msg[-1:], self.lang, reason)
+
+    def refusal(self, frames: int) -> bytes:
+        """The BAD_REQUEST reply frame to a request of `frames` frames, counted."""
+        self._count("invalid", "BAD_REQUEST")
+        return refusal_frame(self.lang, "frames", count=frames)
 
     # ------------------------------------------------------------ events
 
@@ -254,9 +272,8 @@ class BrokerState:
             self.unanswerable += 1  # not a REQ envelope: there is no way to answer it
             return
         if len(msg) > at + 1 or extra_frames:
-            self._reply(msg[:at + 1], refusal_frame(self.lang, "frames", count=len(msg) - at +
-                                                    extra_frames), accepted=False)
-            self._count("invalid", "BAD_REQUEST")
+            self._reply(msg[:at + 1], self.refusal(len(msg) - at + extra_frames),
+                        accepted=False)
             return
         if self.peers.admit(msg):
             self.pending.append((msg, 0, next(self._keys)))
@@ -275,9 +292,7 @@ class BrokerState:
             if attempts < MAX_ATTEMPTS:
                 self.pending.appendleft((msg, attempts, key))
             else:  # it killed two workers: answer instead of trying a third
-                self._reply(msg, internal_reply_frame(msg[-1:], self.lang,
-                                                      "the worker handling it died"))
-                self._count(_action_of(msg), "INTERNAL")
+                self._reply(msg, self.internal(msg, DIED_REASON))
         if self.stopping_since is not None:
             return
         if not was_ready:
@@ -299,6 +314,14 @@ class BrokerState:
             self.credits -= worker.credits
         worker.credits = 0
 
+    def worker_stuck(self, identity: bytes) -> None:
+        """Worker `identity` has answered nothing for the worker timeout while requests wait
+        on it (the compiled data path decides this; `tick` does for the Python one): it gets
+        nothing more, and is killed. Its requests go to others when its death is seen."""
+        worker = self.workers.get(identity)
+        if worker is not None and self._move(worker, Event.STUCK):
+            self._actions.kill.append(worker.identity)
+
     def tick(self, now: float) -> None:
         """The clock: take held requests in, retry blocked replies, start due workers, kill
         stuck ones, and give waiting requests to workers."""
@@ -312,10 +335,7 @@ class BrokerState:
         if not self.workers and self._respawn_at and self.pending:
             while self.pending:  # nobody to serve them: answer rather than leave them hanging
                 msg, _, _ = self.pending.popleft()
-                self._reply(msg, internal_reply_frame(
-                    msg[-1:], self.lang, "no worker process could be started; try again "
-                    "shortly"))
-                self._count(_action_of(msg), "INTERNAL")
+                self._reply(msg, self.internal(msg, UNSTAFFED_REASON))
         self._kill_stuck(now)
         self._dispatch(now)
 
@@ -365,8 +385,7 @@ class BrokerState:
                     now - worker.progress_at > self.worker_timeout:
                 log.warning("Worker %d has answered nothing for %.1f s; killing it",
                             worker.row + 1, now - worker.progress_at)
-                self._move(worker, Event.STUCK)
-                self._actions.kill.append(worker.identity)
+                self.worker_stuck(worker.identity)
 
 
 def _uncounted(action: str, code: str) -> None:

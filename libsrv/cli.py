@@ -33,8 +33,11 @@ from libsrv.config import (
 )
 from libsrv.defaults import (
     BOOKS_PER_TIMEOUT_SECOND,
+    DATA_PATH_NAMES,
+    DATA_PATH_VARIABLE,
     DEDUP_SECONDS,
     DEDUP_WINDOW,
+    DEFAULT_DATA_PATH,
     DEFAULT_ENGINE,
     DEFAULT_LOAN_DAYS,
     DEFAULT_LOCK_TIMEOUT,
@@ -84,7 +87,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
                         locking=not args.unsafe_no_lock, fsync=args.fsync, quiet=args.quiet,
                         curve=args.curve, remember_seconds=args.remember_seconds,
                         worker_timeout=args.worker_timeout, publish=not args.no_pub,
-                        pub_port=args.pub_port)
+                        pub_port=args.pub_port, data_path=args.data_path)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -222,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="kill and replace a worker busy this long on one request "
                        f"(default {DEFAULT_WORKER_TIMEOUT:g} s, more for catalogs over "
                        f"{DEFAULT_WORKER_TIMEOUT * BOOKS_PER_TIMEOUT_SECOND:,.0f} books)")
+    serve.add_argument("--data-path", choices=DATA_PATH_NAMES, default=DEFAULT_DATA_PATH,
+                       help="the broker's data path: compiled (C, built with this machine's "
+                       "compiler on first use, docs/broker.md) or python; auto takes the "
+                       f"compiled one when it can be built (default {DEFAULT_DATA_PATH}; "
+                       f"${DATA_PATH_VARIABLE} overrides auto)")
     serve.add_argument("--curve", metavar="KEYDIR", default=None,
                        help="encrypt with CurveZMQ and admit only clients whose public keys "
                        "are in KEYDIR/authorized (see `python -m libsrv keys`; default: "

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from libsrv.defaults import (
+    DATA_PATH_NAMES,
     DEDUP_SECONDS,
+    DEFAULT_DATA_PATH,
     DEFAULT_ENGINE,
     DEFAULT_FEED_HWM,
     DEFAULT_HOST,
@@ -75,6 +77,8 @@ class ServerConfig:
     feed_hwm: int = DEFAULT_FEED_HWM
     # what clients speak: ZeroMQ REQ/REP, or gRPC or HTTP/JSON (libsrv.transports)
     transport: str = DEFAULT_TRANSPORT
+    # the broker's data path (libsrv.data_path_build): compiled when it can be, or Python
+    data_path: str = DEFAULT_DATA_PATH
 
     def __post_init__(self) -> None:
         """Refuse values no server can run with (ConfigError, saying which)."""
@@ -90,6 +94,9 @@ class ServerConfig:
         if self.transport not in TRANSPORT_NAMES:
             raise ConfigError(f"transport must be one of {', '.join(TRANSPORT_NAMES)}, not "
                               f"{self.transport!r}")
+        if self.data_path not in DATA_PATH_NAMES:
+            raise ConfigError(f"data_path must be one of {', '.join(DATA_PATH_NAMES)}, not "
+                              f"{self.data_path!r}")
         if self.transport != DEFAULT_TRANSPORT and self.curve:
             raise ConfigError("curve encrypts ZeroMQ only; the gRPC and HTTP transports run "
                               "without it")

@@ -27,6 +27,11 @@ BOOKS_PER_TIMEOUT_SECOND = 50_000
 # reply kept as JSON text): 20,000 are 10 MB; at 1,400 writes/s, 60 s are 84,000 (42 MB).
 DEDUP_WINDOW = 20_000
 DEDUP_SECONDS = 60.0
+# The broker's data path: `compiled` (libsrv/data_path.c, built on first use) or `python`;
+# `auto` takes the compiled one when this machine can build it. The variable overrides `auto`.
+DATA_PATH_NAMES = ("auto", "compiled", "python")
+DEFAULT_DATA_PATH = "auto"
+DATA_PATH_VARIABLE = "LIBSRV_DATA_PATH"
 DEFAULT_FEED_HWM = 10_000  # changes the feed queues per subscriber before dropping them
 
 

@@ -19,7 +19,8 @@ from dataclasses import replace
 
 import zmq
 
-from libsrv.broker import run_broker, worker_main
+from libsrv.broker import worker_main
+from libsrv.broker_compiled import run_broker
 from libsrv.config import LOOPBACK_HOSTS, ConfigError, ServerConfig
 from libsrv.defaults import worker_timeout_for
 from libsrv.feed import FeedError, SupervisedFeed

@@ -41,6 +41,8 @@ class StatsBoard:
         self.serving = RawValue("i", 0)
         # set by a process whose flush at shutdown failed: the catalog file may lag the journal
         self.flush_failed = RawValue("b", 0)
+        # the broker's data path: 1 compiled (libsrv/data_path.c), 0 Python or no broker
+        self.compiled = RawValue("b", 0)
 
     def count(self, row: int, action: str, code: str) -> None:
         index = row * self._width + _ACTION_INDEX[action] * len(CODES) + _CODE_INDEX[code]
@@ -69,6 +71,8 @@ class StatsBoard:
             "worker_pids": list(self.pids),
             "worker_restarts": sum(self.restarts),
             "storage": self.storage,
+            "data_path": ("compiled" if self.compiled.value else "python") if self.workers
+            else "none",
             "requests": total,
             "by_code": by_code,
             "by_action": per_action,

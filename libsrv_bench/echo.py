@@ -21,7 +21,8 @@ import threading
 
 import zmq
 
-from libsrv.broker import run_broker, serve_dealer
+from libsrv.broker import serve_dealer
+from libsrv.broker_compiled import run_broker
 from libsrv.broker_core import ready_message
 from libsrv.config import ServerConfig
 from libsrv.defaults import DEFAULT_TRANSPORT, TRANSPORT_NAMES

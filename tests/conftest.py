@@ -57,6 +57,22 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         server.stop()
 
 
+@pytest.fixture(params=["compiled", "python"])
+def each_data_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test once on each of the broker's data paths: the servers it starts inherit
+    LIBSRV_DATA_PATH (which `serve --data-path auto` obeys, failing if it cannot)."""
+    from libsrv.data_path_build import DataPathUnavailable, load
+    from libsrv.defaults import DATA_PATH_VARIABLE
+
+    if request.param == "compiled":
+        try:
+            load()
+        except DataPathUnavailable as error:
+            pytest.skip(f"no compiled data path here: {error}")
+    monkeypatch.setenv(DATA_PATH_VARIABLE, request.param)
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def shared_servers(tmp_path_factory: pytest.TempPathFactory
                    ) -> Iterator[Callable[[int], tuple[ServerProcess, Path]]]:

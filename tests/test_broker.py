@@ -15,9 +15,20 @@ from libsrv.client import LibraryClient, ServerUnreachable, wait_until_serving
 from libsrv.generate import isbn_for, write_catalog
 from tests.helpers import client_for, wait_until
 
-pytestmark = pytest.mark.fast
+# every test here runs on both of the broker's data paths (compiled and Python)
+pytestmark = [pytest.mark.fast, pytest.mark.usefixtures("each_data_path")]
 
 MIX = "mix:query_isbn=40,loan_isbn=30,return_isbn=30"
+
+
+def test_stats_say_which_data_path_serves(start_server, tmp_path: Path,
+                                          each_data_path: str) -> None:
+    server = start_server(write_catalog(tmp_path / "path.json", 20), workers=2)
+    with client_for(server) as lib:
+        assert lib.stats().raw["stats"]["data_path"] == each_data_path
+        assert lib.query_isbn(isbn_for(3)).success
+    assert f"data path: {'compiled' if each_data_path == 'compiled' else 'Python'}" in \
+        server.output
 
 
 def test_a_stopped_worker_holds_at_most_its_credits(start_server, tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ from libsrv.generate import isbn_for, write_catalog
 from libsrv_bench.procstat import rss_mb
 from tests.helpers import SHAPES, client_for
 
-pytestmark = pytest.mark.fast
+# every test here runs on both of the broker's data paths (compiled and Python)
+pytestmark = [pytest.mark.fast, pytest.mark.usefixtures("each_data_path")]
 
 
 def _dealer(ctx: zmq.Context, endpoint: str, identity: bytes | None = None) -> zmq.Socket:

@@ -81,6 +81,7 @@ def test_sigkill_of_the_whole_server_loses_no_acknowledged_write(start_server, t
     assert restarted.stop() == 0
 
 
+@pytest.mark.usefixtures("each_data_path")  # compiled and Python
 def test_killed_workers_are_replaced_and_retrying_clients_see_exactly_once(
         start_server, tmp_path: Path) -> None:
     db = write_catalog(tmp_path / "workers.json", 40)

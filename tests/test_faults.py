@@ -43,6 +43,7 @@ def start_clients(endpoint: str, count: int, ops: int, *, timeout: float, retrie
     return clients, progress, results
 
 
+@pytest.mark.usefixtures("each_data_path")  # compiled and Python
 def test_a_stopped_worker_is_replaced_and_retrying_clients_see_exactly_once(
         start_server, tmp_path: Path) -> None:
     db = write_catalog(tmp_path / "stop.json", 40)
@@ -338,6 +339,7 @@ def test_a_killed_servers_socket_folder_is_swept_at_the_next_start(start_server,
     assert again.stop() == 0
 
 
+@pytest.mark.usefixtures("each_data_path")  # compiled and Python
 def test_a_worker_that_cannot_be_started_is_retried_not_fatal(start_server,
                                                               tmp_path: Path) -> None:
     """Out of file descriptors, the broker cannot start a replacement worker: it keeps

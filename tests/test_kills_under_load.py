@@ -21,6 +21,7 @@ from tests.test_feed import file_state, isbns_of, run_writers
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.usefixtures("each_data_path")  # compiled and Python
 def test_writes_without_an_id_are_applied_once_when_their_worker_dies(tmp_path: Path) -> None:
     """The class's client sends no id. The broker re-sends a dead worker's requests, and a
     write the dead worker had applied but not answered must not be applied again (a loan made
@@ -70,6 +71,7 @@ def test_worker_kills_and_a_server_restart_under_load_leave_no_undetected_gap(
         server.kill()
 
 
+@pytest.mark.usefixtures("each_data_path")  # compiled and Python
 def test_no_anomaly_while_workers_die_under_a_mixed_load(tmp_path: Path) -> None:
     outcome = run_experiment(RunConfig(workers=2, books=50, clients=12, duration=5, warmup=0,
                                        workload=MIX, hot=2, retries=5, timeout=2,
