@@ -2,7 +2,8 @@
 
 ``.venv/bin/python bench/lean_side_by_side.py --rounds 3 --seconds 3 --mix`` starts each target
 (by default libzmq's proxy in front of 2 REP echo workers, then ``serve`` with 0, 1, 2 and 4
-workers on a generated 10,000-book catalog), drives it from 16 processes with one REQ socket
+workers on a generated 10,000-book catalog, then 1, 2 and 4 workers with the broker's Python
+data path), drives it from 16 processes with one REQ socket
 each (`libsrv_bench.lean`), and prints, per round and as medians over the interleaved rounds,
 requests per second, the ratio to the first target, and the CPU each of the target's
 processes spent per request (broker first, then each worker). ``--mix`` sends the read-mostly
@@ -39,6 +40,10 @@ TARGETS = {
     "proxy echo": [PY, "-m", "libsrv_bench", "echo", "--workers", "2", "--port", "{port}"],
     **{f"serve -w {n}": [PY, "-m", "libsrv", "serve", "--port", "{port}", "--workers", str(n),
                          "--db", "{db}", "--quiet", "--no-pub"] for n in (0, 1, 2, 4)},
+    # the broker on its Python data path, beside the compiled one above (docs/broker.md)
+    **{f"serve -w {n} py": [PY, "-m", "libsrv", "serve", "--port", "{port}", "--workers",
+                            str(n), "--db", "{db}", "--quiet", "--no-pub", "--data-path",
+                            "python"] for n in (1, 2, 4)},
 }
 READY_SECONDS = 60.0
 

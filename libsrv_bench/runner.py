@@ -218,15 +218,21 @@ class RunError(RuntimeError):
     """The run could not go on; the message says why."""
 
 
-def server_pids(endpoint: str, server: ServerProcess) -> list[int]:
-    """Our server's process and its workers' (the workers as the server's stats list them)."""
+def server_stats(endpoint: str) -> dict[str, Any]:
+    """Our server's `stats` (RunError when its reply carries none)."""
     with caller_for(endpoint) as lib:
         reply = lib.call(Action.STATS)
     stats = reply.get("stats") if reply.get("success") else None
     if not isinstance(stats, dict):
         raise RunError(f"the server's stats reply carries no stats: {reply.get('code')} "
                        f"{reply.get('message')}")
-    workers = [pid for pid in stats.get("worker_pids", []) if isinstance(pid, int)]
+    return stats
+
+
+def server_pids(endpoint: str, server: ServerProcess) -> list[int]:
+    """Our server's process and its workers' (the workers as the server's stats list them)."""
+    workers = [pid for pid in server_stats(endpoint).get("worker_pids", [])
+               if isinstance(pid, int)]
     return [server.pid, *(pid for pid in workers if pid and pid != server.pid)]
 
 
@@ -399,6 +405,8 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
             spec = _load_spec(config, front, workload, keys)
             measured = server if server is not None and not config.echo else None
             memory = {"start_mb": rss_mb(server_pids(endpoint, measured))} if measured else {}
+            # which broker data path served (compiled or Python): the machine decides
+            data_path = server_stats(endpoint).get("data_path") if measured else None
             update, close = _progress_bar(config) if progress else (None, lambda: None)
             observer = FeedObserver(endpoint).start() if config.observe else None
             meter = CostMeter(server.pid if server is not None else
@@ -495,6 +503,8 @@ def run_experiment(config: RunConfig, out: Path | str | None = None, *,
         summary.update(clean=not facts, not_clean_facts=facts)
         summary["not_clean"] = reasons_in(summary, "en")
     summary.update(target=target_name(asdict(config)), dialect=dialect.name)
+    if data_path is not None:
+        summary["data_path"] = data_path
     events = [(round(at * 1000 - result.t0 / 1e6) / 1000, "worker killed", 0.0)
               for at in kills]
     table = timeline_frame(frame)
@@ -588,6 +598,7 @@ def summary_row(summary: dict[str, Any]) -> dict[str, Any]:
             "target": target_name(config), "dialect": config.get("dialect", "kit"),
             "unsafe": config["unsafe_no_lock"] if ours else None,
             "workers": config["workers"] if ours else None,
+            "data_path": summary.get("data_path"),  # the broker's: compiled or python
             "clients": config["clients"], "books": config["books"],
             "throughput": summary["throughput"], "p50_ms": summary["p50_ms"],
             "p90_ms": summary["p90_ms"], "p99_ms": summary["p99_ms"],

@@ -13,6 +13,7 @@ import pytest
 from libsrv.broker_core import WORKER_CREDITS
 from libsrv.client import LibraryClient, ServerUnreachable, wait_until_serving
 from libsrv.generate import isbn_for, write_catalog
+from libsrv_bench.runner import RunConfig, run_experiment
 from tests.helpers import client_for, wait_until
 
 # every test here runs on both of the broker's data paths (compiled and Python)
@@ -29,6 +30,14 @@ def test_stats_say_which_data_path_serves(start_server, tmp_path: Path,
         assert lib.query_isbn(isbn_for(3)).success
     assert f"data path: {'compiled' if each_data_path == 'compiled' else 'Python'}" in \
         server.output
+
+
+def test_a_bench_run_records_which_data_path_served(tmp_path: Path,
+                                                   each_data_path: str) -> None:
+    outcome = run_experiment(RunConfig(workers=2, books=50, clients=4, duration=1, warmup=0,
+                                       workload=MIX), tmp_path, progress=False)
+    assert outcome.summary["data_path"] == each_data_path
+    assert outcome.summary["clean"], outcome.summary["not_clean"]
 
 
 def test_a_stopped_worker_holds_at_most_its_credits(start_server, tmp_path: Path) -> None:
