@@ -14,6 +14,8 @@ import time
 
 import pytest
 import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from libsrv.broker_core import MAX_ATTEMPTS, READY, WAITING
 from libsrv.data_path_build import DataPathUnavailable, build, chosen, load
@@ -264,6 +266,21 @@ def test_a_request_of_several_frames_is_refused_and_one_without_envelope_dropped
     assert nothing(r.pipe)
 
 
+def test_messages_of_many_frames_are_read_whole_and_refused(rig) -> None:
+    """Of a message longer than any the path keeps, the rest is read and dropped: a client's
+    is refused with its full count, a worker's ignored."""
+    r = rig()
+    worker = r.worker(b"w1")
+    client = r.client(b"c")
+    client.send_multipart([b"", b"{}", *[b"x"] * 38])
+    assert r.said() == [b"REFUSE", b"39", b"c", b""]
+    client.send_multipart([b"h1", b"h2", b"h3", b"h4", b"", b"{}"])  # too many hops
+    worker.send_multipart([b"c", b"k" * 16, *[b"y"] * 38])
+    assert r.said()[0] == b"WARN"
+    client.send_multipart(request())
+    assert recv(worker)[0] == b"c"
+
+
 def test_one_connection_has_at_most_its_share_in_progress_and_loses_nothing(rig) -> None:
     r = rig()
     worker = r.worker(b"w1", credits=100)
@@ -306,6 +323,51 @@ def test_stop_waits_for_replies_in_flight_and_takes_nothing_new(rig) -> None:
     assert recv(client) == [b"", b"last"]
     assert r.returned.wait(2)
     assert nothing(worker)
+
+
+# A message of any shape: frames of any length (empty ones included, which is what envelopes
+# and control messages are made of), a few of them named like the words the path looks for.
+_frame = st.binary(max_size=40) | st.sampled_from([b"", READY, WAITING, b"4", b"-1",
+                                                   b"99999999999999999999", b"k" * 16])
+_message = st.lists(_frame, min_size=1, max_size=12)
+_events = st.lists(st.tuples(st.sampled_from(["client", "worker", "valid"]), _message),
+                   max_size=25)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=_events)
+def test_fuzz_no_message_of_any_shape_stops_the_path_from_serving(rig, events) -> None:
+    """Clients and a worker send messages of any shape among valid requests; then a valid
+    request from a new client is still served, and answered to that client."""
+    r = rig()
+    worker = r.worker(b"w1", credits=8)
+    client = r.client()
+    for who, frames in events:
+        if who == "client":
+            client.send_multipart(frames)
+        elif who == "worker":
+            worker.send_multipart(frames)
+        else:
+            client.send_multipart(request())
+    while worker.poll(20):  # answer what reached the worker, however it looks
+        got = worker.recv_multipart()
+        if len(got) == 3:
+            worker.send_multipart([got[0], got[1], b"ok"])
+    probe = r.client(b"probe")
+    probe.send_multipart(request(99))
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        if worker.poll(50):
+            got = worker.recv_multipart()
+            if got[0] == b"probe":
+                worker.send_multipart([got[0], got[1], b"served"])
+                break
+            worker.send_multipart([got[0], got[1], b"ok"])
+    else:
+        pytest.fail("the probe never reached the worker")
+    assert recv(probe) == [b"", b"served"]
+    assert not r.returned.is_set()
 
 
 def test_without_a_compiler_auto_is_python_and_compiled_is_an_error(monkeypatch,
