@@ -3,11 +3,12 @@
 ``.venv/bin/python bench/lean_side_by_side.py --rounds 3 --seconds 3 --mix`` starts each target
 (by default libzmq's proxy in front of 2 REP echo workers, then ``serve`` with 0, 1, 2 and 4
 workers on a generated 10,000-book catalog, then 1, 2 and 4 workers with the broker's Python
-data path), drives it from 16 processes with one REQ socket
-each (`libsrv_bench.lean`), and prints, per round and as medians over the interleaved rounds,
-requests per second, the ratio to the first target, and the CPU each of the target's
-processes spent per request (broker first, then each worker). ``--mix`` sends the read-mostly
-shares (90% queries, 5% loans, 5% returns); without it, one query by ISBN over and over.
+data path), drives it from 16 processes with one REQ socket each (`libsrv_bench.lean`), and
+prints, per round and as medians over the interleaved rounds, requests per second, the ratio
+to the first target, and the CPU each of the target's processes spent per request (its own
+process first: the broker, the proxy or the single server; then the others). ``--mix`` sends
+the read-mostly shares (90% queries, 5% loans, 5% returns); without it, one query by ISBN over
+and over.
 The CPU is read around the whole lean run, its processes' start-up included (the target
 idles then), so rounds shorter than about 3 s overstate it.
 
@@ -67,7 +68,8 @@ def _wait_for_output(server: subprocess.Popen, output: Path) -> None:
 def measure(command: list[str], db: Path, frames: list[bytes], clients: int,
             seconds: float) -> tuple[float, list[float]]:
     """One target's round: requests per second, and each of its processes' CPU µs per
-    request (largest first)."""
+    request: the target's own process first (the broker, the proxy, the single server), then
+    the others (workers), largest first."""
     port = _free_port()
     argv = [part.format(port=port, db=db) for part in command]
     output = db.with_suffix(".log")
@@ -86,8 +88,9 @@ def measure(command: list[str], db: Path, frames: list[bytes], clients: int,
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
-    per = sorted(((after.get(p, 0.0) - before.get(p, 0.0)) / max(1, result.replies) * 1e6
-                  for p in pids), reverse=True)
+    per = [(after.get(p, 0.0) - before.get(p, 0.0)) / max(1, result.replies) * 1e6
+           for p in pids]  # the target's own process first (the broker, or the proxy)
+    per = per[:1] + sorted(per[1:], reverse=True)
     return result.throughput, [round(us) for us in per if us >= 1]
 
 
@@ -108,6 +111,7 @@ def main() -> None:
         [encode_request(Action.QUERY_ISBN, isbn=isbn_for(args.books // 2))]
     rates: dict[str, list[float]] = {name: [] for name in names}
     costs: dict[str, list[float]] = {name: [] for name in names}
+    fronts: dict[str, list[float]] = {name: [] for name in names}
     for number in range(args.rounds):
         line = f"round {number + 1}:"
         for name in names:
@@ -116,6 +120,7 @@ def main() -> None:
             rate, per = measure(TARGETS[name], db, frames, args.clients, args.seconds)
             rates[name].append(rate)
             costs[name].append(sum(per))
+            fronts[name].append(per[0] if per else 0.0)
             line += f" | {name} {rate:,.0f} req/s, µs/req {'+'.join(map(str, per))}"
         print(line, flush=True)
     shutil.rmtree(folder, ignore_errors=True)
@@ -124,7 +129,8 @@ def main() -> None:
         ratios = [a / b for a, b in zip(rates[name], reference, strict=True)]
         print(f"{name:>12}: {statistics.median(rates[name]):8,.0f} req/s, "
               f"ratio {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}), "
-              f"server CPU {statistics.median(costs[name]):.0f} µs/req")
+              f"server CPU {statistics.median(costs[name]):.0f} µs/req (its own process "
+              f"{statistics.median(fronts[name]):.0f})")
 
 
 if __name__ == "__main__":
