@@ -51,11 +51,13 @@ class CompiledBroker(Broker):
     def _open_data_path(self, ctx: zmq.Context, frontend: zmq.Socket,
                         backend: zmq.Socket) -> None:
         endpoint = f"inproc://libsrv-data-path-{id(self)}"
-        self._pipe = ctx.socket(zmq.PAIR)
-        self._pipe.linger = 0
+        self._pipe, c_end = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+        for end in (self._pipe, c_end):
+            end.linger = 0
+            # never full, so neither side can block the other: what crosses is bounded by
+            # MAX_ASKS (and a worker's READY and stuck reports)
+            end.sndhwm = end.rcvhwm = 0
         self._pipe.bind(endpoint)
-        c_end = ctx.socket(zmq.PAIR)
-        c_end.linger = 0
         c_end.connect(endpoint)
         self._c_end = c_end
         self._unstaffed = False

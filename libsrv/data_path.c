@@ -50,15 +50,15 @@ int zmq_errno(void);
 #define ZMQ_SNDMORE 2
 #define ZMQ_POLLIN 1
 
-/* ---- the broker's constants: the same values as broker_core.py, envelope.py, peers.py ---- */
-#define MAX_HOPS 3
+/* ---- the broker's constants: given at build time by libsrv/data_path_build.py, from the
+ * Python modules that define them (broker_core.py, envelope.py, peers.py): one place each ---- */
+#if !defined(MAX_HOPS) || !defined(MAX_ATTEMPTS) || !defined(STOP_GRACE_SECONDS) || \
+    !defined(NO_WORKER_ROOM) || !defined(PEER_IN_PROGRESS) || !defined(PEER_BACKLOG_BYTES) || \
+    !defined(MAX_ASKS)
+#error "build this with libsrv/data_path_build.py, which gives the broker's constants"
+#endif
 #define KEPT_FRAMES (MAX_HOPS + 4)
 #define MSG_FRAMES (KEPT_FRAMES + 2) /* a command: its name, a flag, then a reply */
-#define MAX_ATTEMPTS 2
-#define STOP_GRACE_SECONDS 2.0
-#define NO_WORKER_ROOM 100
-#define PEER_IN_PROGRESS 16
-#define PEER_BACKLOG_BYTES (1 << 20)
 #define MAX_WORKERS 1024
 #define MAX_CREDITS 1024
 #define ID_BYTES 256
@@ -118,6 +118,7 @@ typedef struct {
     double stopping_since; /* < 0: not stopping */
     int abort;
     int unstaffed; /* no worker could be started, and one will be tried again */
+    long asks; /* replies asked of the Python side (INTERNAL, REFUSE) and not yet given */
     unsigned char key_prefix[8];
     uint64_t next_key;
 } broker;
@@ -286,6 +287,7 @@ static void ask_internal(broker *b, message *m, const char *reason) {
     const void *args[1] = {reason};
     size_t lens[1] = {strlen(reason)};
     tell(b, "INTERNAL", 1, args, lens, m, m->n);
+    b->asks++;
     message_free(m);
 }
 
@@ -459,6 +461,9 @@ static int live_workers(broker *b) {
 
 static long room(broker *b) {
     if (b->stopping_since >= 0) return 0;
+    /* the Python side owes this many replies: read no more clients until it catches up (a
+     * flood of refusable messages is pushed back on, not queued without bound) */
+    if (b->asks >= MAX_ASKS) return 0;
     if (live_workers(b) == 0 && b->unstaffed) return NO_WORKER_ROOM;
     return b->credits - b->pending.count;
 }
@@ -568,8 +573,25 @@ static void kill_stuck(broker *b, double now) {
 
 /* ------------------------------------------------------------------ events */
 
+static void command(broker *b, message *m, double now);
+
+/* Every command already sent by the Python side. */
+static void drain_control(broker *b, double now) {
+    int extra;
+    for (;;) {
+        message *m = message_new();
+        if (read_message(b->control, m, MSG_FRAMES, &extra) < 0) { free(m); return; }
+        command(b, m, now);
+    }
+}
+
 static void from_worker(broker *b, message *m, double now) {
     worker *w = m->n ? worker_find(b, zmq_msg_data(&m->f[0]), frame_size(m, 0)) : NULL;
+    if (w == NULL && m->n) {
+        /* its START may have come while this loop was reading the workers' socket */
+        drain_control(b, now);
+        w = worker_find(b, zmq_msg_data(&m->f[0]), frame_size(m, 0));
+    }
     if (w == NULL) { message_free(m); return; } /* died after sending: its requests re-sent */
     if (m->n == 4 && !frame_empty(m, 1)) {
         if (w->phase == STARTING) {
@@ -637,6 +659,7 @@ static void from_client(broker *b, message *m, int extra) {
         const void *args[1] = {count};
         size_t lens[1] = {(size_t)len};
         tell(b, "REFUSE", 1, args, lens, m, at);
+        b->asks++;
         message_free(m);
         return;
     }
@@ -660,6 +683,7 @@ static void command(broker *b, message *m, double now) {
         if (w) worker_died(b, w);
     } else if (m->n >= 4 && frame_is(m, 0, "ANSWER")) {
         int accepted = frame_is(m, 1, "1");
+        if (b->asks > 0) b->asks--;
         message *reply = message_new();
         reply->n = m->n - 2;
         for (int i = 2; i < m->n; i++) {
@@ -752,7 +776,7 @@ int libsrv_data_path_run(void *frontend, void *backend, void *control, double wo
             spare = message_new();
         }
         if (want_frontend && (items[2].revents & ZMQ_POLLIN)) {
-            for (long left = room(b); left > 0; left--) {
+            for (long left = room(b); left > 0 && b->asks < MAX_ASKS; left--) {
                 if (read_message(b->frontend, spare, KEPT_FRAMES, &extra) < 0) break;
                 from_client(b, spare, extra);
                 spare = message_new();

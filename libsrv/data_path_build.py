@@ -1,5 +1,6 @@
-"""The broker's compiled data path (`libsrv/data_path.c`): built on first use, loaded with
-ctypes, or a sentence saying why not (then the Python broker does the same work).
+"""The broker's compiled data path (`libsrv/data_path.c`): built on first use, with the
+broker's constants from the Python modules that define them; loaded with ctypes; or a sentence
+saying why not (then the Python broker does the same work).
 
 It is built with the machine's C compiler (``$CC``, else ``cc``) against the very libzmq that
 pyzmq has loaded in this process, so that the sockets Python made are the ones the C code
@@ -24,11 +25,27 @@ from pathlib import Path
 import zmq
 import zmq.backend  # loads libzmq into the process
 
+from libsrv.broker_core import MAX_ATTEMPTS, NO_WORKER_ROOM, STOP_GRACE_SECONDS
 from libsrv.config import ConfigError
 from libsrv.defaults import DATA_PATH_VARIABLE
+from libsrv.envelope import MAX_HOPS
+from libsrv.peers import PEER_BACKLOG_BYTES, PEER_IN_PROGRESS
 
 SOURCE = Path(__file__).with_name("data_path.c")
 BUILD_SECONDS = 120.0
+# Replies the C loop may have asked of the Python side (INTERNAL, BAD_REQUEST) and not yet
+# been given; past it, it reads no more clients until they come (so a flood of refusable
+# messages is pushed back on, and the pipe between the two never fills).
+MAX_ASKS = 256
+
+
+def definitions() -> dict[str, int | float]:
+    """The broker's constants the C loop is built with: taken from the Python modules that
+    define them, so that each is written in one place."""
+    return {"MAX_HOPS": MAX_HOPS, "MAX_ATTEMPTS": MAX_ATTEMPTS,
+            "STOP_GRACE_SECONDS": float(STOP_GRACE_SECONDS), "NO_WORKER_ROOM": NO_WORKER_ROOM,
+            "PEER_IN_PROGRESS": PEER_IN_PROGRESS, "PEER_BACKLOG_BYTES": PEER_BACKLOG_BYTES,
+            "MAX_ASKS": MAX_ASKS}
 
 
 class DataPathUnavailable(ConfigError):
@@ -60,6 +77,7 @@ def cache_dir() -> Path:
 def library_path(libzmq: Path) -> Path:
     """Where the library built from today's source against `libzmq` is kept."""
     digest = hashlib.sha256(SOURCE.read_bytes())
+    digest.update(repr(sorted(definitions().items())).encode())
     stat = libzmq.stat()
     digest.update(f"{libzmq}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
     return cache_dir() / f"data_path-{digest.hexdigest()[:16]}.so"
@@ -81,8 +99,9 @@ def build() -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, partial = tempfile.mkstemp(dir=target.parent, suffix=".so.partial")
     os.close(fd)
-    command = [compiler, "-O2", "-shared", "-fPIC", "-o", partial, str(SOURCE), str(libzmq),
-               f"-Wl,-rpath,{libzmq.parent}"]
+    command = [compiler, "-O2", "-shared", "-fPIC",
+               *(f"-D{name}={value}" for name, value in definitions().items()),
+               "-o", partial, str(SOURCE), str(libzmq), f"-Wl,-rpath,{libzmq.parent}"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_SECONDS,
                               check=False)

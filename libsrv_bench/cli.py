@@ -12,6 +12,7 @@ write, a book the verifier could not decide) or missed a threshold (``--max-p99-
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -224,12 +225,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(summary.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
     lean = summary[summary["name"] == CALIBRATION]
     if not lean.empty:
-        share = float(lean["generator_ratio"].iloc[0])
-        print(f"calibration: bench's generator reached {share:.2f} of what an independent "
-              "one-process-per-client generator got from the reference"
-              + ("" if share >= GENERATOR_FLOOR else
-                 f"; WARNING: below {GENERATOR_FLOOR}, bench's generator set the reference's "
-                 "pace, so ratios to it overstate the other rows (try --processes)"))
+        from libsrv_bench.lessons import calibration_sentence
+
+        row = lean.iloc[0].to_dict()
+        line = calibration_sentence(row, "en", cores=os.cpu_count() or 1)
+        share = float(row["generator_ratio"])
+        print(("WARNING: " if share < GENERATOR_FLOOR else "") + line)
     return EXIT_VIOLATIONS if table["violations"].sum() else EXIT_OK
 
 

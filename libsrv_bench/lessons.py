@@ -234,7 +234,8 @@ _COST_TEXT = {
         "throttled": "Calibración: el generador del kit sacó del límite solo {share:.2f}× lo "
                      "que sacó un generador independiente con un proceso por cliente ({spread} "
                      "según la ronda): el generador del kit marcó el ritmo del límite, así que "
-                     "las razones de arriba salen infladas.",
+                     "las razones de arriba salen infladas (más procesos de carga pueden "
+                     "ayudar: --processes).",
     },
     "en": {
         "target": "{name} runs at {ratio:.2f}× the transport's limit ({spread} over the "
@@ -267,7 +268,7 @@ _COST_TEXT = {
         "throttled": "Calibration: the kit's generator got only {share:.2f}× from the limit "
                      "what an independent one-process-per-client generator got ({spread} over "
                      "the rounds): the kit's generator set the limit's pace, so the ratios "
-                     "above are overstated.",
+                     "above are overstated (more load processes may help: --processes).",
     },
 }
 BUSY_FULL = 0.9  # a machine this busy is CPU-bound: throughput is cores / CPU per request
@@ -351,19 +352,30 @@ def cost_sentences(rows: Sequence[Mapping[str, Any]], lang: str = DEFAULT_PAGE_L
         load, cpu = _number(row.get("load_cpu_us")), _number(row.get("server_cpu_us"))
         if load is not None and cpu is not None and load + cpu > 0:
             said.append(text["load"].format(load=load, share=load / (load + cpu)))
-    calibration = by_name.get("reference, lean generator", {})
-    share = _number(calibration.get("generator_ratio"))
-    if share is not None:
-        spread = calibration.get("ratio_spread", "—")
-        if share >= GENERATOR_FLOOR:
-            line = text["calibrated"].format(share=share, spread=spread)
-            clients = _number(calibration.get("lean_clients"))
-            if share > 1.1 and clients is not None and clients > cores:
-                line += text["calibrated_many"].format(clients=int(clients), cores=cores)
-            said.append(line)
-        else:
-            said.append(text["throttled"].format(share=share, spread=spread))
+    line = calibration_sentence(by_name.get("reference, lean generator", {}), lang,
+                                cores=cores)
+    if line:
+        said.append(line)
     return said
+
+
+def calibration_sentence(calibration: Mapping[str, Any], lang: str = DEFAULT_PAGE_LANG, *,
+                         cores: int = 2) -> str:
+    """What `compare`'s calibration row (the reference driven by the lean generator) says of
+    bench's own generator: it did not hold the measurement back, or it set the reference's
+    pace (below GENERATOR_FLOOR); empty without the row. `compare` prints it too."""
+    text = _COST_TEXT[_lang(lang)]
+    share = _number(calibration.get("generator_ratio"))
+    if share is None:
+        return ""
+    spread = calibration.get("ratio_spread", "—")
+    if share < GENERATOR_FLOOR:
+        return text["throttled"].format(share=share, spread=spread)
+    line = text["calibrated"].format(share=share, spread=spread)
+    clients = _number(calibration.get("lean_clients"))
+    if share > 1.1 and clients is not None and clients > cores:
+        line += text["calibrated_many"].format(clients=int(clients), cores=cores)
+    return line
 
 
 _RUN_COLUMNS = {

@@ -22,18 +22,9 @@ pytestmark = [pytest.mark.fast, pytest.mark.usefixtures("each_data_path")]
 MIX = "mix:query_isbn=40,loan_isbn=30,return_isbn=30"
 
 
-def test_stats_say_which_data_path_serves(start_server, tmp_path: Path,
-                                          each_data_path: str) -> None:
-    server = start_server(write_catalog(tmp_path / "path.json", 20), workers=2)
-    with client_for(server) as lib:
-        assert lib.stats().raw["stats"]["data_path"] == each_data_path
-        assert lib.query_isbn(isbn_for(3)).success
-    assert f"data path: {'compiled' if each_data_path == 'compiled' else 'Python'}" in \
-        server.output
-
-
 def test_a_bench_run_records_which_data_path_served(tmp_path: Path,
                                                    each_data_path: str) -> None:
+    """The server's `stats` say which data path serves, and a bench run records it."""
     outcome = run_experiment(RunConfig(workers=2, books=50, clients=4, duration=1, warmup=0,
                                        workload=MIX), tmp_path, progress=False)
     assert outcome.summary["data_path"] == each_data_path

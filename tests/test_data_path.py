@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from libsrv.broker_core import MAX_ATTEMPTS, READY, WAITING
-from libsrv.data_path_build import DataPathUnavailable, build, chosen, load
+from libsrv.data_path_build import MAX_ASKS, DataPathUnavailable, build, chosen, load
 from libsrv.peers import PEER_IN_PROGRESS
 
 pytestmark = pytest.mark.fast
@@ -42,11 +42,11 @@ class Rig:
             sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.frontend.bind(self.front_endpoint)
         self.backend.bind(self.back_endpoint)
-        self.pipe = self.ctx.socket(zmq.PAIR)
-        self.pipe.linger = 0
+        self.pipe, self._c_end = self.ctx.socket(zmq.PAIR), self.ctx.socket(zmq.PAIR)
+        for end in (self.pipe, self._c_end):
+            end.linger = 0
+            end.sndhwm = end.rcvhwm = 0  # as libsrv.broker_compiled sets them
         self.pipe.bind(f"inproc://pipe-{n}")
-        self._c_end = self.ctx.socket(zmq.PAIR)
-        self._c_end.linger = 0
         self._c_end.connect(f"inproc://pipe-{n}")
         self.sockets: list[zmq.Socket] = []
         self.returned = threading.Event()
@@ -279,6 +279,29 @@ def test_messages_of_many_frames_are_read_whole_and_refused(rig) -> None:
     assert r.said()[0] == b"WARN"
     client.send_multipart(request())
     assert recv(worker)[0] == b"c"
+
+
+def test_a_flood_of_refusable_messages_waits_for_the_python_side(rig) -> None:
+    """While the Python side owes MAX_ASKS refusals, no more clients are read: the flood
+    waits in ZeroMQ's queues, and every message is refused in the end."""
+    r = rig()
+    r.worker(b"w1", credits=1000)  # room enough to read the whole flood at once
+    client = r.client(b"c")
+    flood = MAX_ASKS + 300
+    for _ in range(flood):
+        client.send_multipart([b"", b"{}", b"more"], zmq.NOBLOCK)
+    asked = []
+    while r.pipe.poll(300):
+        asked.append(r.pipe.recv_multipart())
+    assert len(asked) == MAX_ASKS and all(a[0] == b"REFUSE" for a in asked)
+    refused = 0
+    while refused < flood:
+        for _ in asked:
+            r.pipe.send_multipart([b"ANSWER", b"0", b"c", b"", b"refused"])
+        refused += len(asked)
+        asked = [r.said() for _ in range(min(MAX_ASKS, flood - refused))]
+    replies = [recv(client) for _ in range(flood)]
+    assert len(replies) == flood and nothing(r.pipe)
 
 
 def test_one_connection_has_at_most_its_share_in_progress_and_loses_nothing(rig) -> None:

@@ -30,10 +30,10 @@ ORDER = [
     "libsrv.library",  # the loan rules: storage must not need them
     "libsrv.storage.journal", "libsrv.storage.jsonfile", "libsrv.storage.memory",
     "libsrv.storage",
-    "libsrv.config",
-    "libsrv.data_path_build",  # builds and loads the compiled data path (data_path.c)
-    "libsrv.shipped", "libsrv.cards", "libsrv.client",
-    "libsrv.service", "libsrv.broker_core", "libsrv.feed", "libsrv.live", "libsrv.watch",
+    "libsrv.config", "libsrv.shipped", "libsrv.cards", "libsrv.client",
+    "libsrv.service", "libsrv.broker_core",
+    "libsrv.data_path_build",  # builds the compiled data path (data_path.c) with its constants
+    "libsrv.feed", "libsrv.live", "libsrv.watch",
     "libsrv.server", "libsrv.broker",
     "libsrv.broker_compiled",  # the broker on the compiled data path; picks one of the two
     # the other transports (imported by serving only when asked for), generated stubs first
