@@ -302,14 +302,7 @@ class Broker:
                 else:
                     poller.unregister(frontend)
                 watching_frontend = want_frontend
-            if self._changed:  # a new sentinel may reuse a dead one's descriptor number
-                self._changed = False
-                current = {p.sentinel: ident for ident, p in self._processes.items()}
-                for fd in sentinels.keys() - current.keys():
-                    poller.unregister(fd)
-                for fd in current.keys() - sentinels.keys():
-                    poller.register(fd, zmq.POLLIN)
-                sentinels = current
+            sentinels = self._watch_sentinels(poller, sentinels)
             events = dict(poller.poll(BLOCKED_RETRY_MS if state.has_blocked_replies
                                       else POLL_MS))
             now = time.monotonic()
@@ -323,11 +316,33 @@ class Broker:
                 self._drain_frontend(frontend)
             state.tick(now)
             self._carry_out(frontend, backend)
-            if state.serving != self.board.serving.value:
-                self.board.serving.value = state.serving
-            if not announced and state.all_serving:
-                announced = True
-                on_ready(endpoint)
+            announced = self._say_serving(announced, endpoint, on_ready)
+
+    def _watch_sentinels(self, poller: zmq.Poller, sentinels: dict[int, bytes]
+                         ) -> dict[int, bytes]:
+        """The worker processes' sentinels in `poller`, brought up to date when the set of
+        processes changed (a new sentinel may reuse a dead one's descriptor number)."""
+        if not self._changed:
+            return sentinels
+        self._changed = False
+        current = {p.sentinel: ident for ident, p in self._processes.items()}
+        for fd in sentinels.keys() - current.keys():
+            poller.unregister(fd)
+        for fd in current.keys() - sentinels.keys():
+            poller.register(fd, zmq.POLLIN)
+        return current
+
+    def _say_serving(self, announced: bool, endpoint: str,
+                     on_ready: Callable[[str], None]) -> bool:
+        """How many workers serve, where `ping` and `stats` read it; the ready line once all
+        do. Returns whether it was said."""
+        state = self.state
+        if state.serving != self.board.serving.value:
+            self.board.serving.value = state.serving
+        if not announced and state.all_serving:
+            on_ready(endpoint)
+            return True
+        return announced
 
     def _drain_backend(self, backend: zmq.Socket, now: float) -> None:
         """Every worker message already queued."""

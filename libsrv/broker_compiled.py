@@ -102,14 +102,7 @@ class CompiledBroker(Broker):
                 stopping = True
                 state.stop(now)
                 pipe.send(b"STOP")  # the C loop returns when its requests are answered
-            if self._changed:
-                self._changed = False
-                current = {p.sentinel: ident for ident, p in self._processes.items()}
-                for fd in sentinels.keys() - current.keys():
-                    poller.unregister(fd)
-                for fd in current.keys() - sentinels.keys():
-                    poller.register(fd, zmq.POLLIN)
-                sentinels = current
+            sentinels = self._watch_sentinels(poller, sentinels)
             events = dict(poller.poll(POLL_MS))
             now = time.monotonic()
             if pipe in events:
@@ -123,11 +116,7 @@ class CompiledBroker(Broker):
             if unstaffed != self._unstaffed:
                 self._unstaffed = unstaffed
                 pipe.send_multipart([b"UNSTAFFED", b"1" if unstaffed else b"0"])
-            if state.serving != self.board.serving.value:
-                self.board.serving.value = state.serving
-            if not announced and state.all_serving:
-                announced = True
-                on_ready(endpoint)
+            announced = self._say_serving(announced, endpoint, on_ready)
         thread.join()
 
     def _drain_pipe(self, now: float) -> None:
