@@ -32,10 +32,10 @@ shutdown must equal what the server last served. What it cannot see is in docs/b
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from libsrv.catalog import LENT
@@ -91,7 +91,11 @@ class Violation:
     facts: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # one level of copies: the values are plain data (asdict's deep copy cost seconds
+        # for the thousands of findings of a server that lies about every write)
+        return {"book": self.book, "kind": self.kind, "detail": self.detail,
+                "ops": [dict(op) for op in self.ops], "at_ms": self.at_ms,
+                "states": [list(step) for step in self.states], "facts": dict(self.facts)}
 
 
 def _lent(state: object) -> int | None:
@@ -445,6 +449,7 @@ def verify(ops: list[Op], initial: Mapping[str, bool], served: Mapping[str, dict
         trace: list[tuple[int, frozenset[int]]] = []
         if found:  # again, noting what it allowed at each step (for the findings' pictures)
             check_book(history, start, final, trace)
+        allowed = _Allowed(trace, describe)
         for index, kind in found:
             if index < 0:
                 violations.append(_final_state(isbn, history, start, final, describe))
@@ -455,8 +460,7 @@ def verify(ops: list[Op], initial: Mapping[str, bool], served: Mapping[str, dict
             violations.append(_finding(
                 isbn, kind, describe.op_facts(op, isbn, start),
                 [describe.op(o) for o in around], describe.ms(op.complete),
-                _allowed(trace, min(o.invoke for o in around), op.complete or op.invoke,
-                         describe)))
+                allowed.between(min(o.invoke for o in around), op.complete or op.invoke)))
         for op in book_ops:
             if op.kind == LOAN and op.status == OK and op.book_shown and \
                     op.reply_borrower != op.borrower:
@@ -476,18 +480,27 @@ AROUND = 12  # operations kept with a finding: enough to see it, few enough to r
 _STATE_NAMES = {0: "available", 1: "lent"}
 
 
-def _allowed(trace: list[tuple[int, frozenset[int]]], start: int, end: int,
-             describe: _Describe) -> list[list[Any]]:
-    """The states the verifier allowed from `start` to `end` (ns): the last step before the
-    window, then each step in it that changed them."""
-    steps: list[list[Any]] = []
-    for at, states in trace:
-        names = [_STATE_NAMES[s] for s in sorted(states)]
-        if at <= start:
-            steps = [[describe.ms(start), names]]
-        elif at < end and (not steps or steps[-1][1] != names):
-            steps.append([describe.ms(at), names])
-    return steps
+class _Allowed:
+    """The states the verifier allowed one book, step by step (a `check_book` trace, in time
+    order), read for each finding's window by bisection: a finding costs the steps in its
+    window, not the whole history (a server that lies about every write has thousands)."""
+
+    def __init__(self, trace: list[tuple[int, frozenset[int]]], describe: _Describe) -> None:
+        self.times = [at for at, _ in trace]
+        self.names = [[_STATE_NAMES[s] for s in sorted(states)] for _, states in trace]
+        self.describe = describe
+
+    def between(self, start: int, end: int) -> list[list[Any]]:
+        """From `start` to `end` (ns): the last step before the window, then each step in it
+        that changed the states."""
+        ms = self.describe.ms
+        first = bisect_right(self.times, start)
+        steps: list[list[Any]] = [[ms(start), self.names[first - 1]]] if first else []
+        for index in range(first, bisect_left(self.times, end)):
+            names = self.names[index]
+            if not steps or steps[-1][1] != names:
+                steps.append([ms(self.times[index]), names])
+        return steps
 
 
 def _around(history: list[Op], index: int) -> list[Op]:

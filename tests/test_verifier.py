@@ -408,3 +408,32 @@ def test_the_verifiers_picture_speaks_spanish_when_asked() -> None:
     assert figure._suptitle.get_text() == f"devolución doble en {A}"
     assert "client " not in drawn and "available" not in drawn
     plt.close(figure)
+
+
+def test_a_findings_window_of_allowed_states_is_read_by_bisection_as_by_a_full_scan() -> None:
+    """`_Allowed.between` (bisection, so that thousands of findings stay cheap) says what a
+    scan of the whole trace says: the last step before the window, then each change in it."""
+    from libsrv_bench.verifier import _Allowed, _Describe
+
+    names = {0: "available", 1: "lent"}
+
+    def scanned(trace, start, end, describe):
+        steps: list = []
+        for at, states in trace:
+            said = [names[s] for s in sorted(states)]
+            if at <= start:
+                steps = [[describe.ms(start), said]]
+            elif at < end and (not steps or steps[-1][1] != said):
+                steps.append([describe.ms(at), said])
+        return steps
+
+    draw = random.Random(7)
+    describe = _Describe(0, {})
+    for _ in range(300):
+        times = sorted(draw.randrange(0, 50) * 1_000_000 for _ in range(draw.randrange(0, 30)))
+        trace = [(at, frozenset(draw.choice([{0}, {1}, {0, 1}]))) for at in times]
+        allowed = _Allowed(trace, describe)
+        for _ in range(10):
+            start = draw.randrange(-2, 52) * 1_000_000
+            end = start + draw.randrange(0, 20) * 1_000_000
+            assert allowed.between(start, end) == scanned(trace, start, end, describe)
