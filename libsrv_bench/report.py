@@ -30,6 +30,9 @@ _WORDS = {
                    "({cpus} CPUs), {platform}, Python {python}, pyzmq {pyzmq} / libzmq "
                    "{libzmq}. These numbers describe this machine at this time: compare ratios "
                    "across machines, not requests per second.\n",
+        "data_path": "The broker's data path (docs/broker.md): {paths}.\n",
+        "data_path_each": {"compiled": "compiled in {n} run(s)",
+                           "python": "Python in {n} run(s)"},
         "experiments": "Experiments: ",
         "missing": "Not in these runs: {keys} (no group of runs that differ only in that "
                    "setting). `python -m libsrv_bench demo` runs them all.\n",
@@ -55,6 +58,9 @@ _WORDS = {
                    "pyzmq {pyzmq} / libzmq {libzmq}. Estas cifras describen esta máquina en "
                    "este momento: entre máquinas, compara razones, no peticiones por "
                    "segundo.\n",
+        "data_path": "Camino de datos del broker (docs/broker.md): {paths}.\n",
+        "data_path_each": {"compiled": "compilado en {n} ejecución(es)",
+                           "python": "Python en {n} ejecución(es)"},
         "experiments": "Experimentos: ",
         "missing": "No está en estas ejecuciones: {keys} (ningún grupo de ejecuciones que "
                    "difieran solo en ese ajuste). `python -m libsrv_bench demo` las ejecuta "
@@ -95,6 +101,15 @@ def _anchor(title: str) -> str:
     return "".join(c for c in title.lower().replace(" ", "-") if c.isalnum() or c in "-_")
 
 
+def data_path_counts(frame: pd.DataFrame) -> dict[str, int]:
+    """How many runs had the broker on each data path ("compiled", "python"), from the runs'
+    summaries (runs without a broker, or from before it was recorded, are not counted)."""
+    if "data_path" not in frame:
+        return {}
+    counts = frame["data_path"].value_counts()
+    return {path: int(counts[path]) for path in ("compiled", "python") if path in counts}
+
+
 def write_report(paths: Sequence[Path | str], out: Path | str,
                  title: str = "libsrv experiment report", lang: str = "en") -> Path:
     """Write ``out/README.md`` (with ``figures/`` and ``runs.csv``) from the runs under
@@ -116,6 +131,10 @@ def write_report(paths: Sequence[Path | str], out: Path | str,
     found: list[Section] = sections(paths, lang)  # (the transports table sits beside its runs)
     parts = [f"# {title}\n", words["written"].format(
         when=time.strftime("%Y-%m-%d %H:%M"), runs=len(runs), configs=len(table), **machine)]
+    paths_said = data_path_counts(frame)
+    if paths_said:
+        parts.append(words["data_path"].format(paths=", ".join(
+            words["data_path_each"][path].format(n=n) for path, n in paths_said.items())))
     if found:
         parts.append(words["experiments"] + ", ".join(f"[{s.title}](#{_anchor(s.title)})"
                                                      for s in found) + ".\n")

@@ -131,6 +131,10 @@ def test_the_verifier_catches_real_lost_updates_and_clears_the_safe_server(
     assert safe.violations == 0
     report = write_report([tmp_path], tmp_path / "report")
     text = report.read_text()
+    runs = 1 + sum(1 for p in tmp_path.iterdir() if p.name.startswith("hot-spot-journal-unsafe"))
+    path = safe.summary["data_path"]
+    assert f"The broker's data path (docs/broker.md): {'Python' if path == 'python' else path} " \
+           f"in {runs} run(s)" in text
     assert "## The lost-update experiment" in text and "journal, NO LOCK" in text
     assert "What the verifier found" in text and "double-" in text
     assert (tmp_path / "report" / "figures" / "lost-update.png").stat().st_size > 10_000
