@@ -5,9 +5,10 @@ saying why not (then the Python broker does the same work).
 It is built with the machine's C compiler (``$CC``, else ``cc``) against the very libzmq that
 pyzmq has loaded in this process, so that the sockets Python made are the ones the C code
 uses; nothing else is needed (no zmq.h, no Python headers). The library is cached under
-``$XDG_CACHE_HOME/libsrv`` (else ``~/.cache/libsrv``), named by a hash of the source and of
-that libzmq, so a changed source or a new pyzmq builds anew. Linux only (it reads which libzmq
-is loaded from /proc/self/maps); elsewhere, and without a compiler, the broker is Python.
+``$XDG_CACHE_HOME/libsrv`` (else ``~/.cache/libsrv``), named by a hash of the source, the
+constants and that libzmq, so a changed source, constant or pyzmq builds anew. Linux only (it
+reads which libzmq is loaded from /proc/self/maps); elsewhere, and without a compiler, the
+broker is Python.
 """
 
 from __future__ import annotations
@@ -62,9 +63,9 @@ def loaded_libzmq() -> Path:
         raise DataPathUnavailable("this system does not say which libzmq is loaded "
                                   "(no /proc/self/maps)") from None
     for line in maps.splitlines():
-        path = line.split(maxsplit=5)[-1] if len(line.split(maxsplit=5)) == 6 else ""
-        if "libzmq" in Path(path).name:
-            return Path(path)
+        fields = line.split(maxsplit=5)  # address, perms, offset, dev, inode[, path]
+        if len(fields) == 6 and "libzmq" in Path(fields[5]).name:
+            return Path(fields[5])
     raise DataPathUnavailable("pyzmq's libzmq is not a separate library here (statically "
                               "linked into pyzmq)")
 
@@ -147,7 +148,7 @@ def main() -> int:
     """`python -m libsrv.data_path_build`: build now, and say where or why not."""
     try:
         print(build())
-    except DataPathUnavailable as error:
+    except (DataPathUnavailable, OSError) as error:  # OSError: the cache folder, say
         print(f"not built: {error}", file=sys.stderr)
         return 1
     return 0
