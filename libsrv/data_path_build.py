@@ -75,45 +75,59 @@ def cache_dir() -> Path:
     return Path(base) / "libsrv"
 
 
-def library_path(libzmq: Path) -> Path:
-    """Where the library built from today's source against `libzmq` is kept."""
-    digest = hashlib.sha256(SOURCE.read_bytes())
-    digest.update(repr(sorted(definitions().items())).encode())
+def library_path(libzmq: Path, source: Path = SOURCE,
+                 constants: dict[str, int | float] | None = None) -> Path:
+    """Where the library built from today's `source` (default: the data path) with
+    `constants` against `libzmq` is kept."""
+    constants = definitions() if constants is None else constants
+    digest = hashlib.sha256(source.read_bytes())
+    digest.update(repr(sorted(constants.items())).encode())
     stat = libzmq.stat()
     digest.update(f"{libzmq}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
-    return cache_dir() / f"data_path-{digest.hexdigest()[:16]}.so"
+    return cache_dir() / f"{source.stem}-{digest.hexdigest()[:16]}.so"
 
 
-def build() -> Path:
-    """The compiled library, built now if it is not in the cache (DataPathUnavailable when it
-    cannot be). Safe to call from several processes at once: each builds into a temporary
-    file and moves it in place."""
+def build_library(source: Path, constants: dict[str, int | float],
+                  unavailable: type[Exception]) -> Path:
+    """`source` (C, using libzmq's API) built as a shared library against pyzmq's libzmq
+    with `constants` as -D definitions, now if it is not in the cache; `unavailable(reason)`
+    is raised when it cannot be. Safe to call from several processes at once: each builds
+    into a temporary file and moves it in place."""
     if not sys.platform.startswith("linux"):
-        raise DataPathUnavailable(f"built on Linux only, not on {sys.platform}")
-    libzmq = loaded_libzmq()
-    target = library_path(libzmq)
+        raise unavailable(f"built on Linux only, not on {sys.platform}")
+    try:
+        libzmq = loaded_libzmq()
+    except DataPathUnavailable as error:
+        raise unavailable(str(error)) from None
+    target = library_path(libzmq, source, constants)
     if target.exists():
         return target
     compiler = os.environ.get("CC") or "cc"
     if shutil.which(compiler) is None:
-        raise DataPathUnavailable(f"no C compiler ({compiler!r} is not on PATH)")
+        raise unavailable(f"no C compiler ({compiler!r} is not on PATH)")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, partial = tempfile.mkstemp(dir=target.parent, suffix=".so.partial")
     os.close(fd)
     command = [compiler, "-O2", "-shared", "-fPIC",
-               *(f"-D{name}={value}" for name, value in definitions().items()),
-               "-o", partial, str(SOURCE), str(libzmq), f"-Wl,-rpath,{libzmq.parent}"]
+               *(f"-D{name}={value}" for name, value in constants.items()),
+               "-o", partial, str(source), str(libzmq), f"-Wl,-rpath,{libzmq.parent}"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_SECONDS,
                               check=False)
         if done.returncode != 0:
-            raise DataPathUnavailable(f"{compiler} failed: {done.stderr.strip()[-500:]}")
+            raise unavailable(f"{compiler} failed: {done.stderr.strip()[-500:]}")
         os.replace(partial, target)
     except (OSError, subprocess.TimeoutExpired) as error:
-        raise DataPathUnavailable(f"{compiler} could not run: {error}") from None
+        raise unavailable(f"{compiler} could not run: {error}") from None
     finally:
         Path(partial).unlink(missing_ok=True)
     return target
+
+
+def build() -> Path:
+    """The compiled data path, built now if it is not in the cache (DataPathUnavailable when
+    it cannot be)."""
+    return build_library(SOURCE, definitions(), DataPathUnavailable)
 
 
 @cache

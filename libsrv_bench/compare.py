@@ -79,6 +79,7 @@ def _row(number: int, name: str, summary: dict[str, Any]) -> dict[str, Any]:
             "not_clean": "; ".join(summary.get("not_clean") or []),
             "not_clean_es": "; ".join(reasons_in(summary, "es")),  # the same, for the class
             "load_cpu_us": load.get("cpu_us_per_request"),
+            "load_loop": load.get("loop"),  # which loop drove the clients (client_loop)
             "proxy_cpu_us": summary.get("proxy", {}).get("cpu_us_per_request"),
             "machine_busy": cost.get("machine_busy"),
             "load_saturated": load.get("saturated")}
@@ -124,7 +125,7 @@ def compare(reference: RunConfig, candidates: dict[str, RunConfig], *, rounds: i
             lean = calibrate(reference)
             rows.append({"round": number, "name": CALIBRATION, "throughput": lean.throughput,
                          "load_cpu_us": lean.cpu_us_per_request, "violations": 0,
-                         "lean_clients": reference.clients,
+                         "lean_clients": reference.clients, "load_loop": lean.loop,
                          "generator_ratio": ref["throughput"] / lean.throughput
                          if lean.throughput else float("nan")})
         for name, config in candidates.items():
@@ -170,6 +171,7 @@ def medians(table: pd.DataFrame) -> pd.DataFrame:
             row["generator_ratio"] = _median(ratio)
             row["ratio_spread"] = f"{ratio.min():.2f}-{ratio.max():.2f}"
             row["lean_clients"] = int(group["lean_clients"].iloc[0])  # its processes
+            row["lean_loop"] = group["load_loop"].iloc[0]
         elif name != REFERENCE:
             ratio = group["throughput_ratio"]
             row["throughput_ratio"] = _median(ratio)

@@ -72,7 +72,8 @@ def engine_load(spec: LoadSpec, first_client: int, start_at: int) -> dict[str, A
     return {"host": socket.gethostname(), "pid": os.getpid(), "records": records,
             "corrected": result.corrected.encode(), "uncorrected": result.uncorrected.encode(),
             "processes": result.processes, "cpu_seconds": result.cpu_seconds,
-            "wall_seconds": result.wall_seconds, "late_seconds": result.late_seconds}
+            "wall_seconds": result.wall_seconds, "late_seconds": result.late_seconds,
+            "loops": result.loops}
 
 
 # ---------------------------------------------------------------- on the coordinator
@@ -250,6 +251,7 @@ def _merge(spec: LoadSpec, start: int, runs: list[EngineRun],
     widened: list[Record] = []
     processes, cpu, wall = 0, [], []
     late: list[float] = []
+    loops: list[str] = []
     measure_from, end = spec.window(start)
     for run in runs:
         answer = answers.get(run.engine)
@@ -275,6 +277,7 @@ def _merge(spec: LoadSpec, start: int, runs: list[EngineRun],
         cpu += answer["cpu_seconds"]
         wall += answer["wall_seconds"]
         late += answer.get("late_seconds", [])
+        loops += answer.get("loops", [])
         measured = [r for r in mine if r.t_recv is not None and r.t_intended >= measure_from
                     and (end is None or r.t_intended < end)]
         run.requests = len(measured)
@@ -286,6 +289,6 @@ def _merge(spec: LoadSpec, start: int, runs: list[EngineRun],
         run.throughput = run.requests / seconds
     records.sort(key=lambda r: r.t_send)
     result = LoadResult(records, corrected, uncorrected, start, measure_from, end,
-                        max(1, processes), cpu, wall, late)
+                        max(1, processes), cpu, wall, late, loops)
     return result, runs, widened
 

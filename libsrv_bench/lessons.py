@@ -228,9 +228,13 @@ _COST_TEXT = {
         "calibrated": "Calibración: el generador del kit sacó del límite {share:.2f}× lo que "
                       "sacó un generador independiente con un proceso por cliente ({spread} "
                       "según la ronda), así que el generador del kit no frenó la medida.",
-        "calibrated_many": " Por encima de 1: con {clients} procesos en {cores} núcleos, el "
-                           "generador independiente se frena a sí mismo; el del kit reparte "
-                           "los clientes entre pocos procesos.",
+        "calibrated_many": " Por encima de 1: los pocos procesos de carga del kit mandan "
+                           "varias peticiones a la vez, y el límite atiende una ráfaga con menos "
+                           "CPU por petición que {clients} procesos de una petición cada uno en "
+                           "{cores} núcleos.",
+        "lean_python": " El generador independiente corrió en Python (aquí no se pudo "
+                       "compilar su bucle en C): en {cores} núcleos se frena a sí mismo, así "
+                       "que esta calibración se queda corta.",
         "throttled": "Calibración: el generador del kit sacó del límite solo {share:.2f}× lo "
                      "que sacó un generador independiente con un proceso por cliente ({spread} "
                      "según la ronda): el generador del kit marcó el ritmo del límite, así que "
@@ -262,9 +266,12 @@ _COST_TEXT = {
         "calibrated": "Calibration: the kit's generator got {share:.2f}× from the limit what "
                       "an independent one-process-per-client generator got ({spread} over the "
                       "rounds), so the kit's generator did not hold the measurement back.",
-        "calibrated_many": " Above 1: with {clients} processes on {cores} cores, the "
-                           "independent generator holds itself back; the kit's spreads the "
-                           "clients over a few processes.",
+        "calibrated_many": " Above 1: the kit's few load processes send several requests "
+                           "at a time, and the limit serves a burst for less CPU per request "
+                           "than {clients} one-request processes on {cores} cores.",
+        "lean_python": " The independent generator ran in Python (its C loop could not be "
+                       "built here): on {cores} cores it holds itself back, so this "
+                       "calibration falls short.",
         "throttled": "Calibration: the kit's generator got only {share:.2f}× from the limit "
                      "what an independent one-process-per-client generator got ({spread} over "
                      "the rounds): the kit's generator set the limit's pace, so the ratios "
@@ -375,6 +382,8 @@ def calibration_sentence(calibration: Mapping[str, Any], lang: str = DEFAULT_PAG
     clients = _number(calibration.get("lean_clients"))
     if share > 1.1 and clients is not None and clients > cores:
         line += text["calibrated_many"].format(clients=int(clients), cores=cores)
+    if calibration.get("lean_loop") == "python":
+        line += text["lean_python"].format(cores=cores)
     return line
 
 

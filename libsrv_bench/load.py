@@ -46,8 +46,15 @@ CLIENTS_PER_PROCESS = 250
 # two replies, a draw ran with cold caches and cost 40-50 µs of a load process's CPU at 2
 # clients per process (8 load processes on 2 cores): more than the lean generator's whole
 # request, so bench throttled the reference it measured (docs/bench.md, "Is the load generator
-# setting the pace?"). In batches the same work costs a few µs a request.
+# setting the pace?"). In batches the same work costs about 15 µs a request on that machine.
 DRAW_BATCH = 64
+# Even batched, drawing during the run took CPU from the two cores that the target needs, and
+# the target, fed more slowly, cost more per request: so what a run is expected to send is drawn
+# before it starts (its count; its rate times its length; a closed loop: CLOSED_LOOP_GUESS
+# requests per second in all, shared by the clients), within PREDRAW_SECONDS per load process.
+# What a run sends beyond that is drawn as it goes, a batch at a time.
+CLOSED_LOOP_GUESS = 20_000
+PREDRAW_SECONDS = 0.5
 
 
 def new_histogram() -> HdrHistogram:
@@ -99,6 +106,11 @@ class ProcessResult:
     cpu_seconds: float  # CPU time this load process spent driving its clients
     wall_seconds: float
     late_ns: int = 0  # how long after t0 this process began driving its clients
+    loop: str = "python"  # "compiled": libsrv_bench/client_loop.c drove them
+
+
+# a request drawn ahead: (action, fields), its id, its encoded frame
+Drawn = tuple[tuple[Action, dict[str, Any]], str | None, bytes]
 
 
 class _Client:
@@ -122,7 +134,7 @@ class _Client:
         self.payload = b""
         self.rid: str | None = None
         # requests drawn ahead, the next one last: (request, id, frame)
-        self.drawn: list[tuple[tuple[Action, dict[str, Any]], str | None, bytes]] = []
+        self.drawn: list[Drawn] = []
 
 
 class _ClientPool:
@@ -149,16 +161,48 @@ class _ClientPool:
         share, extra = divmod(spec.requests or 0, spec.clients)
         for n, client in enumerate(self.clients):
             self.wire.open(n)
-            self._draw(client)  # the first batch before the run starts
             if spec.requests is not None:
                 client.quota = share + (1 if client.index < extra else 0)
+        self._predraw()
+
+    def _planned(self, client: _Client) -> int:
+        """How many requests `client` is expected to send in the run."""
+        spec = self.spec
+        if client.quota >= 0:
+            return client.quota
+        seconds = spec.warmup + (spec.duration or 0)
+        if spec.rate:
+            rate = spec.rate / spec.clients
+        elif spec.think:
+            rate = 1 / spec.think
+        else:
+            rate = CLOSED_LOOP_GUESS / spec.clients
+        return int(seconds * rate) + 1
+
+    def _predraw(self) -> None:
+        """Draw what each client is expected to send, before the run starts: a batch per
+        client in turn, so that all have their share when PREDRAW_SECONDS is up (and at least
+        one batch each)."""
+        planned = [self._planned(client) for client in self.clients]
+        drawn: list[list[Drawn]] = [[] for _ in self.clients]
+        deadline = time.perf_counter() + PREDRAW_SECONDS
+        while True:
+            more = False
+            for position, client in enumerate(self.clients):
+                if len(drawn[position]) < max(1, planned[position]):
+                    drawn[position] += self._draw_batch(client)
+                    more = True
+            if not more or time.perf_counter() > deadline:
+                break
+        for client, ahead in zip(self.clients, drawn, strict=True):
+            self._take(client, ahead)
 
     def _has_work(self, client: _Client) -> bool:
         return client.quota != 0 and (self.end is None or client.next_at < self.end)
 
-    def _draw(self, client: _Client) -> None:
-        """Draw and encode `client`'s next DRAW_BATCH requests (the sequence is the seed's
-        alone, however many are drawn ahead)."""
+    def _draw_batch(self, client: _Client) -> list[Drawn]:
+        """`client`'s next DRAW_BATCH requests, drawn and encoded, in order (the sequence is
+        the seed's alone, however many are drawn ahead)."""
         spec, request = self.spec, self.dialect.request
         drawn = []
         for _ in range(DRAW_BATCH):
@@ -166,12 +210,17 @@ class _ClientPool:
             client.step += 1
             rid = f"{spec.run_id}-{client.index}-{client.step}" if spec.ids else None
             drawn.append(((action, fields), rid, request(action, fields, rid)))
-        drawn.reverse()
+        return drawn
+
+    def _take(self, client: _Client, drawn: list[Drawn]) -> None:
+        """Keep `drawn` (in order) as `client`'s next requests, sent one by one once those
+        it has are sent."""
+        drawn.reverse()  # the next one last: popped
         client.drawn = drawn
 
     def _send(self, client: _Client, now: int) -> None:
         if not client.drawn:
-            self._draw(client)
+            self._take(client, self._draw_batch(client))
         client.request, client.rid, client.payload = client.drawn.pop()
         self.wire.send(client.index - self.first, client.request[0], client.payload)
         client.sent, client.sent_at, client.first_sent, client.attempts = True, now, now, 1
@@ -240,21 +289,35 @@ class _ClientPool:
                 heapq.heappush(scheduled, (client.next_at, client.index - self.first))
         return given_up
 
+    loop = "python"  # which loop drives the clients: the run's summary says (load.loop)
+
     def run(self, t0: int) -> ProcessResult:
         """Drive the clients from `t0` (perf_counter_ns) until the run ends."""
         self.measure_from, self.end = self.spec.window(t0)
         for n, client in enumerate(self.clients):
             # spread first sends over one interval so open-loop clients do not fire in lockstep
             client.next_at = client.intended = t0 + self.interval * n // max(1, len(self.clients))
+        while time.perf_counter_ns() < t0:
+            time.sleep(0.001)
+        late = max(0, time.perf_counter_ns() - t0)
+        cpu_start, wall_start = time.process_time(), time.perf_counter()
+        self._drive(t0)
+        cpu = time.process_time() - cpu_start
+        wall = time.perf_counter() - wall_start
+        self._publish()
+        self.wire.close()
+        self.records = self._records()
+        corrected, uncorrected = self._histograms()
+        return ProcessResult(self.records, corrected, uncorrected, self.measure_from, cpu, wall,
+                             late, self.loop)
+
+    def _drive(self, t0: int) -> None:
+        """Send, receive and time out until no client has anything left to do."""
         scheduled = [(c.next_at, c.index - self.first) for c in self.clients
                      if self._has_work(c)]
         heapq.heapify(scheduled)
         outstanding = 0
         next_check = t0
-        while time.perf_counter_ns() < t0:
-            time.sleep(0.001)
-        late = max(0, time.perf_counter_ns() - t0)
-        cpu_start, wall_start = time.process_time(), time.perf_counter()
         while True:
             now = time.perf_counter_ns()
             while scheduled and scheduled[0][0] <= now:
@@ -294,14 +357,6 @@ class _ClientPool:
                         outstanding += 1
                     else:
                         heapq.heappush(scheduled, (client.next_at, position))
-        cpu = time.process_time() - cpu_start
-        wall = time.perf_counter() - wall_start
-        self._publish()
-        self.wire.close()
-        self.records = self._records()
-        corrected, uncorrected = self._histograms()
-        return ProcessResult(self.records, corrected, uncorrected, self.measure_from, cpu, wall,
-                             late)
 
     def _histograms(self) -> tuple[bytes, bytes]:
         """The latency histograms of the measured requests, filled after the run so that the
@@ -316,15 +371,26 @@ class _ClientPool:
         return corrected.encode(), uncorrected.encode()
 
 
+def client_pool(spec: LoadSpec, first: int, count: int, counters: Any,
+                slot: int) -> _ClientPool:
+    """The pool that drives clients first..first+count-1: on the compiled loop when it can
+    (ZeroMQ clients, the library built: `libsrv_bench.client_loop`), else in Python."""
+    # imported here: the compiled pool is a subclass of the one in this module
+    from libsrv_bench.load_compiled import compiled_pool
+
+    pool = compiled_pool(spec, first, count, counters, slot)
+    return pool if pool is not None else _ClientPool(spec, first, count, counters, slot)
+
+
 def run_clients(spec: LoadSpec, first: int, count: int, t0: int, counters: Any,
                 slot: int) -> ProcessResult:
     """Drive clients first..first+count-1 from t0 (perf_counter_ns) until the run ends."""
-    return _ClientPool(spec, first, count, counters, slot).run(t0)
+    return client_pool(spec, first, count, counters, slot).run(t0)
 
 
 def _child(spec: LoadSpec, first: int, count: int, ready: Any, start: Any, counters: Any,
            slot: int, results: Any) -> None:
-    pool = _ClientPool(spec, first, count, counters, slot)  # connected, first requests drawn
+    pool = client_pool(spec, first, count, counters, slot)  # connected, first requests drawn
     ready.put(slot)  # up: the parent picks t0 once every process has said so
     start.wait()
     t0 = counters[-1]  # the parent's start time, published before `start` is set
@@ -343,6 +409,7 @@ class LoadResult:
     cpu_seconds: list[float]  # per load process
     wall_seconds: list[float]
     late_seconds: list[float] = field(default_factory=list)  # per process: start after t0
+    loops: list[str] = field(default_factory=list)  # per process: "compiled" or "python"
 
 
 def run_load(spec: LoadSpec, progress: Callable[[int, int], None] | None = None, *,
@@ -411,7 +478,7 @@ def run_load(spec: LoadSpec, progress: Callable[[int, int], None] | None = None,
     measure_from, end = spec.window(t0)
     return LoadResult(records, corrected, uncorrected, t0, measure_from, end, nproc,
                       [r.cpu_seconds for r in ordered], [r.wall_seconds for r in ordered],
-                      [r.late_ns / 1e9 for r in ordered])
+                      [r.late_ns / 1e9 for r in ordered], [r.loop for r in ordered])
 
 
 def _wait_ready(ready: Any, children: list[Any]) -> None:

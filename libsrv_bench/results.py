@@ -108,7 +108,10 @@ def load_figures(result: LoadResult, requests: int) -> dict[str, Any]:
             "busy": [round(b, 3) for b in busy],
             "cpu_us_per_request": round(cpu / requests * 1e6, 1) if requests else None,
             "saturated": any(b >= SATURATED for b in busy),
-            "late_start_s": round(max(result.late_seconds, default=0.0), 3)}
+            "late_start_s": round(max(result.late_seconds, default=0.0), 3),
+            # which loop drove the clients (libsrv_bench.client_loop): "compiled", "python",
+            # or both when processes differed
+            "loop": "+".join(sorted(set(result.loops))) or "python"}
 
 
 def summarize(result: LoadResult, frame: pd.DataFrame,

@@ -1,0 +1,182 @@
+"""A load process's ZeroMQ clients driven by the compiled loop (`libsrv_bench/client_loop.c`).
+
+The same clients, schedule and records as `libsrv_bench.load`'s Python loop: the requests are
+drawn and encoded in Python as before, a batch at a time; the C loop sends them, polls, notes
+each reply's times and bytes, and schedules the next send (closed loop, think time or open
+loop), so a request costs the load process about what libzmq costs. Python keeps what is rare:
+the timeout scan every TIMEOUT_SCAN_NS (a retry on a fresh socket, or giving up), drawing the
+next batch, growing the arrays, and reading the replies once the run is over.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from typing import Any
+
+import numpy as np
+import zmq
+
+from libsrv_bench.client_loop import MAX_CLIENTS, RECORD_FIELDS, STATUS, C, F, P, R, chosen
+from libsrv_bench.load import TIMEOUT_SCAN_NS, Drawn, LoadSpec, _Client, _ClientPool
+from libsrv_bench.wires import ZmqWire
+
+RECORDS_AT_FIRST = 1 << 14
+ARENA_AT_FIRST = 1 << 22  # 4 MB of reply bytes; doubled when full
+
+
+class CompiledPool(_ClientPool):
+    """`_ClientPool` whose clients are driven by `bench_loop`; `library` from
+    `libsrv_bench.client_loop.load`."""
+
+    loop = "compiled"
+
+    def __init__(self, spec: LoadSpec, first: int, count: int, counters: Any, slot: int,
+                 library: ctypes.CDLL) -> None:
+        self.library = library
+        self.state = np.zeros((count, len(F)), dtype=np.int64)
+        self.ptrs = np.zeros((count, len(P)), dtype=np.uint64)
+        self.ctl = np.zeros(len(C), dtype=np.int64)
+        self.records_array = np.zeros((RECORDS_AT_FIRST, len(RECORD_FIELDS)), dtype=np.int64)
+        self.arena = np.zeros(ARENA_AT_FIRST, dtype=np.uint8)
+        self.pending = np.zeros(8, dtype=np.int64)  # a zmq_msg_t (64 bytes, aligned)
+        self.drawn_so_far: list[list[Drawn]] = [[] for _ in range(count)]
+        # each client's current batch of frames and offsets, kept alive while C reads them
+        self.batches: list[tuple[np.ndarray, np.ndarray] | None] = [None] * count
+        self.timed_out: list[tuple[Any, ...]] = []
+        super().__init__(spec, first, count, counters, slot)
+        if not isinstance(self.wire, ZmqWire):
+            raise TypeError("the compiled loop drives ZeroMQ clients only")
+        for position in range(count):
+            self._socket_changed(position)
+
+    def _socket_changed(self, position: int) -> None:
+        self.ptrs[position, P["SOCKET"]] = self.wire.socks[position].underlying
+
+    def _take(self, client: _Client, drawn: list[Drawn]) -> None:
+        """Hand `drawn` (in order) to the C loop as `client`'s next requests: it asks for
+        more (STATUS frames) once it has sent them all."""
+        position = client.index - self.first
+        kept = self.drawn_so_far[position]
+        base = len(kept)
+        kept.extend(drawn)
+        frames = np.frombuffer(b"".join(frame for _, _, frame in drawn), dtype=np.uint8)
+        offsets = np.zeros(len(drawn) + 1, dtype=np.int64)
+        np.cumsum([len(frame) for _, _, frame in drawn], out=offsets[1:])
+        self.batches[position] = (frames, offsets)
+        self.ptrs[position, P["FRAMES"]] = frames.ctypes.data
+        self.ptrs[position, P["OFFSETS"]] = offsets.ctypes.data
+        self.state[position, F["BATCH_BASE"]] = base
+        self.state[position, F["AVAIL"]] = base + len(drawn)
+
+    def _grow(self) -> None:
+        """Room for more records, or for a reply bigger than what is left of the arena."""
+        ctl = self.ctl
+        if ctl[C["RECORDS"]] >= ctl[C["RECORD_ROOM"]]:
+            grown = np.zeros((2 * len(self.records_array), len(RECORD_FIELDS)), dtype=np.int64)
+            grown[:len(self.records_array)] = self.records_array
+            self.records_array = grown
+            ctl[C["RECORD_ROOM"]] = len(grown)
+        need = int(ctl[C["ARENA_USED"]] + max(ctl[C["NEED"]], 0))
+        if need > len(self.arena):
+            grown_arena = np.zeros(max(2 * len(self.arena), 2 * need), dtype=np.uint8)
+            grown_arena[:len(self.arena)] = self.arena
+            self.arena = grown_arena
+            ctl[C["ARENA_ROOM"]] = len(grown_arena)
+
+    def _drive(self, t0: int) -> None:
+        state, ctl = self.state, self.ctl
+        for position, client in enumerate(self.clients):
+            state[position, F["NEXT_AT"]] = client.next_at
+            state[position, F["INTENDED"]] = client.intended
+            state[position, F["QUOTA"]] = client.quota
+        ctl[C["END"]] = -1 if self.end is None else self.end
+        ctl[C["INTERVAL"]], ctl[C["THINK"]] = self.interval, self.think
+        ctl[C["RECORD_ROOM"]], ctl[C["ARENA_ROOM"]] = len(self.records_array), len(self.arena)
+        ctl[C["WHO"]] = ctl[C["NEED"]] = -1
+        ctl[C["RETURN_AT"]] = t0  # the first pass sends, then comes back for the scan
+        count = len(self.clients)
+        while True:
+            status = self.library.bench_loop(
+                ctl.ctypes.data, state.ctypes.data, self.ptrs.ctypes.data,
+                self.records_array.ctypes.data, self.arena.ctypes.data,
+                self.pending.ctypes.data, count)
+            if status == STATUS["done"]:
+                return
+            if status == STATUS["tick"]:
+                now = time.perf_counter_ns()
+                ctl[C["RETURN_AT"]] = now + TIMEOUT_SCAN_NS
+                self._expire_compiled(now)
+                self._publish()
+            elif status == STATUS["frames"]:
+                client = self.clients[int(ctl[C["WHO"]])]
+                self._take(client, self._draw_batch(client))
+            elif status == STATUS["grow"]:
+                self._grow()
+            else:
+                raise zmq.ZMQError(int(ctl[C["ERRNO"]]))
+
+    def _expire_compiled(self, now: int) -> None:
+        """Retry or give up on requests past their timeout (as `_expire` does, on the C
+        loop's arrays)."""
+        state = self.state
+        late = np.nonzero((state[:, F["SENT"]] != 0)
+                          & (now - state[:, F["SENT_AT"]] > self.timeout_ns))[0]
+        for position in late.tolist():
+            row = state[position]
+            # a REQ socket that got no reply cannot send again; it starts afresh
+            self.wire.open(position)
+            self._socket_changed(position)
+            request, rid, payload = self.drawn_so_far[position][int(row[F["CURRENT"]])]
+            if row[F["ATTEMPTS"]] <= self.spec.retries:  # resend, same id, fresh connection
+                self.wire.send(position, request[0], payload)
+                row[F["SENT_AT"]] = now
+                row[F["ATTEMPTS"]] += 1
+                continue
+            self.timed_out.append((self.first + position, request[0], request[1],
+                                   int(row[F["INTENDED"]]), int(row[F["FIRST_SENT"]]), now,
+                                   None, int(row[F["ATTEMPTS"]]), rid))
+            self.given_up += 1
+            row[F["SENT"]] = 0
+            if self.interval:
+                row[F["INTENDED"]] += self.interval
+                row[F["NEXT_AT"]] = row[F["INTENDED"]]
+            else:
+                row[F["NEXT_AT"]] = row[F["INTENDED"]] = now + self.think
+
+    def _publish(self) -> None:
+        self.counters[self.slot * 2] = int(self.ctl[C["RECORDS"]]) + len(self.timed_out)
+        self.counters[self.slot * 2 + 1] = self.given_up
+
+    def _records(self) -> list[Any]:
+        """The C loop's records as `_finish` would have noted them, with the timeouts, in
+        the order they ended; then read as the Python loop's are."""
+        answered = self.records_array[:int(self.ctl[C["RECORDS"]])].tolist()
+        arena = self.arena
+        client, index, intended, sent, received, attempts, offset, size = (
+            R[name] for name in ("CLIENT", "INDEX", "INTENDED", "SENT", "RECEIVED", "ATTEMPTS",
+                                 "OFFSET", "SIZE"))
+        answers = []
+        for row in answered:
+            position = row[client]
+            request, rid, _ = self.drawn_so_far[position][row[index]]
+            answers.append((self.first + position, request[0], request[1], row[intended],
+                            row[sent], row[received],
+                            arena[row[offset]:row[offset] + row[size]].tobytes(),
+                            row[attempts], rid))
+        answers += self.timed_out
+        answers.sort(key=lambda answer: answer[5])
+        self.answers = answers
+        return super()._records()
+
+
+def compiled_pool(spec: LoadSpec, first: int, count: int, counters: Any,
+                  slot: int) -> CompiledPool | None:
+    """A compiled pool for these clients, or None when the Python loop must drive them: not
+    ZeroMQ, too many for one C loop, or the library not available (LIBSRV_LOAD_LOOP)."""
+    if not spec.endpoint.startswith(("tcp://", "ipc://", "inproc://")) or count > MAX_CLIENTS:
+        return None
+    library, _ = chosen()
+    if library is None:
+        return None
+    return CompiledPool(spec, first, count, counters, slot, library)
