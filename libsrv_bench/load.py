@@ -53,8 +53,8 @@ DRAW_BATCH = 64
 # before it starts (its count; its rate times its length; a closed loop: CLOSED_LOOP_GUESS
 # requests per second in all, shared by the clients), within PREDRAW_SECONDS per load process.
 # What a run sends beyond that is drawn as it goes, a batch at a time.
-CLOSED_LOOP_GUESS = 20_000
-PREDRAW_SECONDS = 0.5
+CLOSED_LOOP_GUESS = 15_000
+PREDRAW_SECONDS = 0.25
 
 
 def new_histogram() -> HdrHistogram:
