@@ -376,12 +376,13 @@ def calibration_sentence(calibration: Mapping[str, Any], lang: str = DEFAULT_PAG
     if share is None:
         return ""
     spread = calibration.get("ratio_spread", "—")
-    if share < GENERATOR_FLOOR:
-        return text["throttled"].format(share=share, spread=spread)
-    line = text["calibrated"].format(share=share, spread=spread)
     clients = _number(calibration.get("lean_clients"))
-    if share > 1.1 and clients is not None and clients > cores:
-        line += text["calibrated_many"].format(clients=int(clients), cores=cores)
+    if share < GENERATOR_FLOOR:
+        line = text["throttled"].format(share=share, spread=spread)
+    else:
+        line = text["calibrated"].format(share=share, spread=spread)
+        if share > 1.1 and clients is not None and clients > cores:
+            line += text["calibrated_many"].format(clients=int(clients), cores=cores)
     if calibration.get("lean_loop") == "python":
         line += text["lean_python"].format(cores=cores)
     return line
