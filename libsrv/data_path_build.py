@@ -8,7 +8,8 @@ uses; nothing else is needed (no zmq.h, no Python headers). The library is cache
 ``$XDG_CACHE_HOME/libsrv`` (else ``~/.cache/libsrv``), named by a hash of the source, the
 constants and that libzmq, so a changed source, constant or pyzmq builds anew. Linux only (it
 reads which libzmq is loaded from /proc/self/maps); elsewhere, and without a compiler, the
-broker is Python.
+broker is Python. `build_library` builds any such C file the same way (the load generator's
+loops, `libsrv_bench.client_loop`).
 """
 
 from __future__ import annotations
