@@ -34,6 +34,8 @@ from libsrv.envelope import MAX_HOPS
 from libsrv.peers import PEER_BACKLOG_BYTES, PEER_IN_PROGRESS
 
 SOURCE = Path(__file__).with_name("data_path.c")
+# libzmq's API as the C files use it, included by each (so it is part of every cache key)
+HEADER = Path(__file__).with_name("zmq_api.h")
 BUILD_SECONDS = 120.0
 # Replies the C loop may have asked of the Python side (INTERNAL, BAD_REQUEST) and not yet
 # been given; past it, it reads no more clients until they come (so a flood of refusable
@@ -81,7 +83,7 @@ def library_path(libzmq: Path, source: Path = SOURCE,
     """Where the library built from today's `source` (default: the data path) with
     `constants` against `libzmq` is kept."""
     constants = definitions() if constants is None else constants
-    digest = hashlib.sha256(source.read_bytes())
+    digest = hashlib.sha256(source.read_bytes() + HEADER.read_bytes())
     digest.update(repr(sorted(constants.items())).encode())
     stat = libzmq.stat()
     digest.update(f"{libzmq}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
@@ -109,7 +111,7 @@ def build_library(source: Path, constants: dict[str, int | float],
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, partial = tempfile.mkstemp(dir=target.parent, suffix=".so.partial")
     os.close(fd)
-    command = [compiler, "-O2", "-shared", "-fPIC",
+    command = [compiler, "-O2", "-shared", "-fPIC", f"-I{HEADER.parent}",
                *(f"-D{name}={value}" for name, value in constants.items()),
                "-o", partial, str(source), str(libzmq), f"-Wl,-rpath,{libzmq.parent}"]
     try:

@@ -23,29 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- the part of libzmq's stable C API used here (zmq.h is not shipped with pyzmq) ---- */
-typedef struct zmq_msg_t {
-    unsigned char _[64] __attribute__((aligned(sizeof(void *))));
-} zmq_msg_t;
-typedef struct {
-    void *socket;
-    int fd;
-    short events;
-    short revents;
-} zmq_pollitem_t;
-int zmq_msg_init(zmq_msg_t *msg);
-int zmq_msg_close(zmq_msg_t *msg);
-int zmq_msg_move(zmq_msg_t *dest, zmq_msg_t *src);
-int zmq_msg_recv(zmq_msg_t *msg, void *s, int flags);
-void *zmq_msg_data(zmq_msg_t *msg);
-size_t zmq_msg_size(const zmq_msg_t *msg);
-int zmq_msg_more(const zmq_msg_t *msg);
-int zmq_send(void *s, const void *buf, size_t len, int flags);
-int zmq_recv(void *s, void *buf, size_t len, int flags);
-int zmq_poll(zmq_pollitem_t *items, int nitems, long timeout);
-int zmq_errno(void);
-#define ZMQ_DONTWAIT 1
-#define ZMQ_POLLIN 1
+#include "zmq_api.h"  /* libsrv/zmq_api.h: libzmq's API, declared once */
 
 #if !defined(CLIENT_FIELDS) || !defined(RECORD_FIELDS) || !defined(STATUS_DONE) || \
     !defined(C_RECORDS) || !defined(MAX_CLIENTS)

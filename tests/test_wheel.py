@@ -111,16 +111,26 @@ def test_serve_from_another_folder_uses_the_shipped_catalog(installed: tuple[Pat
 
 
 def test_a_bench_run_from_another_folder(installed: tuple[Path, Path]) -> None:
+    """With a compiler, the broker's data path and the load loop are built from the wheel's
+    own C files (into an empty cache), so the wheel must ship them."""
     bin_dir, work = installed
+    env = environment(bin_dir)
+    compiled = shutil.which(os.environ.get("CC") or "cc") is not None
+    if compiled:
+        env.update(XDG_CACHE_HOME=str(work / "cache"), LIBSRV_DATA_PATH="compiled",
+                   LIBSRV_LOAD_LOOP="compiled")
     result = subprocess.run([bin_dir / "libsrv-bench", "run", "--clients", "2", "--duration",
                              "1", "--books", "50", "--workers", "1", "--out", "runs"],
-                            cwd=work, env=environment(bin_dir), capture_output=True, text=True,
-                            timeout=300)
+                            cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     summaries = list((work / "runs").glob("*/summary.json"))
     assert len(summaries) == 1
     summary = json.loads(summaries[0].read_text())
     assert summary["requests"] > 0 and summary["violations"] == 0 and summary["verdict_ok"]
+    if compiled:
+        assert summary["load"]["loop"] == "compiled"
+        built = sorted(path.name.split("-")[0] for path in (work / "cache" / "libsrv").glob("*.so"))
+        assert built == ["client_loop", "data_path"], built
 
 
 def test_the_forms_page_from_another_folder(installed: tuple[Path, Path]) -> None:
