@@ -54,6 +54,9 @@ static int send_next(int64_t *ctl, int64_t *state, void *const *ptrs, long k) {
     const int64_t *offsets = (const int64_t *)ptrs[k * POINTERS + P_OFFSETS];
     const char *frames = (const char *)ptrs[k * POINTERS + P_FRAMES];
     int64_t at = index - FIELD(k, F_BATCH_BASE);
+    /* stamped before it goes: once sent, the server may act on it before this thread runs
+     * again, and the verifier must never see an operation start after it took effect */
+    int64_t now = now_ns();
     /* blocking, as the Python loop sends: a REQ socket queues at once unless it has no
      * connection at all */
     if (zmq_send(ptrs[k * POINTERS + P_SOCKET], frames + offsets[at],
@@ -62,7 +65,6 @@ static int send_next(int64_t *ctl, int64_t *state, void *const *ptrs, long k) {
         ctl[C_ERRNO] = zmq_errno();
         return STATUS_ERROR;
     }
-    int64_t now = now_ns();
     FIELD(k, F_CURRENT) = index;
     FIELD(k, F_NEXT) = index + 1;
     FIELD(k, F_SENT) = 1;
