@@ -141,6 +141,8 @@ class _ClientPool:
     """The clients of one load process, their connections (`libsrv_bench.wires`: ZeroMQ,
     HTTP or gRPC, by the endpoint's scheme) and schedule, and what they recorded."""
 
+    loop = "python"  # which loop drives the clients: the run's summary says (load.loop)
+
     def __init__(self, spec: LoadSpec, first: int, count: int, counters: Any,
                  slot: int) -> None:
         self.spec = spec
@@ -288,8 +290,6 @@ class _ClientPool:
             if self._has_work(client):
                 heapq.heappush(scheduled, (client.next_at, client.index - self.first))
         return given_up
-
-    loop = "python"  # which loop drives the clients: the run's summary says (load.loop)
 
     def run(self, t0: int) -> ProcessResult:
         """Drive the clients from `t0` (perf_counter_ns) until the run ends."""
