@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import zmq
 
-from libsrv_bench import client_loop, load_compiled
+from libsrv_bench import client_loop, load, load_compiled
 from libsrv_bench.dialects import dialect_named
 from libsrv_bench.lean import lean_throughput
 from libsrv_bench.load import LoadSpec, _ClientPool, client_pool
@@ -140,6 +140,38 @@ def test_both_loops_send_the_seeds_requests_and_note_each_reply_as_it_came(route
             assert answer[7] == 1
         by_loop[loop] = sorted((a[0], a[8], a[1], tuple(a[2].items())) for a in pool.answers)
     assert by_loop["compiled"] == by_loop["python"]
+
+
+def test_requests_drawn_during_the_warm_up_keep_each_clients_sequence(router,
+                                                                      monkeypatch) -> None:
+    """Nearly nothing is drawn before the run, so the warm-up's thread draws the rest while
+    the C loop sends; each client's requests are still its seed's, in order, none twice."""
+    _compiled_or_skip()
+    monkeypatch.setenv(client_loop.LOOP_VARIABLE, "compiled")
+    monkeypatch.setattr(load, "PREDRAW_SECONDS", 0.0)
+    threads: list[str] = []
+    original = load._ClientPool._draw_batch
+
+    def noted(self: load._ClientPool, client: load._Client) -> list[Any]:
+        threads.append(threading.current_thread().name)
+        return original(self, client)
+
+    monkeypatch.setattr(load._ClientPool, "_draw_batch", noted)
+    spec = _spec(router(_echo).endpoint, requests=None, duration=0.3, warmup=0.5)
+    pool = _run(spec)
+    assert isinstance(pool, load_compiled.CompiledPool)
+    assert "draw-ahead" in threads, "the warm-up's thread drew nothing"
+    for index in range(spec.clients):
+        steps = sorted(int(a[8].rsplit("-", 1)[1]) for a in pool.answers if a[0] == index)
+        assert steps == list(range(1, len(steps) + 1)) and len(steps) > load.DRAW_BATCH
+        fresh = load._Client(index, spec.seed)
+        expected = []
+        for _ in steps:
+            expected.append(spec.workload.next(fresh.rng, index, fresh.step, spec.keys))
+            fresh.step += 1
+        sent = [(a[1], a[2]) for a in sorted(
+            (a for a in pool.answers if a[0] == index), key=lambda a: int(a[8].rsplit("-", 1)[1]))]
+        assert sent == expected
 
 
 def test_replies_past_the_records_and_the_arena_grow_them(router, monkeypatch) -> None:
