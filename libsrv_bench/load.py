@@ -51,8 +51,9 @@ DRAW_BATCH = 64
 # Even batched, drawing during the run took CPU from the two cores that the target needs, and
 # the target, fed more slowly, cost more per request: so what a run is expected to send is drawn
 # before it starts (its count; its rate times its length; a closed loop: CLOSED_LOOP_GUESS
-# requests per second in all, shared by the clients), within PREDRAW_SECONDS per load process.
-# What a run sends beyond that is drawn as it goes, a batch at a time.
+# requests per second in all, shared by the clients), within PREDRAW_SECONDS per load process;
+# the compiled loop draws the rest during the warm-up (libsrv_bench.load_compiled). What a run
+# sends beyond that is drawn as it goes, a batch at a time.
 CLOSED_LOOP_GUESS = 15_000
 PREDRAW_SECONDS = 0.25
 
