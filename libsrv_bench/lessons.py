@@ -228,10 +228,10 @@ _COST_TEXT = {
         "calibrated": "Calibración: el generador del kit sacó del límite {share:.2f}× lo que "
                       "sacó un generador independiente con un proceso por cliente ({spread} "
                       "según la ronda), así que el generador del kit no frenó la medida.",
-        "calibrated_many": " Por encima de 1: los pocos procesos de carga del kit mandan "
-                           "varias peticiones a la vez, y el límite atiende una ráfaga con menos "
-                           "CPU por petición que {clients} procesos de una petición cada uno en "
-                           "{cores} núcleos.",
+        "calibrated_many": " Por encima de 1: cada uno de los {clients} procesos del "
+                           "generador independiente espera su turno en {cores} núcleos para "
+                           "cada respuesta, mientras que un proceso de carga del kit atiende "
+                           "varias respuestas cada vez que despierta.",
         "lean_python": " El generador independiente corrió en Python (aquí no se pudo "
                        "compilar su bucle en C): en {cores} núcleos se frena a sí mismo, así "
                        "que esta calibración se queda corta.",
@@ -266,9 +266,10 @@ _COST_TEXT = {
         "calibrated": "Calibration: the kit's generator got {share:.2f}× from the limit what "
                       "an independent one-process-per-client generator got ({spread} over the "
                       "rounds), so the kit's generator did not hold the measurement back.",
-        "calibrated_many": " Above 1: the kit's few load processes send several requests "
-                           "at a time, and the limit serves a burst for less CPU per request "
-                           "than {clients} one-request processes on {cores} cores.",
+        "calibrated_many": " Above 1: each of the independent generator's {clients} "
+                           "processes waits for its turn on {cores} cores for every reply, "
+                           "where one of the kit's load processes takes several replies each "
+                           "time it wakes.",
         "lean_python": " The independent generator ran in Python (its C loop could not be "
                        "built here): on {cores} cores it holds itself back, so this "
                        "calibration falls short.",

@@ -245,7 +245,8 @@ def test_the_calibration_is_said_and_a_throttled_reference_is_flagged() -> None:
              "ratio_spread": "0.35-0.45", "server_cpu_us": 280.0}]
     said = cost_sentences(rows, "es", cores=2)
     assert "Calibración: el generador del kit sacó del límite 1.25×" in said[-1]
-    assert "que 64 procesos de una petición cada uno en 2 núcleos" in said[-1]
+    assert "cada uno de los 64 procesos del generador independiente espera su turno en 2 " \
+        "núcleos" in said[-1]
     assert "Python" not in said[-1]
     rows[1]["generator_ratio"] = 0.8
     said = cost_sentences(rows, "en", cores=2)
