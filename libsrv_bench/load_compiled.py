@@ -10,7 +10,8 @@ next batch, growing the arrays, and reading the replies once the run is over.
 What a run is expected to send and was not drawn before it started is drawn during its
 warm-up, by a thread (the C loop runs without the GIL), so that drawing costs the measured part
 of the run nothing: with requests drawn as the run went, a load process with a core of its own
-drove the reference 0.87 as fast as the independent generator; drawn ahead, 1.02 (docs/bench.md).
+drove the reference 0.87 as fast as the independent generator; drawn ahead, 0.96-1.02
+(docs/bench.md).
 """
 
 from __future__ import annotations
