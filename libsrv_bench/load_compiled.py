@@ -26,7 +26,7 @@ import zmq
 
 from libsrv_bench.client_loop import MAX_CLIENTS, RECORD_FIELDS, STATUS, C, F, P, R, chosen
 from libsrv_bench.load import TIMEOUT_SCAN_NS, Drawn, LoadSpec, _Client, _ClientPool
-from libsrv_bench.wires import ZmqWire
+from libsrv_bench.wires import ZMQ_SCHEMES
 
 RECORDS_AT_FIRST = 1 << 14
 ARENA_AT_FIRST = 1 << 22  # 4 MB of reply bytes; doubled when full
@@ -57,8 +57,6 @@ class CompiledPool(_ClientPool):
         self.draw_lock = threading.Lock()
         self.drawing_stops = threading.Event()
         super().__init__(spec, first, count, counters, slot)
-        if not isinstance(self.wire, ZmqWire):
-            raise TypeError("the compiled loop drives ZeroMQ clients only")
         for position in range(count):
             self._socket_changed(position)
 
@@ -224,7 +222,7 @@ def compiled_pool(spec: LoadSpec, first: int, count: int, counters: Any,
                   slot: int) -> CompiledPool | None:
     """A compiled pool for these clients, or None when the Python loop must drive them: not
     ZeroMQ, too many for one C loop, or the library not available (LIBSRV_LOAD_LOOP)."""
-    if not spec.endpoint.startswith(("tcp://", "ipc://", "inproc://")) or count > MAX_CLIENTS:
+    if spec.endpoint.split("://", 1)[0] not in ZMQ_SCHEMES or count > MAX_CLIENTS:
         return None
     library, _ = chosen()
     if library is None:

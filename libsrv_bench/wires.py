@@ -28,6 +28,7 @@ from libsrv.protocol import Action
 from libsrv.wire import recv_frame, send_frame
 
 SCHEMES = ("tcp", "http", "grpc", "raw")
+ZMQ_SCHEMES = ("tcp", "ipc", "inproc")  # the endpoints a `ZmqWire` (REQ sockets) reaches
 
 
 class ZmqWire:
@@ -332,7 +333,7 @@ def wire_for(endpoint: str, poller: zmq.Poller,
     """The wire an endpoint's scheme names (``tcp://`` is ZeroMQ). Raises ValueError for
     another scheme."""
     scheme = endpoint.split("://", 1)[0]
-    if scheme == "tcp" or scheme in ("ipc", "inproc"):
+    if scheme in ZMQ_SCHEMES:
         return ZmqWire(endpoint, poller, count)
     if scheme == "http":
         return HttpWire(endpoint, poller, count)
