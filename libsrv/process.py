@@ -74,6 +74,7 @@ class ServerProcess:
         self._proc: subprocess.Popen[str] | None = None
         self._lines: list[str] = []
         self._ready = threading.Event()
+        self._pump_thread: threading.Thread | None = None
 
     @property
     def pid(self) -> int:
@@ -83,7 +84,20 @@ class ServerProcess:
 
     @property
     def output(self) -> str:
+        """What it printed so far. A thread reads it, so a line the server has just printed
+        may not be here yet: use `wait_for_output` to wait for one while it runs; after
+        `stop`, `kill` or `wait` returns, everything it printed is here."""
         return "".join(self._lines)
+
+    def wait_for_output(self, text: str, timeout: float = 10.0) -> str:
+        """Wait until `text` appears in what it printed; the output. Raises TimeoutError,
+        with the output, after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{text!r} not printed in {timeout} s:\n{self.output}")
+            time.sleep(0.02)
+        return self.output
 
     def start(self) -> ServerProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -92,7 +106,8 @@ class ServerProcess:
         self._proc = subprocess.Popen(self.command, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       text=True, env=env, start_new_session=True)
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
         deadline = time.monotonic() + self.ready_timeout
         while not self._ready.wait(0.05):
             if self._proc.poll() is not None or time.monotonic() > deadline:
@@ -135,7 +150,9 @@ class ServerProcess:
         subprocess.TimeoutExpired after `timeout` seconds (it is left running)."""
         if self._proc is None:
             raise RuntimeError("the server is not started")
-        return self._proc.wait(timeout)
+        code = self._proc.wait(timeout)
+        self._finish_output()
+        return code
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then wait; SIGKILL the whole process group if it takes too long."""
@@ -148,6 +165,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._kill_group()
+        self._finish_output()
         return self._proc.returncode if self._proc.returncode is not None else -9
 
     def kill(self) -> None:
@@ -157,6 +175,13 @@ class ServerProcess:
         self._kill_group()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(10)
+        self._finish_output()
+
+    def _finish_output(self, timeout: float = 5.0) -> None:
+        # The pipe closes once every process of the group that holds it has exited; the
+        # thread then reads the last lines and ends.
+        if self._pump_thread is not None:
+            self._pump_thread.join(timeout)
 
     def _kill_group(self) -> None:
         assert self._proc is not None

@@ -249,3 +249,33 @@ def test_a_bad_catalog_is_named_and_a_folder_leaves_no_lock_file(tmp_path: Path)
         assert result.returncode == 2
         assert str(db) in result.stderr and words in result.stderr, result.stderr
     assert not (tmp_path / "catalogs.lock").exists() and not any(folder.iterdir())
+
+
+# A program that prints the ready line, then a line when told on stdin, then its last words
+# on SIGTERM (as the server's last line is printed on its way out).
+_PRINTER = """
+import os, signal, sys
+def last_words(*_):
+    os.write(1, b"last words\\n" * 12000 + b"the end\\n")
+    os._exit(0)
+signal.signal(signal.SIGTERM, last_words)
+print("serving on tcp://127.0.0.1:1", flush=True)
+sys.stdin.readline()
+print("told", flush=True)
+signal.pause()
+"""
+
+
+def test_output_can_be_waited_for_and_is_whole_after_stop() -> None:
+    server = ServerProcess("unused", command=[sys.executable, "-c", _PRINTER]).start()
+    try:
+        with pytest.raises(TimeoutError, match="serving on"):
+            server.wait_for_output("told", timeout=0.2)  # not yet: nothing asked for it
+        server._proc.stdin.write("go\n")
+        server._proc.stdin.flush()
+        assert "told" in server.wait_for_output("told")
+        assert server.stop() == 0
+        # stop returned: every line of its last words has been read
+        assert server.output.endswith("last words\n" * 12000 + "the end\n")
+    finally:
+        server.kill()

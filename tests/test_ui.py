@@ -185,7 +185,7 @@ def test_a_server_started_for_a_notebook_dies_with_its_parent(catalog_file: Path
     try:
         server._proc.stdin.close()  # what the OS does when the kernel dies
         wait_until(lambda: not server.alive(), message="the server to exit")
-        assert "libsrv stopped" in server.output
+        server.wait_for_output("libsrv stopped")
     finally:
         server.kill()
 
