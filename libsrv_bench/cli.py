@@ -22,7 +22,6 @@ from typing import Any
 
 from libsrv.messages import LANGUAGES
 from libsrv.storage import DEFAULT_ENGINE
-from libsrv_bench.faultcost import fault_lines
 from libsrv_bench.results import LATE_START
 from libsrv_bench.runner import run_experiment, sweep
 from libsrv_bench.settings import (
@@ -72,8 +71,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
               f"#{feed['last']}), {feed['acknowledged_in_feed']:,} acknowledged writes found in "
               f"it; {feed['violations']} finding(s)"
               + (f" {feed['kinds']}" if feed["kinds"] else ""))
-    for line in fault_lines(summary):
-        print(f"  {line}")
+    if summary.get("faults"):
+        from libsrv_bench.faultcost import fault_lines  # matplotlib: only when there is any
+
+        for line in fault_lines(summary):
+            print(f"  {line}")
     for warning in summary_warnings(summary):
         print(f"WARNING: {warning}")
 
@@ -94,6 +96,10 @@ def summary_warnings(summary: dict[str, Any]) -> list[str]:
         out.append(f"a load process was saturated (CPU busy {busy}, "
                    f"{load['cpu_us_per_request']} µs per request): the figures may measure "
                    "the load generator; add --processes")
+    if load.get("loop_note"):
+        out.append(f"{load['loop_note']}: the Python loop drove the clients, and it sets the "
+                   "pace sooner (docs/bench.md, 'How load is made'); install a C compiler, or "
+                   "set LIBSRV_LOAD_LOOP=python to say this is meant")
     if load.get("late_start_s", 0) >= LATE_START:
         out.append(f"a load process began {load['late_start_s']:.2f} s after the start (its "
                    "machine was too busy to be ready in time): fewer clients drove part of "

@@ -21,6 +21,7 @@ from libsrv.data_path_build import DataPathUnavailable, build_library
 
 SOURCE = Path(__file__).with_name("client_loop.c")
 LOOP_VARIABLE = "LIBSRV_LOAD_LOOP"
+PYTHON_AS_ASKED = "python (as asked)"
 LOOP_NAMES = ("auto", "compiled", "python")
 # zmq_poll's items live on the C stack; a load process with more clients runs the Python loop
 MAX_CLIENTS = 4096
@@ -89,10 +90,10 @@ def chosen() -> tuple[ctypes.CDLL | None, str]:
         raise LoopUnavailable(f"{LOOP_VARIABLE}={setting!r}: expected one of "
                               f"{', '.join(LOOP_NAMES)}")
     if setting == "python":
-        return None, "python (as asked)"
+        return None, PYTHON_AS_ASKED
     try:
         return load(), "compiled"
     except (LoopUnavailable, OSError) as error:
         if setting == "compiled":
             raise LoopUnavailable(f"the compiled load loop cannot be used: {error}") from None
-        return None, f"python (the compiled loop is not available: {error})"
+        return None, f"the compiled load loop is not available ({error})"

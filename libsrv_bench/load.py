@@ -108,6 +108,7 @@ class ProcessResult:
     wall_seconds: float
     late_ns: int = 0  # how long after t0 this process began driving its clients
     loop: str = "python"  # "compiled": libsrv_bench/client_loop.c drove them
+    loop_note: str = ""  # why the Python loop drove ZeroMQ clients, when it was not asked for
 
 
 # a request drawn ahead: (action, fields), its id, its encoded frame
@@ -143,6 +144,7 @@ class _ClientPool:
     HTTP or gRPC, by the endpoint's scheme) and schedule, and what they recorded."""
 
     loop = "python"  # which loop drives the clients: the run's summary says (load.loop)
+    loop_note = ""  # why the Python loop drives ZeroMQ clients, when it was not asked for
 
     def __init__(self, spec: LoadSpec, first: int, count: int, counters: Any,
                  slot: int) -> None:
@@ -310,7 +312,7 @@ class _ClientPool:
         self.records = self._records()
         corrected, uncorrected = self._histograms()
         return ProcessResult(self.records, corrected, uncorrected, self.measure_from, cpu, wall,
-                             late, self.loop)
+                             late, self.loop, self.loop_note)
 
     def _drive(self, t0: int) -> None:
         """Send, receive and time out until no client has anything left to do."""
@@ -379,8 +381,12 @@ def client_pool(spec: LoadSpec, first: int, count: int, counters: Any,
     # imported here: the compiled pool is a subclass of the one in this module
     from libsrv_bench.load_compiled import compiled_pool
 
-    pool = compiled_pool(spec, first, count, counters, slot)
-    return pool if pool is not None else _ClientPool(spec, first, count, counters, slot)
+    pool, note = compiled_pool(spec, first, count, counters, slot)
+    if pool is not None:
+        return pool
+    fallback = _ClientPool(spec, first, count, counters, slot)
+    fallback.loop_note = note
+    return fallback
 
 
 def run_clients(spec: LoadSpec, first: int, count: int, t0: int, counters: Any,
@@ -411,6 +417,7 @@ class LoadResult:
     wall_seconds: list[float]
     late_seconds: list[float] = field(default_factory=list)  # per process: start after t0
     loops: list[str] = field(default_factory=list)  # per process: "compiled" or "python"
+    loop_notes: list[str] = field(default_factory=list)  # per process: why Python, if unasked
 
 
 def run_load(spec: LoadSpec, progress: Callable[[int, int], None] | None = None, *,
@@ -479,7 +486,8 @@ def run_load(spec: LoadSpec, progress: Callable[[int, int], None] | None = None,
     measure_from, end = spec.window(t0)
     return LoadResult(records, corrected, uncorrected, t0, measure_from, end, nproc,
                       [r.cpu_seconds for r in ordered], [r.wall_seconds for r in ordered],
-                      [r.late_ns / 1e9 for r in ordered], [r.loop for r in ordered])
+                      [r.late_ns / 1e9 for r in ordered], [r.loop for r in ordered],
+                      [r.loop_note for r in ordered])
 
 
 def _wait_ready(ready: Any, children: list[Any]) -> None:

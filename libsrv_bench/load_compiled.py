@@ -24,7 +24,17 @@ from typing import Any
 import numpy as np
 import zmq
 
-from libsrv_bench.client_loop import MAX_CLIENTS, RECORD_FIELDS, STATUS, C, F, P, R, chosen
+from libsrv_bench.client_loop import (
+    MAX_CLIENTS,
+    PYTHON_AS_ASKED,
+    RECORD_FIELDS,
+    STATUS,
+    C,
+    F,
+    P,
+    R,
+    chosen,
+)
 from libsrv_bench.load import TIMEOUT_SCAN_NS, Drawn, LoadSpec, _Client, _ClientPool
 from libsrv_bench.wires import ZMQ_SCHEMES
 
@@ -219,12 +229,13 @@ class CompiledPool(_ClientPool):
 
 
 def compiled_pool(spec: LoadSpec, first: int, count: int, counters: Any,
-                  slot: int) -> CompiledPool | None:
-    """A compiled pool for these clients, or None when the Python loop must drive them: not
-    ZeroMQ, too many for one C loop, or the library not available (LIBSRV_LOAD_LOOP)."""
+                  slot: int) -> tuple[CompiledPool | None, str]:
+    """A compiled pool for these clients, or None when the Python loop must drive them, with
+    why when that was not asked for: not ZeroMQ (HTTP, gRPC) or too many clients for one C
+    loop need no word; the library not available under ``LIBSRV_LOAD_LOOP=auto`` does."""
     if spec.endpoint.split("://", 1)[0] not in ZMQ_SCHEMES or count > MAX_CLIENTS:
-        return None
-    library, _ = chosen()
+        return None, ""
+    library, why = chosen()
     if library is None:
-        return None
-    return CompiledPool(spec, first, count, counters, slot, library)
+        return None, "" if why == PYTHON_AS_ASKED else why
+    return CompiledPool(spec, first, count, counters, slot, library), ""

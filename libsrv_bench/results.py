@@ -111,7 +111,9 @@ def load_figures(result: LoadResult, requests: int) -> dict[str, Any]:
             "late_start_s": round(max(result.late_seconds, default=0.0), 3),
             # which loop drove the clients (libsrv_bench.client_loop): "compiled", "python",
             # or both when processes differed
-            "loop": "+".join(sorted(set(result.loops))) or "python"}
+            "loop": "+".join(sorted(set(result.loops))) or "python",
+            # why the Python loop drove ZeroMQ clients when it was not asked for
+            "loop_note": next((note for note in result.loop_notes if note), "")}
 
 
 def summarize(result: LoadResult, frame: pd.DataFrame,

@@ -266,8 +266,13 @@ def test_think_time_separates_a_reply_from_the_next_request(router, each_loop) -
             assert sent - replied >= think * 1e9
 
 
-def test_without_a_compiler_auto_is_python_and_compiled_is_an_error(monkeypatch,
+def test_without_a_compiler_auto_is_python_and_compiled_is_an_error(router, monkeypatch,
                                                                    tmp_path) -> None:
+    from libsrv_bench.cli import summary_warnings
+    from libsrv_bench.load import LoadResult
+    from libsrv_bench.results import load_figures
+
+    target = router(_echo)
     monkeypatch.setenv("CC", "no-such-compiler")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     client_loop.load.cache_clear()
@@ -277,6 +282,17 @@ def test_without_a_compiler_auto_is_python_and_compiled_is_an_error(monkeypatch,
         monkeypatch.setenv(client_loop.LOOP_VARIABLE, "auto")
         library, said = client_loop.chosen()
         assert library is None and "no C compiler" in said
+        spec = _spec(target.endpoint, clients=2, requests=10)
+        done = client_pool(spec, 0, 2, RawArray("q", 3), 0).run(time.perf_counter_ns())
+        assert done.loop == "python" and "no C compiler" in done.loop_note
+        # the run says so: the slower loop drove it without being asked
+        figures = load_figures(LoadResult(done.records, *[None] * 4, None, 1, [1.0], [1.0],
+                                          [0.0], [done.loop], [done.loop_note]), 10)
+        assert "no C compiler" in figures["loop_note"]
+        warnings = summary_warnings({"load": figures})
+        assert any("no C compiler" in w and "Python loop" in w for w in warnings), warnings
+        monkeypatch.setenv(client_loop.LOOP_VARIABLE, "python")
+        assert _run(_spec(target.endpoint, clients=2, requests=10)).loop_note == ""  # asked
         monkeypatch.setenv(client_loop.LOOP_VARIABLE, "compiled")
         with pytest.raises(client_loop.LoopUnavailable, match="cannot be used"):
             client_loop.chosen()
