@@ -122,6 +122,7 @@ def serve_dealer(sock: zmq.Socket, handle: Handler, stop: StopFlag, name: str,
     last_activity = time.monotonic()
     poller = zmq.Poller()  # one poller for the life of the loop: `sock.poll` builds one a call
     poller.register(sock, zmq.POLLIN)
+    stop.watch(poller)
     recv, send, again = receiver(sock, NOBLOCK), sender(sock), zmq.Again
     waiting: deque[tuple[bytes, bytes, list[bytes], float]] = deque()  # (client, key, req, t)
     beat_at = 0.0
@@ -129,7 +130,10 @@ def serve_dealer(sock: zmq.Socket, handle: Handler, stop: StopFlag, name: str,
         if waiting and time.monotonic() >= beat_at:
             send(WAITING_MESSAGE)
             beat_at = time.monotonic() + WAITING_BEAT_SECONDS
-        if not poller.poll(WAITING_POLL_MS if waiting else POLL_MS) and not waiting:
+        events = poller.poll(WAITING_POLL_MS if waiting else POLL_MS)
+        if stop.woke(events) and stop:
+            break
+        if not events and not waiting:
             if idle is not None and time.monotonic() - last_activity >= IDLE_SECONDS:
                 idle()
                 last_activity = time.monotonic()
@@ -287,6 +291,7 @@ class Broker:
         announced = False
         poller = zmq.Poller()
         poller.register(backend, zmq.POLLIN)
+        self.stop.watch(poller)
         watching_frontend = False
         sentinels: dict[int, bytes] = {}
         while True:
@@ -306,9 +311,10 @@ class Broker:
             events = dict(poller.poll(BLOCKED_RETRY_MS if state.has_blocked_replies
                                       else POLL_MS))
             now = time.monotonic()
+            woke = self.stop.woke(events)
             if backend in events:  # replies first: a worker that died may have answered
                 self._drain_backend(backend, now)
-            if len(events) > (backend in events) + (frontend in events):
+            if len(events) > (backend in events) + (frontend in events) + woke:
                 for fd, identity in sentinels.items():
                     if fd in events:
                         self._on_death(identity, now)

@@ -95,6 +95,7 @@ class CompiledBroker(Broker):
         announced = stopping = False
         poller = zmq.Poller()
         poller.register(pipe, zmq.POLLIN)
+        self.stop.watch(poller)
         sentinels: dict[int, bytes] = {}
         while thread.is_alive():
             now = time.monotonic()
@@ -105,6 +106,7 @@ class CompiledBroker(Broker):
             sentinels = self._watch_sentinels(poller, sentinels)
             events = dict(poller.poll(POLL_MS))
             now = time.monotonic()
+            self.stop.woke(events)
             if pipe in events:
                 self._drain_pipe(now)
             for fd, identity in sentinels.items():

@@ -294,12 +294,13 @@ class SupervisedFeed:
             return
 
     def close(self, timeout: float = 10.0) -> None:
-        """Publish what is left, then stop (the watch first, so no restart races the end)."""
+        """Publish what is left, then stop. Once closing is set no restart takes the feed's
+        place; the feed's end wakes the watch, which then returns."""
         self._closing.set()
         with self._lock:
             feed = self._feed
-        self._thread.join(timeout)
         feed.close(timeout)
+        self._thread.join(timeout)
 
 
 def feed_main(catalog: str, bind: str, curve: str | None, hwm: int, pipe: Connection) -> None:

@@ -206,6 +206,37 @@ def test_the_stop_flag_survives_a_storm_of_sigint_and_sigterm() -> None:
     assert out.split()[1:3] == ["alive", "True"], f"after {sent} signals: {out!r}"
 
 
+WAKE_CHILD = """
+import threading, zmq
+from libsrv.server import StopFlag
+stop = StopFlag().install()
+poller = zmq.Poller()
+stop.watch(poller)
+for turn in ("signal", "set"):
+    print("polling", turn, flush=True)
+    if turn == "set":
+        threading.Timer(0.1, stop.set).start()
+    events = poller.poll(600_000)  # ten minutes: only the flag can end it in time
+    print("woke" if stop.woke(events) and stop else "timed out", turn, flush=True)
+    print("quiet" if not poller.poll(0) else "still readable", flush=True)
+"""
+
+
+def test_a_signal_or_set_wakes_a_poll_that_watches_the_stop_flag() -> None:
+    child = subprocess.Popen([sys.executable, "-c", WAKE_CHILD], stdout=subprocess.PIPE,
+                             text=True, cwd=ROOT)
+    try:
+        output = ChildOutput(child)
+        output.wait_for("polling signal", timeout=30)
+        os.kill(child.pid, signal.SIGTERM)
+        out = output.wait_closed(timeout=30)  # a poll not woken would hold it for ten minutes
+    finally:
+        child.kill()
+        child.wait(10)
+    assert out.split("\n")[1:6] == ["woke signal", "quiet", "polling set", "woke set",
+                                     "quiet"], out
+
+
 def test_spanish_messages_and_loan_period_flags(start_server, catalog_file: Path) -> None:
     server = start_server(catalog_file, workers=0, args=["--lang", "es", "--loan-days", "14"])
     with client_for(server) as lib:
