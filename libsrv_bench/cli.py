@@ -22,8 +22,6 @@ from typing import Any
 
 from libsrv.messages import LANGUAGES
 from libsrv.storage import DEFAULT_ENGINE
-from libsrv_bench.results import LATE_START
-from libsrv_bench.runner import run_experiment, sweep
 from libsrv_bench.settings import (
     DEMO_ROUNDS,
     DEMO_SECONDS,
@@ -82,6 +80,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 def summary_warnings(summary: dict[str, Any]) -> list[str]:
     """What a reader must know before quoting the run's figures."""
+    from libsrv_bench.results import LATE_START
     out = []
     if summary.get("fell_behind"):
         lag = summary["behind_schedule_ms"]
@@ -111,6 +110,7 @@ def summary_warnings(summary: dict[str, Any]) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from libsrv_bench.runner import run_experiment
     outcome = run_experiment(config_from_args(args), args.out, timeline_png=True,
                              progress=not args.no_progress)
     summary = outcome.summary
@@ -147,6 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
+    from libsrv_bench.runner import run_experiment
     outcome = run_experiment(config_from_args(args, echo=args.via), args.out,
                              progress=not args.no_progress)
     _print_summary(outcome.summary)
@@ -159,6 +160,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from libsrv_bench.runner import sweep
     grid: dict[str, list[Any]] = {}
     if args.clients_list:
         grid["clients"] = _int_list(args.clients_list)

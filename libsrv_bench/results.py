@@ -152,7 +152,10 @@ def new_run_folder(root: Path, name: str) -> Path:
 
 def write_run(folder: Path, summary: dict[str, Any], frame: pd.DataFrame, result: LoadResult,
               verdict: dict[str, Any]) -> None:
-    frame.to_csv(folder / "samples.csv.gz", index=False)
+    # gzip's fastest level: half the time of its default for a quarter more bytes (every
+    # request is a row: seconds for a long run)
+    frame.to_csv(folder / "samples.csv.gz", index=False,
+                 compression={"method": "gzip", "compresslevel": 1})
     (folder / "latency.hdr").write_text(json.dumps({
         "corrected": result.corrected.encode().decode(),
         "uncorrected": result.uncorrected.encode().decode()}))
