@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,12 +24,15 @@ PROBE_SECONDS = 1.0  # each query asked while it starts
 STOP_SECONDS = 10.0  # after SIGTERM, before SIGKILL
 # a well-formed ISBN in no catalog: a probe needs an answer, not a book (NOT_FOUND will do)
 UNKNOWN_ISBN = "9780000000002"
+SAID_LINES, SAID_CHARS = 5, 600  # the end of its error output, said when it does not start
 
 
 class CommandServer:
     """`command` (an argument list) run in `cwd`, reachable at `endpoint` in `dialect`;
-    `probe` is the ISBN asked to tell that it answers. Output goes nowhere: a server that
-    prints much would otherwise block on a full pipe."""
+    `probe` is the ISBN asked to tell that it answers. Its standard output goes nowhere and
+    its error output to a temporary file, not a pipe: a server that prints much would block on
+    a full pipe. When it does not start, the error says the file's last lines (a student's
+    traceback)."""
 
     def __init__(self, command: list[str], endpoint: str, dialect: Dialect, *,
                  cwd: Path | str | None = None, probe: str = UNKNOWN_ISBN) -> None:
@@ -37,6 +41,8 @@ class CommandServer:
         self.command, self.endpoint, self.dialect = list(command), endpoint, dialect
         self.cwd, self.probe = cwd, probe
         self.process: subprocess.Popen[bytes] | None = None
+        # its error output, read when it fails to start; open as long as the server may run
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115
 
     @property
     def pid(self) -> int | None:
@@ -48,10 +54,11 @@ class CommandServer:
     def start(self) -> CommandServer:
         """Start it and wait until it answers; RuntimeError says why not (it exited, or did
         not answer within START_SECONDS), and nothing is left running then."""
+        self._errors.seek(0)
+        self._errors.truncate()
         try:
             self.process = subprocess.Popen(self.command, cwd=self.cwd,
-                                            stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, stderr=self._errors,
                                             stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as error:
             raise RuntimeError(f"cannot run {self.command[0]!r}: {error.strerror}") from None
@@ -60,16 +67,25 @@ class CommandServer:
         try:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"exited with code {self.process.returncode} at start")
+                    raise RuntimeError(f"exited with code {self.process.returncode} at start"
+                                       + self._last_errors())
                 answer = asker.ask(Action.QUERY_ISBN, isbn=self.probe)
                 if answer.code not in (TIMEOUT, BAD_REPLY):
                     return self
-            raise RuntimeError(f"did not answer within {START_SECONDS:g} s of starting")
+            raise RuntimeError(f"did not answer within {START_SECONDS:g} s of starting"
+                               + self._last_errors())
         except RuntimeError:
             self.kill()
             raise
         finally:
             asker.close()
+
+    def _last_errors(self) -> str:
+        """The last SAID_LINES lines it wrote to its error output, after a colon (or "")."""
+        self._errors.seek(0)
+        lines = self._errors.read().decode(errors="replace").strip().splitlines()
+        said = " | ".join(line.strip() for line in lines[-SAID_LINES:])
+        return f": {'...' if len(said) > SAID_CHARS else ''}{said[-SAID_CHARS:]}" if said else ""
 
     def _signal(self, signum: int) -> None:
         """Signal its whole process group, also once its first process has exited: what it

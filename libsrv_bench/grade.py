@@ -348,6 +348,7 @@ def write_grade_report(results: list[GroupResult], out: Path, lang: str = "en") 
     """README.md and grade.png in `out`: groups x checks, a figure, findings in words, in
     `lang` ("en" or "es"); grades.json beside them holds the same results as data."""
     from libsrv_bench.historyplot import finding_figure
+    from libsrv_bench.lab import markdown_text
     from libsrv_bench.lessons import check_name
 
     words = _REPORT.get(lang, _REPORT["en"])
@@ -374,7 +375,7 @@ def write_grade_report(results: list[GroupResult], out: Path, lang: str = "en") 
         findings = result.findings_in(lang)
         if not findings:
             lines += [words["passed"], ""]
-        lines += [f"- {finding}" for finding in findings] + [""]
+        lines += [f"- {markdown_text(finding)}" for finding in findings] + [""]
         finding = result.fight.get("first_finding")
         if finding:
             picture = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', result.group.name)}-finding.png"

@@ -10,6 +10,7 @@ on; a single round is called what it is.
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ class Section:
         parts.append(table_markdown(self.table))
         if self.findings:
             parts.append(f"{words['found']}\n")
-            parts += [f"- {finding}" for finding in self.findings]
+            parts += [f"- {markdown_text(finding)}" for finding in self.findings]
             parts.append("")
         for (caption, _), path in zip(self.pictures, picture_paths, strict=False):
             parts.append(f"![{words['picture']}]({path})\n\n{caption}\n")
@@ -77,9 +78,17 @@ _MARKDOWN_WORDS = {
 }
 
 
+def markdown_text(text: object) -> str:
+    """`text` shown as written in Markdown that may become HTML (a notebook, a report): it
+    can hold what a server answered or a student's program printed, so HTML's special
+    characters are escaped, and so is a table's cell separator."""
+    return html.escape(str(text), quote=False).replace("|", "\\|")
+
+
 def table_markdown(table: pd.DataFrame) -> str:
-    head = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
-    return head + "\n".join("| " + " | ".join(str(v) for v in row) + " |"
+    head = ("| " + " | ".join(markdown_text(c) for c in table.columns) + " |\n|"
+            + "---|" * len(table.columns) + "\n")
+    return head + "\n".join("| " + " | ".join(markdown_text(v) for v in row) + " |"
                             for row in table.itertuples(index=False)) + "\n"
 
 
@@ -830,7 +839,8 @@ def show(found: Sequence[Section], lang: str = "en") -> None:
         display(Markdown(f"**{shown}** {section.conclusion}"))
         display(Markdown(table_markdown(section.table)))
         if section.findings:
-            display(Markdown(f"{verifier}\n\n" + "\n".join(f"- {f}" for f in section.findings)))
+            display(Markdown(f"{verifier}\n\n" + "\n".join(f"- {markdown_text(f)}"
+                                                            for f in section.findings)))
         for caption, picture in section.pictures:
             display(picture)
             plt.close(picture)

@@ -154,8 +154,12 @@ def test_a_server_cmd_gets_only_the_faults_on_its_whole_process_group(tmp_path: 
 
 
 def test_a_server_cmd_that_exits_says_so_and_leaves_nothing(tmp_path: Path) -> None:
-    with pytest.raises(RunError, match="exited with code 3 at start"):
+    # what it wrote to its error output is said: a student's traceback, say
+    with pytest.raises(RunError, match=r"exited with code 3 at start: .*no module named zmq$"):
         run_experiment(RunConfig(endpoint="tcp://127.0.0.1:9", dialect="class",
                                  catalog=str(CLASS_DB),
-                                 server_cmd=f"{sys.executable} -c 'raise SystemExit(3)'"),
+                                 server_cmd=f"{sys.executable} -c 'import sys; "
+                                            "print(\"line\\n\" * 20000, file=sys.stderr); "
+                                            "print(\"no module named zmq\", file=sys.stderr); "
+                                            "sys.exit(3)'"),
                        tmp_path, progress=False)

@@ -104,3 +104,22 @@ def test_the_grading_table_is_in_words_and_rounded() -> None:
     assert table.loc["grupo-1", "préstamo por ISBN"] == "✔"
     assert table.loc["grupo-1", "p50 con 1 cliente (ms)"] == "0.755"
     assert table.loc["grupo-1", "peticiones/s con 16 clientes"] == "2,849"
+
+
+def test_a_group_that_does_not_start_is_graded_with_its_own_words_escaped(tmp_path) -> None:
+    """What a student's server printed reaches the report as written: its HTML escaped."""
+    import sys
+
+    from libsrv_bench.grade import grade
+
+    groups = tmp_path / "groups.toml"
+    crash = ("import sys; print('Traceback: <img src=x onerror=alert(1)> | no zmq', "
+             "file=sys.stderr); sys.exit(3)")
+    groups.write_text(f'[[group]]\nname = "g"\nendpoint = "tcp://127.0.0.1:9"\n'
+                      f'dialect = "class"\ncommand = [{sys.executable!r}, "-c", {crash!r}]\n')
+    [result] = grade(groups, tmp_path / "out", log=lambda line: None)
+    assert not result.passed
+    assert "exited with code 3 at start: Traceback: <img" in result.findings_in("en")[0]
+    report = (tmp_path / "out" / "README.md").read_text()
+    assert "Traceback: &lt;img src=x onerror=alert(1)&gt; \\| no zmq" in report
+    assert "<img" not in report
