@@ -1,14 +1,15 @@
 """`LiveCatalog`: a copy of the server's catalog that keeps itself up to date from the feed.
 
-The zguide's Clone pattern: subscribe to the server's feed first, then take a snapshot (its
-pages say which change number they reflect), then apply only the changes newer than what each
-book's page showed. Every change carries its number; the numbers go up by one, so a missing
-one is a gap (the high-water mark dropped messages of a slow subscriber, or the server
-restarted) and the copy takes a new snapshot by itself. A heartbeat every second carries the
-last number published, so a gap at the end of a burst is seen too; and a feed that falls
-silent (its process died or hangs) is noticed from the missing heartbeats: after
-SILENT_SECONDS without a message the copy takes a new snapshot (counted in `silences`), and
-again every SILENT_SECONDS while the silence lasts, so it is never more than that behind.
+The zguide's Clone pattern: subscribe to the server's feed first (and hear from it, so that
+the subscription is live), then take a snapshot (its pages say which change number they
+reflect), then apply only the changes newer than what each book's page showed. Every change
+carries its number; the numbers go up by one, so a missing one is a gap (the high-water mark
+dropped messages of a slow subscriber, or the server restarted) and the copy takes a new
+snapshot by itself. A heartbeat every second carries the last number published, so a gap at
+the end of a burst is seen too; and a feed that falls silent (its process died or hangs) is
+noticed from the missing heartbeats: after SILENT_SECONDS without a message the copy takes a
+new snapshot (counted in `silences`), and again every SILENT_SECONDS while the silence lasts,
+so it is never more than that behind.
 
 Runs on a background thread (a notebook's kernel is never blocked); callbacks are called on
 that thread.
@@ -179,6 +180,13 @@ class LiveCatalog:
                 self._curve.apply(sub)
             sub.subscribe(b"")
             sub.connect(self.feed)
+            # A subscription takes effect at the publisher some time after `connect`: what is
+            # published before then never arrives, and a change made right after the copy says
+            # it is ready would show only in a later snapshot, never as a change. The first
+            # message that arrives (a heartbeat comes every second) proves the subscription
+            # live; the snapshot after it holds whatever that message said.
+            if sub.poll(SILENT_SECONDS * 1000):
+                sub.recv_multipart()
             self._resync(sub)
             heard = time.monotonic()
             while not self._stop.is_set():

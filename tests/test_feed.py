@@ -113,6 +113,24 @@ def test_every_change_once_in_order_with_several_workers_and_writers(
         assert on_file[isbn] == book
 
 
+def test_a_change_made_once_the_copy_is_ready_arrives_as_a_change(
+        catalog_file: Path, start_server: Callable[..., ServerProcess]) -> None:
+    """Ready means subscribed: a change made the moment the copy says it is ready comes as a
+    change, not folded into a later snapshot (``libsrv watch`` once missed the two it waited
+    for, about one run in twenty, and waited for ever)."""
+    server = start_server(catalog_file, workers=1)
+    isbn = isbns_of(catalog_file)[0]
+    with client_for_endpoint(server.endpoint) as lib:
+        for turn in range(3):
+            seen: list[str] = []
+            with LiveCatalog(server.endpoint, on_change=lambda c: seen.append(c.isbn)) as live:
+                assert (lib.loan_isbn(isbn, "Ana") if turn % 2 == 0
+                        else lib.return_isbn(isbn)).success
+                wait_until(lambda: isbn in seen or live.resyncs > 1, timeout=20,
+                           message="the change, or a snapshot instead")
+                assert seen == [isbn] and live.resyncs == 1, live.describe()
+
+
 def test_a_subscriber_joining_mid_load_converges_to_the_file(
         catalog_file: Path, start_server: Callable[..., ServerProcess]) -> None:
     server = start_server(catalog_file, workers=2)
