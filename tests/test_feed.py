@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -122,13 +123,17 @@ def test_a_change_made_once_the_copy_is_ready_arrives_as_a_change(
     isbn = isbns_of(catalog_file)[0]
     with client_for_endpoint(server.endpoint) as lib:
         for turn in range(3):
-            seen: list[str] = []
-            with LiveCatalog(server.endpoint, on_change=lambda c: seen.append(c.isbn)) as live:
+            seen: list[Change] = []
+            with LiveCatalog(server.endpoint, on_change=seen.append) as live:
                 assert (lib.loan_isbn(isbn, "Ana") if turn % 2 == 0
                         else lib.return_isbn(isbn)).success
-                wait_until(lambda: isbn in seen or live.resyncs > 1, timeout=20,
+                wait_until(partial(_change_or_snapshot, seen, live), timeout=20,
                            message="the change, or a snapshot instead")
-                assert seen == [isbn] and live.resyncs == 1, live.describe()
+                assert [c.isbn for c in seen] == [isbn] and live.resyncs == 1, live.describe()
+
+
+def _change_or_snapshot(seen: list[Change], live: LiveCatalog) -> bool:
+    return bool(seen) or live.resyncs > 1
 
 
 def test_a_subscriber_joining_mid_load_converges_to_the_file(
