@@ -149,6 +149,8 @@ def test_requests_drawn_during_the_warm_up_keep_each_clients_sequence(router,
     _compiled_or_skip()
     monkeypatch.setenv(client_loop.LOOP_VARIABLE, "compiled")
     monkeypatch.setattr(load, "PREDRAW_SECONDS", 0.0)
+    # small batches: every client's sequence crosses several, however slow the machine
+    monkeypatch.setattr(load, "DRAW_BATCH", 4)
     threads: list[str] = []
     original = load._ClientPool._draw_batch
 
