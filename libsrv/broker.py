@@ -131,8 +131,7 @@ def serve_dealer(sock: zmq.Socket, handle: Handler, stop: StopFlag, name: str,
             send(WAITING_MESSAGE)
             beat_at = time.monotonic() + WAITING_BEAT_SECONDS
         events = poller.poll(WAITING_POLL_MS if waiting else POLL_MS)
-        if stop.woke(events) and stop:
-            break
+        stop.woke(events)  # the requests that came with it are answered; then the loop ends
         if not events and not waiting:
             if idle is not None and time.monotonic() - last_activity >= IDLE_SECONDS:
                 idle()

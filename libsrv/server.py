@@ -230,8 +230,7 @@ def _serve_router(sock: zmq.Socket, service: Service, stop: StopFlag, name: str)
         owed = releasable or peers.any_blocked
         wait_ms = 0 if releasable else BLOCKED_RETRY_MS if owed else POLL_MS
         ready = poller.poll(wait_ms)
-        if stop.woke(ready) and stop:
-            break
+        stop.woke(ready)  # the requests that came with it are answered; then the loop ends
         if not ready and time.monotonic() - last_activity >= IDLE_SECONDS:
             housekeeping(service, name)  # also while a client that reads nothing is owed
             last_activity = time.monotonic()
